@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class PersonalizeConfig(AppConfig):
+    name = "personalize"
+    verbose_name = _("Personalization")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Registering checks and receivers is the only work done at start-up.
+        from personalize import checks  # noqa: F401
+        from personalize.catalog.signals import connect_catalog_signals
+
+        connect_catalog_signals()

@@ -1,0 +1,1 @@
+"""Mirror host-site models into :class:`personalize.models.Item` rows."""

@@ -1,0 +1,237 @@
+"""Django system checks for every configuration mistake a site can make.
+
+Each id is listed in docs/settings.md with what it means and how to fix it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+
+from personalize.catalog.adapter import MAPPING_KEYS
+from personalize.conf import DEFAULTS, personalize_settings
+
+CONSENT_MODES = ("opt-in", "opt-out")
+REVOKE_ACTIONS = ("erase", "anonymize")
+
+
+@register(Tags.compatibility)
+def check_settings_keys(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """personalize.E001: PERSONALIZE is not a dict or has unknown keys."""
+    raw = getattr(settings, "PERSONALIZE", {})
+    if not isinstance(raw, dict):
+        return [Error(
+            "settings.PERSONALIZE must be a dict.",
+            hint="Set PERSONALIZE = {...} with keys from docs/settings.md.",
+            id="personalize.E001",
+        )]
+    return [
+        Error(
+            f"PERSONALIZE[{key!r}] is not a django-personalize setting.",
+            hint="Check the spelling against docs/settings.md.",
+            obj="settings.PERSONALIZE",
+            id="personalize.E001",
+        )
+        for key in raw
+        if key not in DEFAULTS
+    ]
+
+
+def _settings_ok() -> bool:
+    try:
+        personalize_settings.user_settings  # noqa: B018
+    except ImproperlyConfigured:
+        return False
+    return True
+
+
+@register(Tags.compatibility)
+def check_strategies(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """personalize.E002 (strategy cannot be loaded) and E006/E007 (default names)."""
+    if not _settings_ok():
+        return []
+    from personalize.strategies.registry import StrategyConfigError, configured_strategy_specs
+
+    errors: list[CheckMessage] = []
+    try:
+        specs = configured_strategy_specs()
+    except StrategyConfigError as exc:
+        return [Error(str(exc), hint=exc.hint, obj="PERSONALIZE['STRATEGIES']",
+                      id="personalize.E002")]
+    errors.extend(_strategy_option_errors(specs))
+    names = set(specs)
+    for key, check_id in (("DEFAULT_STRATEGY", "personalize.E006"),
+                          ("FALLBACK_STRATEGY", "personalize.E007")):
+        value = getattr(personalize_settings, key)
+        if value not in names:
+            errors.append(Error(
+                f"PERSONALIZE[{key!r}] is {value!r}, which is not a configured strategy.",
+                hint=f"Use one of: {', '.join(sorted(names)) or '(none configured)'}.",
+                obj=f"PERSONALIZE[{key!r}]",
+                id=check_id,
+            ))
+    return errors
+
+
+def _strategy_option_errors(specs: dict[str, Any]) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    for name, spec in specs.items():
+        try:
+            strategy = spec.build()
+        except (TypeError, ValueError) as exc:
+            errors.append(Error(
+                f"Strategy {name!r} has invalid options: {exc}",
+                hint="Fix the options dict given with the strategy in PERSONALIZE['STRATEGIES'].",
+                obj=f"PERSONALIZE['STRATEGIES'][{name!r}]",
+                id="personalize.E002",
+            ))
+            continue
+        errors.extend(strategy.check())
+    return errors
+
+
+@register(Tags.models)
+def check_catalog(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """personalize.E003 (catalog model), E004 (mapping keys/fields), W001 (id collisions)."""
+    if not _settings_ok():
+        return []
+    catalog = personalize_settings.CATALOG
+    if not isinstance(catalog, dict):
+        return [Error("PERSONALIZE['CATALOG'] must be a dict of model label -> field mapping.",
+                      hint='For example {"shop.Product": {"title": "name"}}.',
+                      id="personalize.E003")]
+    errors: list[CheckMessage] = []
+    unprefixed = []
+    for label, mapping in catalog.items():
+        obj = f"PERSONALIZE['CATALOG'][{label!r}]"
+        try:
+            model = apps.get_model(label)
+        except (LookupError, ValueError):
+            errors.append(Error(
+                f"Catalog model {label!r} does not exist.",
+                hint="Use 'app_label.ModelName' of an installed app's model.",
+                obj=obj, id="personalize.E003",
+            ))
+            continue
+        mapping = mapping or {}
+        for key in sorted(set(mapping) - MAPPING_KEYS):
+            errors.append(Error(
+                f"Unknown catalog mapping key {key!r} for {label}.",
+                hint=f"Valid keys: {', '.join(sorted(MAPPING_KEYS))}.",
+                obj=obj, id="personalize.E004",
+            ))
+        errors.extend(_mapping_path_errors(model, label, mapping, obj))
+        if "external_id" not in mapping and "prefix" not in mapping:
+            unprefixed.append(label)
+    if len(unprefixed) > 1:
+        errors.append(Warning(
+            f"Catalog models {', '.join(unprefixed)} all use their primary key as external id; "
+            "ids from different models can collide.",
+            hint="Give each a 'prefix' (e.g. 'product:') or an 'external_id' path.",
+            obj="PERSONALIZE['CATALOG']", id="personalize.W001",
+        ))
+    return errors
+
+
+def _mapping_path_errors(model: Any, label: str, mapping: dict[str, Any], obj: str) -> list[Error]:
+    errors = []
+    for key in ("external_id", "title", "text", "categories", "available", "attributes"):
+        spec = mapping.get(key)
+        for path in [spec] if isinstance(spec, str) else list(spec or []):
+            first = path.split(".")[0]
+            if first == "pk" or hasattr(model, first):
+                continue
+            try:
+                model._meta.get_field(first)
+            except FieldDoesNotExist:
+                errors.append(Error(
+                    f"{label} has no field or attribute {first!r} (catalog mapping {key!r}).",
+                    hint=f"Name a field, property or method of {label}.",
+                    obj=obj, id="personalize.E004",
+                ))
+    return errors
+
+
+@register(Tags.caches)
+def check_cache_alias(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """personalize.E005: the cache alias is not in CACHES."""
+    if not _settings_ok():
+        return []
+    alias = personalize_settings.CACHE_ALIAS
+    if alias not in settings.CACHES:
+        return [Error(
+            f"PERSONALIZE['CACHE_ALIAS'] is {alias!r}, which is not in settings.CACHES.",
+            hint=f"Use one of: {', '.join(settings.CACHES)}.",
+            obj="PERSONALIZE['CACHE_ALIAS']", id="personalize.E005",
+        )]
+    return []
+
+
+@register(Tags.compatibility)
+def check_events_and_consent(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """personalize.E008-E011: event weights, consent mode, revoke action, rate limits."""
+    if not _settings_ok():
+        return []
+    s = personalize_settings
+    errors: list[CheckMessage] = []
+    for name, weight in s.event_weights.items():
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", str(name)):
+            errors.append(Error(
+                f"Event type {name!r} is not a valid name.",
+                hint="Use lower-case letters, digits and underscores, at most 32 characters.",
+                obj="PERSONALIZE['EXTRA_EVENT_TYPES']", id="personalize.E008",
+            ))
+        elif weight is not None and not isinstance(weight, int | float):
+            errors.append(Error(
+                f"Event type {name!r} has weight {weight!r}; weights are numbers or None.",
+                hint="None marks an explicit rating; 0 records without counting as preference.",
+                obj="PERSONALIZE['EXTRA_EVENT_TYPES']", id="personalize.E008",
+            ))
+    if s.CONSENT_MODE not in CONSENT_MODES:
+        errors.append(Error(
+            f"PERSONALIZE['CONSENT_MODE'] is {s.CONSENT_MODE!r}.",
+            hint="Use 'opt-in' (the GDPR default) or 'opt-out'.",
+            obj="PERSONALIZE['CONSENT_MODE']", id="personalize.E009",
+        ))
+    if s.ON_CONSENT_REVOKED not in REVOKE_ACTIONS:
+        errors.append(Error(
+            f"PERSONALIZE['ON_CONSENT_REVOKED'] is {s.ON_CONSENT_REVOKED!r}.",
+            hint="Use 'erase' or 'anonymize'.",
+            obj="PERSONALIZE['ON_CONSENT_REVOKED']", id="personalize.E010",
+        ))
+    for scope, rate in (s.RATE_LIMITS or {}).items():
+        if rate is not None and not re.fullmatch(r"\d+/(second|minute|hour|day)", str(rate)):
+            errors.append(Error(
+                f"PERSONALIZE['RATE_LIMITS'][{scope!r}] is {rate!r}.",
+                hint="Use 'N/second', 'N/minute', 'N/hour', 'N/day' or None to disable.",
+                obj="PERSONALIZE['RATE_LIMITS']", id="personalize.E011",
+            ))
+    if s.MAX_BATCH_SIZE < 1 or s.MAX_BATCH_SIZE > 10_000:
+        errors.append(Error(
+            f"PERSONALIZE['MAX_BATCH_SIZE'] is {s.MAX_BATCH_SIZE!r}.",
+            hint="Use a number from 1 to 10000.",
+            obj="PERSONALIZE['MAX_BATCH_SIZE']", id="personalize.E012",
+        ))
+    return errors
+
+
+@register(Tags.compatibility)
+def check_data_dir(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """personalize.W002: DATA_DIR is set but is not a directory."""
+    if not _settings_ok():
+        return []
+    from pathlib import Path
+
+    data_dir = personalize_settings.DATA_DIR
+    if data_dir and not Path(data_dir).is_dir():
+        return [Warning(
+            f"PERSONALIZE['DATA_DIR'] is {str(data_dir)!r}, which is not a directory.",
+            hint="Point it (or PERSONALIZE_DATA_DIR) at the folder holding the data sets.",
+            obj="PERSONALIZE['DATA_DIR']", id="personalize.W002",
+        )]
+    return []

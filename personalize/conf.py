@@ -1,0 +1,167 @@
+"""One settings object for the whole app, read from ``settings.PERSONALIZE``.
+
+Modelled on Django REST framework's ``api_settings``: a ``DEFAULTS`` dict holds
+every key with its documented default, unknown keys raise an error that names
+them, removed keys say what replaces them, and the cached values are dropped on
+``setting_changed`` so ``override_settings`` works in tests.
+
+Read settings at call time (``personalize_settings.CACHE_ALIAS``), never in a
+class body or at module import: a value bound at import ignores later overrides.
+
+Every key is documented in ``docs/settings.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+
+#: Built-in event types and their implicit-feedback weights. ``None`` marks an
+#: explicit signal (a rating) whose ``value`` is used instead of a weight; ``0``
+#: means "recorded but not a preference" (impressions, searches).
+DEFAULT_EVENT_TYPES: dict[str, float | None] = {
+    "impression": 0.0,
+    "search": 0.0,
+    "view": 1.0,
+    "dwell": 1.0,
+    "click": 2.0,
+    "like": 4.0,
+    "add_to_cart": 4.0,
+    "purchase": 8.0,
+    "rating": None,
+    "dislike": -4.0,
+}
+
+DEFAULTS: dict[str, Any] = {
+    # --- data location (tests, benchmarks and the demo read real data here) ---
+    "DATA_DIR": None,
+    # --- catalog ---
+    "CATALOG": {},
+    # --- events ---
+    "EVENT_TYPES": DEFAULT_EVENT_TYPES,
+    "EXTRA_EVENT_TYPES": {},
+    "RATING_RANGE": (0.5, 5.0),
+    "MAX_DWELL_SECONDS": 3600.0,
+    "MAX_BATCH_SIZE": 500,
+    "MAX_BODY_BYTES": 1_048_576,
+    "MAX_CONTEXT_BYTES": 2048,
+    "TIMESTAMP_SKEW_SECONDS": 300,
+    "CREATE_UNKNOWN_ITEMS": False,
+    "BOT_USER_AGENT_PATTERN": (
+        r"bot|crawl|spider|slurp|bingpreview|facebookexternalhit|headless|"
+        r"python-requests|curl/|wget/|httpclient|monitor|pingdom|lighthouse"
+    ),
+    "RATE_LIMITS": {"subject": "600/minute", "ip": "3000/minute"},
+    "RETENTION_DAYS": 730,
+    # --- visitors ---
+    "VISITOR_COOKIE_NAME": "personalize_vid",
+    "VISITOR_COOKIE_AGE": 60 * 60 * 24 * 365,
+    "VISITOR_COOKIE_SECURE": False,
+    "VISITOR_COOKIE_SAMESITE": "Lax",
+    # --- consent ---
+    "CONSENT_MODE": "opt-in",
+    "CONSENT_PURPOSES": ("personalization", "analytics"),
+    "CONSENT_POLICY_VERSION": "1",
+    "HONOR_GPC": True,
+    "HONOR_DNT": True,
+    "ON_CONSENT_REVOKED": "erase",
+    # --- strategies ---
+    "STRATEGIES": {
+        "popular": "personalize.strategies.popularity.Popularity",
+        "trending": "personalize.strategies.popularity.Trending",
+        "item_knn": "personalize.strategies.item_knn.ItemKNN",
+        "ease": "personalize.strategies.ease.EASE",
+    },
+    "LOAD_ENTRY_POINTS": True,
+    "DEFAULT_STRATEGY": "item_knn",
+    "FALLBACK_STRATEGY": "popular",
+    "EASE_MAX_ITEMS": 20_000,
+    "TIME_DECAY_HALF_LIFE_DAYS": None,
+    "MIN_ITEM_SUPPORT": 1,
+    "MIN_SUBJECT_SUPPORT": 1,
+    # --- artifacts and training ---
+    "ARTIFACT_STORAGE": "default",
+    "ARTIFACT_PATH": "personalize/artifacts",
+    "TRAINING_SCHEDULE": {"hour": 3, "minute": 0},
+    "RETRAIN_AFTER_EVENTS": 10_000,
+    "ACTIVATION_TOLERANCE": 0.01,
+    "HOLDOUT_FRACTION": 0.1,
+    "TRAINING_LOCK_TIMEOUT": 60 * 60,
+    # --- serving ---
+    "CACHE_ALIAS": "default",
+    "CACHE_TTL": 300,
+    "CANDIDATE_OVERSAMPLING": 3,
+    "DEFAULT_LIMIT": 8,
+    "MAX_LIMIT": 100,
+}
+
+#: Keys that used to exist, with what replaces them.
+REMOVED_SETTINGS: dict[str, str] = {}
+
+#: Keys whose values are dotted import paths (documented for tooling; the
+#: strategy registry imports them lazily).
+IMPORT_STRINGS = ("STRATEGIES",)
+
+
+class PersonalizeSettings:
+    """Attribute access to ``settings.PERSONALIZE`` merged over ``DEFAULTS``."""
+
+    def __init__(self, defaults: dict[str, Any] | None = None) -> None:
+        self.defaults = defaults or DEFAULTS
+        self._cached: set[str] = set()
+        self._user_settings: dict[str, Any] | None = None
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        if self._user_settings is None:
+            raw = getattr(django_settings, "PERSONALIZE", {}) or {}
+            if not isinstance(raw, dict):
+                raise ImproperlyConfigured("settings.PERSONALIZE must be a dict.")
+            self._check_keys(raw)
+            self._user_settings = raw
+        return self._user_settings
+
+    def _check_keys(self, raw: dict[str, Any]) -> None:
+        for key in raw:
+            if key in REMOVED_SETTINGS:
+                raise ImproperlyConfigured(
+                    f"PERSONALIZE[{key!r}] was removed: {REMOVED_SETTINGS[key]}"
+                )
+            if key not in self.defaults:
+                raise ImproperlyConfigured(
+                    f"PERSONALIZE[{key!r}] is not a django-personalize setting. "
+                    "See docs/settings.md for the valid keys."
+                )
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr not in self.defaults:
+            raise AttributeError(f"Invalid django-personalize setting: {attr!r}")
+        value = self.user_settings.get(attr, self.defaults[attr])
+        self._cached.add(attr)
+        setattr(self, attr, value)
+        return value
+
+    @property
+    def event_weights(self) -> dict[str, float | None]:
+        """All known event types (built-in or site-defined) and their weights."""
+        return {**self.EVENT_TYPES, **self.EXTRA_EVENT_TYPES}
+
+    def reload(self) -> None:
+        for attr in self._cached:
+            delattr(self, attr)
+        self._cached.clear()
+        self._user_settings = None
+
+
+personalize_settings = PersonalizeSettings(DEFAULTS)
+
+
+def _reload_on_change(*, setting: str, **kwargs: Any) -> None:
+    if setting == "PERSONALIZE":
+        personalize_settings.reload()
+
+
+setting_changed.connect(_reload_on_change)

@@ -1,0 +1,10 @@
+"""The app's data model, one module per concept (see docs/data-model.md)."""
+
+from personalize.models.catalog import Item
+from personalize.models.consent import ConsentRecord
+from personalize.models.events import Event
+from personalize.models.placements import Placement
+from personalize.models.subjects import Subject
+from personalize.models.training import ModelVersion
+
+__all__ = ["ConsentRecord", "Event", "Item", "ModelVersion", "Placement", "Subject"]

@@ -1,0 +1,170 @@
+"""The strategy plugin contract.
+
+A strategy is a small class named in ``PERSONALIZE["STRATEGIES"]`` by dotted
+path, or published by a package under the ``personalize.strategies`` entry-point
+group. It declares typed options (a dataclass) and the data it needs, and
+implements:
+
+``fit(dataset) -> Artifact``
+    Offline, in a Celery worker. ``dataset`` is a
+    :class:`personalize.training.dataset.Dataset` snapshot, never a queryset.
+``recommend(artifact, history, k, exclude) -> list[(item_id, score)]``
+    Online, in the web process: vectorised NumPy, no per-item Python loops.
+    Best first, at most ``k`` pairs, never an id in ``exclude`` nor one in the
+    history. Raises :class:`CannotRecommend` when it has nothing sound to say
+    (unknown subject, empty history for a history-based model) so the caller
+    falls back; it never returns junk.
+``similar(artifact, item_id, k, exclude)`` (optional)
+    Items like one item. Raises :class:`CannotRecommend` by default.
+``fold_in(artifact, history)`` (optional)
+    A subject vector computed from a history without retraining, for factor
+    and profile models. Returns ``None`` by default (history-based strategies
+    need none: they read the latest history on every call).
+``explain(artifact, history, item_id)`` (optional)
+    The history item that most supports ``item_id``, for "Because you viewed X".
+``check()`` (optional)
+    Extra Django system-check messages about this strategy's configuration.
+
+Item ids are the dataset's ids: ``Item.pk`` for a snapshot built from the
+database, the file's raw ids for one read from a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from django.core.checks import CheckMessage
+
+    from personalize.training.artifacts import Artifact
+    from personalize.training.dataset import Dataset
+
+ItemId = Any
+Scored = list[tuple[ItemId, float]]
+
+
+class CannotRecommend(Exception):  # noqa: N818 - reads as a sentence where it is raised
+    """The strategy has nothing sound to say for this request; the caller falls back."""
+
+
+@dataclass(frozen=True)
+class History:
+    """What one subject did, oldest first, as the strategy sees it.
+
+    Attributes:
+        item_ids: the dataset item ids interacted with.
+        weights: the implicit-feedback weight of each interaction (same length).
+        timestamps: POSIX seconds of each interaction, or ``None`` if unknown.
+        ratings: explicit ratings keyed by item id, for rating models.
+        subject_id: the dataset's id of the subject (``Subject.pk`` from the
+            database), when known; factor models use it to find a trained vector.
+    """
+
+    item_ids: Sequence[ItemId] = ()
+    weights: Sequence[float] | None = None
+    timestamps: Sequence[float] | None = None
+    ratings: dict[ItemId, float] = field(default_factory=dict)
+    subject_id: Any = None
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def weight_array(self) -> np.ndarray:
+        if self.weights is None:
+            return np.ones(len(self.item_ids), dtype=np.float32)
+        return np.asarray(self.weights, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Options:
+    """Base class for a strategy's options; subclasses add typed fields with defaults.
+
+    Override :meth:`validate` to reject bad values with a ``ValueError`` that
+    names the option; the system check shows it.
+    """
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the option when a value is out of range."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Strategy(ABC):
+    """Base class every recommender strategy derives from."""
+
+    #: The name used when the strategy is published through an entry point.
+    name: ClassVar[str] = ""
+    #: The dataclass holding this strategy's options.
+    options_class: ClassVar[type[Options]] = Options
+    #: What the strategy reads from the dataset: any of "interactions",
+    #: "ratings", "texts", "categories", "timestamps".
+    needs: ClassVar[frozenset[str]] = frozenset({"interactions"})
+    #: Bumped whenever the artifact layout changes; load refuses other versions.
+    artifact_version: ClassVar[int] = 1
+
+    def __init__(self, **options: Any) -> None:
+        fields = {f.name for f in dataclasses.fields(self.options_class)}
+        unknown = sorted(set(options) - fields)
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__} has no option {unknown[0]!r}; "
+                f"valid options: {', '.join(sorted(fields)) or '(none)'}"
+            )
+        self.options = self.options_class(**options)
+        self.options.validate()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.options.as_dict()})"
+
+    @abstractmethod
+    def fit(self, dataset: Dataset) -> Artifact:
+        """Train on a snapshot and return the artifact to save."""
+
+    @abstractmethod
+    def recommend(
+        self, artifact: Artifact, history: History, k: int, exclude: Iterable[ItemId] = ()
+    ) -> Scored:
+        """The ``k`` best unseen, non-excluded items for ``history``, best first."""
+
+    def similar(
+        self, artifact: Artifact, item_id: ItemId, k: int, exclude: Iterable[ItemId] = ()
+    ) -> Scored:
+        """Items similar to ``item_id``, best first; unsupported by default."""
+        raise CannotRecommend(f"{type(self).__name__} does not find similar items")
+
+    def fold_in(self, artifact: Artifact, history: History) -> np.ndarray | None:
+        """A subject vector for ``history`` without retraining, or ``None``."""
+        return None
+
+    def explain(self, artifact: Artifact, history: History, item_id: ItemId) -> ItemId | None:
+        """The history item that most supports recommending ``item_id``, if any."""
+        return None
+
+    def check(self) -> list[CheckMessage]:
+        """Extra system-check messages about this strategy's configuration."""
+        return []
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest finite scores, best first (ties by lower index).
+
+    ``-inf`` marks excluded positions and is never returned.
+    """
+    k = min(k, int(np.isfinite(scores).sum()))
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    if k < len(scores):
+        part = np.argpartition(-scores, k - 1)[:k]
+    else:
+        part = np.flatnonzero(np.isfinite(scores))
+    # lexsort: primary key -score, secondary key index, for deterministic ties
+    order = np.lexsort((part, -scores[part]))
+    return part[order]

@@ -1,0 +1,1 @@
+"""From events to trained artifacts: dataset snapshots, artifact storage, Celery tasks."""

@@ -1,0 +1,1 @@
+"""Sentence-transformers content strategies for django-personalize."""

@@ -1,0 +1,1 @@
+"""Surprise rating models as django-personalize strategies."""

@@ -1,0 +1,29 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from personalize.conf import personalize_settings
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real data sets (../shared/data, or PERSONALIZE_DATA_DIR)."""
+    path = Path(os.environ.get("PERSONALIZE_DATA_DIR") or personalize_settings.DATA_DIR)
+    if not path.is_dir():
+        pytest.fail(f"Data directory {path} is missing; set PERSONALIZE_DATA_DIR.")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Every test starts with an empty cache (locmem or the test's Redis prefix)."""
+    from django.core.cache import caches
+
+    for alias in caches:
+        caches[alias].clear()
+    yield

@@ -1,0 +1,21 @@
+"""A tiny host catalog for tests: the shape a real site's models have."""
+
+from django.db import models
+
+
+class Category(models.Model):
+    name = models.CharField(max_length=100)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Product(models.Model):
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.SET_NULL)
+    price = models.DecimalField(max_digits=8, decimal_places=2, default=0)
+    in_stock = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return self.name
