@@ -1,0 +1,22 @@
+"""Signals that connect the verbs without importing each other.
+
+``event_recorded``
+    Sent after events are committed to the database, with ``subject_ids``
+    (set of Subject pks) and ``item_ids`` (set of Item pks) and ``count``.
+    Serving invalidates the subjects' cached blocks; training counts towards
+    the retrain threshold.
+``subject_erased``
+    Sent after a subject's data was erased, with ``subject_id`` and ``key``.
+    Serving drops cached blocks; loaded artifacts forget the subject's vector.
+``items_changed``
+    Sent after catalog items were created, changed or deleted, with ``item_ids``.
+``model_activated``
+    Sent after a ModelVersion became the live one, with ``strategy`` and ``version``.
+"""
+
+from django.dispatch import Signal
+
+event_recorded = Signal()
+subject_erased = Signal()
+items_changed = Signal()
+model_activated = Signal()

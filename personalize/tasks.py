@@ -1,0 +1,7 @@
+"""Celery discovers the app's tasks here (``app.autodiscover_tasks()``).
+
+Each verb keeps its tasks in its own package; this module only imports them.
+"""
+
+from personalize.consent.tasks import *  # noqa: F403
+from personalize.training.tasks import *  # noqa: F403
