@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cache
+from decimal import Decimal
 from typing import Any
 
 from django.apps import apps
@@ -113,6 +114,8 @@ class CatalogAdapter:
 def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float | str):
         return value
+    if isinstance(value, Decimal):
+        return float(value)
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return str(value)

@@ -50,6 +50,10 @@ def sync_object(obj: models.Model) -> Item | None:
     if adapter is None:
         return None
     content_type = ContentType.objects.get_for_model(obj)
+    # Read the row back: in-memory values are not normalised the way the database
+    # returns them (a default 0 vs Decimal("0.00")), and the content hash must
+    # come out the same as a full sync's.
+    obj = type(obj)._base_manager.get(pk=obj.pk)
     fields = adapter.item_fields(obj)
     external_id = adapter.external_id(obj)
     item = Item.objects.filter(content_type=content_type, object_id=str(obj.pk)).first()
