@@ -235,3 +235,84 @@ def check_data_dir(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             obj="PERSONALIZE['DATA_DIR']", id="personalize.W002",
         )]
     return []
+
+
+@register(Tags.compatibility)
+def check_tracking(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """personalize.E030-E033 and W030: tracking settings and the visitor middleware."""
+    if not _settings_ok():
+        return []
+    from personalize.tracking.checks import tracking_checks
+
+    return tracking_checks()
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+@register(Tags.compatibility)
+def check_consent_and_retention(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """personalize.E013-E019: consent purposes, policy version, signals, cache, retention."""
+    if not _settings_ok():
+        return []
+    from personalize.consent.service import REQUIRED_PURPOSES
+
+    s = personalize_settings
+    errors: list[CheckMessage] = []
+    purposes = s.CONSENT_PURPOSES
+    if not isinstance(purposes, list | tuple) or not all(
+        isinstance(p, str) and re.fullmatch(r"[a-z][a-z0-9_]{0,31}", p) for p in purposes
+    ) or len(set(purposes)) != len(purposes):
+        errors.append(Error(
+            f"PERSONALIZE['CONSENT_PURPOSES'] is {purposes!r}.",
+            hint="Use a list of distinct names of lower-case letters, digits and underscores, "
+                 "at most 32 characters each.",
+            obj="PERSONALIZE['CONSENT_PURPOSES']", id="personalize.E014",
+        ))
+    else:
+        missing = [p for p in REQUIRED_PURPOSES if p not in purposes]
+        if missing:
+            errors.append(Error(
+                f"PERSONALIZE['CONSENT_PURPOSES'] lacks {', '.join(map(repr, missing))}.",
+                hint="Tracking and recommendations ask for 'personalization' and 'analytics'; "
+                     "keep both and add your own.",
+                obj="PERSONALIZE['CONSENT_PURPOSES']", id="personalize.E013",
+            ))
+    days = s.RETENTION_DAYS
+    if days is not None and not _positive_int(days):
+        errors.append(Error(
+            f"PERSONALIZE['RETENTION_DAYS'] is {days!r}.",
+            hint="Use a whole number of days greater than 0, or None to keep events forever.",
+            obj="PERSONALIZE['RETENTION_DAYS']", id="personalize.E015",
+        ))
+    version = s.CONSENT_POLICY_VERSION
+    if not isinstance(version, str) or not version.strip() or len(version) > 32:
+        errors.append(Error(
+            f"PERSONALIZE['CONSENT_POLICY_VERSION'] is {version!r}.",
+            hint="Use a non-empty string of at most 32 characters, e.g. '2024-05'; "
+                 "it is stored with every consent record.",
+            obj="PERSONALIZE['CONSENT_POLICY_VERSION']", id="personalize.E016",
+        ))
+    for key in ("HONOR_GPC", "HONOR_DNT", "CONSENT_REASK_ON_POLICY_CHANGE"):
+        value = getattr(s, key)
+        if not isinstance(value, bool):
+            errors.append(Error(
+                f"PERSONALIZE[{key!r}] is {value!r}.",
+                hint="Use True or False.",
+                obj=f"PERSONALIZE[{key!r}]", id="personalize.E017",
+            ))
+    if not _positive_int(s.CONSENT_CACHE_TTL):
+        errors.append(Error(
+            f"PERSONALIZE['CONSENT_CACHE_TTL'] is {s.CONSENT_CACHE_TTL!r}.",
+            hint="Use a whole number of seconds greater than 0; every consent change "
+                 "clears the cached state anyway.",
+            obj="PERSONALIZE['CONSENT_CACHE_TTL']", id="personalize.E018",
+        ))
+    if not _positive_int(s.RETENTION_CHUNK_SIZE):
+        errors.append(Error(
+            f"PERSONALIZE['RETENTION_CHUNK_SIZE'] is {s.RETENTION_CHUNK_SIZE!r}.",
+            hint="Use a whole number of rows greater than 0 (e.g. 5000).",
+            obj="PERSONALIZE['RETENTION_CHUNK_SIZE']", id="personalize.E019",
+        ))
+    return errors

@@ -55,7 +55,10 @@ DEFAULTS: dict[str, Any] = {
         r"python-requests|curl/|wget/|httpclient|monitor|pingdom|lighthouse"
     ),
     "RATE_LIMITS": {"subject": "600/minute", "ip": "3000/minute"},
+    "CLIENT_IP_META_KEY": None,
+    "SERVER_AUTHENTICATION_CLASSES": None,
     "RETENTION_DAYS": 730,
+    "RETENTION_CHUNK_SIZE": 5000,
     # --- visitors ---
     "VISITOR_COOKIE_NAME": "personalize_vid",
     "VISITOR_COOKIE_AGE": 60 * 60 * 24 * 365,
@@ -68,6 +71,8 @@ DEFAULTS: dict[str, Any] = {
     "HONOR_GPC": True,
     "HONOR_DNT": True,
     "ON_CONSENT_REVOKED": "erase",
+    "CONSENT_REASK_ON_POLICY_CHANGE": False,
+    "CONSENT_CACHE_TTL": 60 * 60 * 24,
     # --- strategies ---
     "STRATEGIES": {
         "popular": "personalize.strategies.popularity.Popularity",
@@ -82,6 +87,11 @@ DEFAULTS: dict[str, Any] = {
     "TIME_DECAY_HALF_LIFE_DAYS": None,
     "MIN_ITEM_SUPPORT": 1,
     "MIN_SUBJECT_SUPPORT": 1,
+    # --- training snapshot (docs/strategies.md) ---
+    "RATING_WEIGHT": 1.0,
+    "SNAPSHOT_CHUNK_SIZE": 20_000,
+    "SNAPSHOT_BOT_FILTER": None,
+    "SNAPSHOT_MAX_SUBJECT_EVENTS": None,
     # --- artifacts and training ---
     "ARTIFACT_STORAGE": "default",
     "ARTIFACT_PATH": "personalize/artifacts",
@@ -90,12 +100,26 @@ DEFAULTS: dict[str, Any] = {
     "ACTIVATION_TOLERANCE": 0.01,
     "HOLDOUT_FRACTION": 0.1,
     "TRAINING_LOCK_TIMEOUT": 60 * 60,
+    "HOLDOUT_MAX_SUBJECTS": 2000,
+    "KEEP_ARTIFACTS": 10,
+    "RETRAIN_CHECK_INTERVAL": 300,
+    "ACTIVE_MODEL_CHECK_INTERVAL": 1.0,
+    "TASK_CHUNK_SIZE": 500,
+    "PRECOMPUTE_TTL": 60 * 60 * 24,
+    "EMBED_DEBOUNCE_SECONDS": 10,
     # --- serving ---
     "CACHE_ALIAS": "default",
     "CACHE_TTL": 300,
     "CANDIDATE_OVERSAMPLING": 3,
     "DEFAULT_LIMIT": 8,
     "MAX_LIMIT": 100,
+    "DEFAULT_HEADING": "Recommended for You",
+    "SIMILAR_STRATEGY": "item_knn",
+    "POPULARITY_STRATEGY": "popular",
+    "POPULARITY_WINDOW_DAYS": 30,
+    "POPULARITY_CACHE_TTL": 600,
+    "DIVERSITY_EMBEDDINGS_STRATEGY": "embeddings",
+    "SERVING_ITEM_CACHE_SIZE": 20_000,
 }
 
 #: Keys that used to exist, with what replaces them.

@@ -45,6 +45,9 @@ class Placement(models.Model):
         verbose_name = _("placement")
         verbose_name_plural = _("placements")
         ordering = ["name"]
+        permissions = [
+            ("view_any_recommendations", _("Can view any subject's recommendations")),
+        ]
 
     def __str__(self) -> str:
         return self.name

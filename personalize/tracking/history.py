@@ -32,8 +32,13 @@ def subject_history(subject_id: int, limit: int = DEFAULT_HISTORY_LIMIT) -> Hist
     }
     return History(
         item_ids=[row[0] for row in rows],
-        weights=[1.0 if weights.get(row[1]) is None else float(weights[row[1]]) for row in rows],
+        weights=[_weight(weights.get(row[1])) for row in rows],
         timestamps=[row[3].timestamp() for row in rows],
         ratings=ratings,
         subject_id=subject_id,
     )
+
+
+def _weight(weight: float | None) -> float:
+    # Explicit ratings (weight None) count as one interaction.
+    return 1.0 if weight is None else float(weight)

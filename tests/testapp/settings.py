@@ -38,6 +38,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "personalize.tracking.middleware.VisitorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
 
@@ -68,7 +69,9 @@ if USE_SERVICES:
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15"),
-            "KEY_PREFIX": f"personalize-tests-{os.getpid()}",
+            # A worker started by a test shares the test's prefix through the environment.
+            "KEY_PREFIX": os.environ.get("PERSONALIZE_TEST_CACHE_PREFIX")
+            or f"personalize-tests-{os.getpid()}",
         }
     }
 else:
@@ -84,8 +87,12 @@ STORAGES = {
 STATIC_URL = "/static/"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_ALWAYS_EAGER = os.environ.get("PERSONALIZE_CELERY_EAGER", "1") == "1"
 CELERY_TASK_EAGER_PROPAGATES = True
+# Used only by the real-worker tests (tests/training/test_worker.py) and their worker.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/14")
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", "redis://127.0.0.1:6379/14")
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 PERSONALIZE = {
     "DATA_DIR": os.environ.get("PERSONALIZE_DATA_DIR", str(REPO_DIR.parent / "shared" / "data")),

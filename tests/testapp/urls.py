@@ -3,6 +3,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("personalize/", include("personalize.urls")),
 ]
 
 try:  # the API lands with the tracking and serving work

@@ -1,0 +1,1 @@
+"""The demo shop app: catalog, cart, checkout and the seed command."""

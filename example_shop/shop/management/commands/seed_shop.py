@@ -1,0 +1,92 @@
+"""``manage.py seed_shop``: fill the demo shop from the Amazon Scientific data set.
+
+Idempotent: a second run creates nothing and says so. After seeding it syncs the
+catalog, creates the shop's placements and trains the configured strategies, so
+the recommendation blocks are filled right after ``make demo``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from django.core.management import call_command, get_commands
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from example_shop.shop.seeding import ensure_placements, seed
+from personalize.conf import personalize_settings
+
+
+class Command(BaseCommand):
+    help = "Seed the demo shop (products, users, purchase histories) and train its recommenders."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--data-dir",
+            help="Folder holding amazon-scientific/ (default: PERSONALIZE['DATA_DIR']).",
+        )
+        parser.add_argument(
+            "--limit-users", type=int, metavar="N",
+            help="Seed only the first N users and the products they bought (tests, quick demos).",
+        )
+        parser.add_argument(
+            "--no-train", action="store_true", help="Skip training the strategies."
+        )
+        parser.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        data_dir = options["data_dir"] or personalize_settings.DATA_DIR
+        if not data_dir:
+            raise CommandError("No data directory: pass --data-dir or set PERSONALIZE_DATA_DIR.")
+        if options["limit_users"] is not None and options["limit_users"] < 1:
+            raise CommandError("--limit-users must be at least 1.")
+        quiet = options["no_progress"] or options["verbosity"] == 0
+
+        def progress(total: int, description: str) -> Callable[[int], None]:
+            bar = tqdm(total=total, desc=description, unit="row", disable=quiet or total == 0,
+                       file=self.stderr._out, leave=True)
+
+            def advance(n: int) -> None:
+                bar.update(n)
+                if bar.n >= total:
+                    bar.close()
+
+            if total == 0:
+                bar.close()
+            return advance
+
+        def log(message: str) -> None:
+            if options["verbosity"] >= 1:
+                self.stdout.write(message)
+
+        try:
+            report = seed(
+                Path(data_dir), limit_users=options["limit_users"], progress=progress, log=log
+            )
+        except FileNotFoundError as exc:
+            raise CommandError(str(exc)) from exc
+
+        if report.changed:
+            self.stdout.write(self.style.SUCCESS(f"Seeded: {report}."))
+        else:
+            self.stdout.write(self.style.SUCCESS("Already seeded: nothing to change."))
+
+        from personalize.strategies.registry import strategy_names
+
+        created = ensure_placements(strategy_names())
+        if created:
+            self.stdout.write(f"Placements created: {', '.join(created)}.")
+
+        if options["no_train"]:
+            return
+        if "personalize_train" not in get_commands():
+            self.stdout.write(self.style.WARNING(
+                "personalize_train is not available; the blocks show popular items until "
+                "models are trained."
+            ))
+            return
+        # Training is idempotent too: a strategy whose data did not change is skipped.
+        call_command("personalize_train", verbosity=options["verbosity"],
+                     stdout=self.stdout._out, stderr=self.stderr._out)

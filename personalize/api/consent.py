@@ -1,0 +1,153 @@
+"""REST endpoints for the visitor's own consent and data (thin callers of the consent services).
+
+``GET/POST /api/personalize/consent/``
+    Read the requesting visitor's consent per purpose; record a decision with
+    ``{"purpose": "personalization", "granted": true}``.
+``GET/DELETE /api/personalize/me/data/``
+    Export everything held about the requesting visitor as JSON; erase it and
+    clear the visitor cookie.
+
+Both identify the visitor by the session (signed-in users) or the signed
+visitor cookie, so both need CSRF protection on unsafe methods, for anonymous
+visitors too (DRF's SessionAuthentication checks CSRF only for signed-in users).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from personalize.conf import personalize_settings
+from personalize.consent import service
+from personalize.consent.rights import empty_export, erase_subject, export_subject
+from personalize.models.consent import ConsentSource
+from personalize.tracking.subjects import resolve_subject, visitor_state
+
+
+class VisitorSessionAuthentication(SessionAuthentication):
+    """Session authentication that enforces CSRF for anonymous visitors as well.
+
+    An anonymous visitor is identified by a cookie, so a cross-site form could
+    otherwise change their consent or erase their data.
+    """
+
+    def authenticate(self, request: Request) -> Any:
+        result = super().authenticate(request)
+        if result is None:
+            self.enforce_csrf(request)
+        return result
+
+
+class ConsentStateSerializer(serializers.Serializer):
+    purpose = serializers.CharField()
+    granted = serializers.BooleanField()
+    decided_by = serializers.ChoiceField(choices=["explicit", "default", "signal"])
+    since = serializers.DateTimeField(allow_null=True)
+    policy_version = serializers.CharField(allow_null=True)
+    source = serializers.CharField(allow_null=True)  # type: ignore[assignment]
+
+
+class ConsentDocumentSerializer(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=["opt-in", "opt-out"])
+    policy_version = serializers.CharField()
+    decided = serializers.BooleanField(help_text="Whether every purpose has been decided.")
+    purposes = serializers.DictField(child=ConsentStateSerializer())
+
+
+class ConsentDecisionSerializer(serializers.Serializer):
+    """One decision: ``{"purpose": "personalization", "granted": true}``."""
+
+    purpose = serializers.CharField(max_length=32)
+    granted = serializers.BooleanField()
+    policy_version = serializers.CharField(
+        max_length=32, required=False,
+        help_text="The policy version the visitor saw; defaults to CONSENT_POLICY_VERSION.",
+    )
+
+    def validate_purpose(self, value: str) -> str:
+        try:
+            return service.validate_purpose(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+
+def consent_document(request: Any) -> dict[str, Any]:
+    """The body of ``GET /consent/``: mode, policy version and the state of every purpose."""
+    states = service.get_consent(request)
+    return {
+        "mode": personalize_settings.CONSENT_MODE,
+        "policy_version": personalize_settings.CONSENT_POLICY_VERSION,
+        "decided": all(s.is_decided for s in states.values()),
+        "purposes": {purpose: state.as_dict() for purpose, state in states.items()},
+    }
+
+
+class _VisitorView(APIView):
+    authentication_classes = [VisitorSessionAuthentication]
+    permission_classes = [AllowAny]
+
+
+class ConsentView(_VisitorView):
+    """The requesting visitor's own consent."""
+
+    @extend_schema(responses=ConsentDocumentSerializer, summary="Read your consent")
+    def get(self, request: Request) -> Response:
+        return Response(consent_document(request))
+
+    @extend_schema(
+        request=ConsentDecisionSerializer, responses=ConsentDocumentSerializer,
+        summary="Grant or withdraw consent for one purpose",
+    )
+    def post(self, request: Request) -> Response:
+        decision = ConsentDecisionSerializer(data=request.data)
+        decision.is_valid(raise_exception=True)
+        data = decision.validated_data
+        record = service.grant_consent if data["granted"] else service.revoke_consent
+        try:
+            record(
+                request, data["purpose"], source=ConsentSource.API,
+                policy_version=data.get("policy_version"),
+            )
+        except service.NoSubjectError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
+        return Response(consent_document(request))
+
+
+class MyDataView(_VisitorView):
+    """Everything held about the requesting visitor: export it, or erase it."""
+
+    @extend_schema(
+        responses=inline_serializer("SubjectExport", {"subject": serializers.DictField(
+            allow_null=True), "events": serializers.ListField(), "consent": serializers.DictField(),
+            "profile": serializers.DictField()}),
+        summary="Export your data",
+    )
+    def get(self, request: Request) -> Response:
+        subject = resolve_subject(request, create=False)
+        body = export_subject(subject) if subject is not None else empty_export()
+        response = Response(body)
+        response["Content-Disposition"] = 'inline; filename="personalize-my-data.json"'
+        return response
+
+    @extend_schema(
+        request=None,
+        responses=inline_serializer("ErasureResult", {"erased": serializers.DictField(
+            allow_null=True)}),
+        summary="Erase your data",
+    )
+    def delete(self, request: Request) -> Response:
+        subject = resolve_subject(request, create=False)
+        report = erase_subject(subject) if subject is not None else None
+        # The request must not go on using (or re-issuing a cookie for) the erased subject.
+        visitor_state(request._request).forget()
+        response = Response({"erased": report.as_dict() if report else None})
+        s = personalize_settings
+        response.delete_cookie(s.VISITOR_COOKIE_NAME, samesite=s.VISITOR_COOKIE_SAMESITE)
+        return response

@@ -1,0 +1,412 @@
+"""Split a :class:`~personalize.training.dataset.Dataset` into train and held-out parts.
+
+Protocols:
+
+``stratified``
+    For each subject, a random ``1 - ratio`` of the items they interacted with
+    is held out (Microsoft Recommenders' ``python_stratified_split``: the
+    subject keeps ``round(ratio * n)`` items for training).
+``temporal``
+    One global time cut: events before the ``ratio`` quantile of event times
+    train, later ones are held out. Items a subject already had before the cut
+    are not held out again.
+``leave-last-n``
+    For each subject with more than ``n`` items, the ``n`` most recent items
+    (by last event time, then by event order) are held out.
+``kfold``
+    Every (subject, item) pair is shuffled once and dealt into ``folds``
+    contiguous parts (as Surprise's ``KFold``); each part is held out once.
+
+The unit that is held out is a (subject, item) *pair*, never a single event:
+holding out one of two views of an item would leave the item in the training
+history and make it trivially "predictable". A split keeps the dataset's id
+maps unchanged, so train and held-out matrices share row and column indices.
+
+Held-out relevance is binary: a held-out pair is relevant when its summed
+implicit weight is positive or it carries an explicit rating (every rated
+item is relevant, the Microsoft Recommenders convention). Subjects left with
+no training interaction are dropped from the held-out ranking matrix (a
+history-based model can say nothing about them; that is a cold-start question,
+not a ranking one) but keep their held-out ratings.
+
+Everything is vectorised over the event log and the CSR arrays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from personalize.training.dataset import Dataset, EventLog
+
+PROTOCOLS = ("stratified", "temporal", "leave-last-n", "kfold")
+
+
+@dataclass
+class Split:
+    """One train / held-out pair built from a dataset.
+
+    Attributes:
+        protocol: the protocol name (one of :data:`PROTOCOLS`).
+        train: the training dataset (same ``subject_ids`` and ``item_ids``).
+        test: ``(n_subjects, n_items)`` float32 CSR, 1.0 at each held-out
+            relevant pair of a subject that has training data.
+        test_ratings: ``(n_subjects, n_items)`` float32 CSR of held-out
+            explicit ratings, or ``None`` when the dataset has no ratings.
+        params: the protocol's parameters (ratio, n, seed, fold, ...).
+    """
+
+    protocol: str
+    train: Dataset
+    test: sp.csr_array
+    test_ratings: sp.csr_array | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def test_subjects(self) -> np.ndarray:
+        """Row indices of the subjects with at least one held-out relevant item."""
+        return np.flatnonzero(np.diff(self.test.indptr) > 0)
+
+
+# --- vectorised helpers -----------------------------------------------------
+
+
+def _csr(matrix: Any, shape: tuple[int, int]) -> sp.csr_array:
+    csr = sp.csr_array(matrix, shape=shape, copy=True)
+    csr.sum_duplicates()
+    csr.sort_indices()
+    return csr
+
+
+def _entry_keys(csr: sp.csr_array) -> np.ndarray:
+    """One int64 key ``row * n_cols + col`` per stored entry, sorted (canonical CSR)."""
+    rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
+    return rows * csr.shape[1] + csr.indices.astype(np.int64)
+
+
+def _member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """``keys`` found in the sorted array ``sorted_keys`` (binary search, vectorised)."""
+    if sorted_keys.size == 0 or keys.size == 0:
+        return np.zeros(keys.shape, dtype=bool)
+    where = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.size - 1)
+    return sorted_keys[where] == keys
+
+
+def _keep_entries(csr: sp.csr_array, keep: np.ndarray) -> sp.csr_array:
+    """The CSR with only the stored entries where ``keep`` is true."""
+    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))[keep]
+    indptr = np.zeros(csr.shape[0] + 1, dtype=csr.indptr.dtype)
+    np.cumsum(np.bincount(rows, minlength=csr.shape[0]), out=indptr[1:])
+    return sp.csr_array((csr.data[keep], csr.indices[keep], indptr), shape=csr.shape)
+
+
+def _from_keys(keys: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> sp.csr_array:
+    rows, cols = np.divmod(keys, shape[1])
+    return _csr(sp.coo_array((values.astype(np.float32), (rows, cols)), shape=shape), shape)
+
+
+def _subset_events(events: EventLog, mask: np.ndarray) -> EventLog:
+    return EventLog(**{f.name: getattr(events, f.name)[mask] for f in dataclasses.fields(events)})
+
+
+def _event_keys(dataset: Dataset) -> np.ndarray:
+    events = dataset.events
+    return events.subject_idx.astype(np.int64) * dataset.n_items + events.item_idx.astype(np.int64)
+
+
+def _pairs(dataset: Dataset) -> np.ndarray:
+    """Sorted keys of every (subject, item) pair with an interaction or a rating."""
+    shape = (dataset.n_subjects, dataset.n_items)
+    keys = _entry_keys(_csr(dataset.interactions, shape))
+    if dataset.ratings is not None:
+        keys = np.union1d(keys, _entry_keys(_csr(dataset.ratings, shape)))
+    return keys
+
+
+def _values_at(csr: sp.csr_array | None, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(value, present) of ``csr`` at each key; value 0 where absent."""
+    if csr is None:
+        return np.zeros(keys.size, dtype=np.float32), np.zeros(keys.size, dtype=bool)
+    entry_keys = _entry_keys(csr)
+    if entry_keys.size == 0:
+        return np.zeros(keys.size, dtype=np.float32), np.zeros(keys.size, dtype=bool)
+    where = np.minimum(np.searchsorted(entry_keys, keys), entry_keys.size - 1)
+    present = entry_keys[where] == keys
+    return np.where(present, csr.data[where], 0).astype(np.float32), present
+
+
+def _rank_within_subject(subject: np.ndarray, order_key: np.ndarray) -> np.ndarray:
+    """0-based rank of each element inside its subject group, by ascending ``order_key``."""
+    order = np.lexsort((order_key, subject))
+    ranks = np.empty(subject.size, dtype=np.int64)
+    counts = np.bincount(subject, minlength=int(subject.max()) + 1 if subject.size else 0)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    ranks[order] = np.arange(subject.size) - starts[subject[order]]
+    return ranks
+
+
+def _holdout(dataset: Dataset, pair_keys: np.ndarray, test_mask: np.ndarray,
+             protocol: str, params: dict[str, Any]) -> Split:
+    """A split that holds out the pairs ``pair_keys[test_mask]`` entirely."""
+    shape = (dataset.n_subjects, dataset.n_items)
+    test_keys = pair_keys[test_mask]
+    interactions = _csr(dataset.interactions, shape)
+    ratings = _csr(dataset.ratings, shape) if dataset.ratings is not None else None
+
+    train_interactions = _keep_entries(interactions, ~_member(_entry_keys(interactions), test_keys))
+    train_ratings = (
+        _keep_entries(ratings, ~_member(_entry_keys(ratings), test_keys))
+        if ratings is not None else None
+    )
+    train_events = _subset_events(dataset.events, ~_member(_event_keys(dataset), test_keys))
+
+    weight, _ = _values_at(interactions, test_keys)
+    rating, rated = _values_at(ratings, test_keys)
+    relevant = (weight > 0) | rated
+    test = _from_keys(test_keys[relevant], np.ones(int(relevant.sum())), shape)
+    test_ratings = (_from_keys(test_keys[rated], rating[rated], shape)
+                    if ratings is not None else None)
+    return _finish(dataset, protocol, params, train_interactions, train_ratings, train_events,
+                   test, test_ratings)
+
+
+def _finish(dataset: Dataset, protocol: str, params: dict[str, Any],
+            interactions: sp.csr_array, ratings: sp.csr_array | None, events: EventLog,
+            test: sp.csr_array, test_ratings: sp.csr_array | None) -> Split:
+    has_train = np.diff(interactions.indptr) > 0
+    if ratings is not None:
+        has_train |= np.diff(ratings.indptr) > 0
+    test_rows = np.repeat(np.arange(test.shape[0]), np.diff(test.indptr))
+    dropped = int(np.unique(test_rows[~has_train[test_rows]]).size)
+    test = _keep_entries(test, has_train[test_rows])
+    params = {**params, "cold_subjects_dropped": dropped}
+    train = dataclasses.replace(
+        dataset, interactions=interactions, ratings=ratings, events=events,
+        meta={**dataset.meta, "split": {"protocol": protocol, **params}},
+    )
+    return Split(protocol=protocol, train=train, test=test, test_ratings=test_ratings,
+                 params=params)
+
+
+def _check_ratio(ratio: float) -> None:
+    if not 0.0 < ratio < 1.0:
+        raise ValueError(f"ratio must be between 0 and 1 (exclusive), got {ratio}")
+
+
+# --- protocols --------------------------------------------------------------
+
+
+def stratified_split(dataset: Dataset, ratio: float = 0.75, seed: int = 42) -> Split:
+    """Hold out a random ``1 - ratio`` share of each subject's items.
+
+    Args:
+        dataset: the full snapshot.
+        ratio: share of each subject's items kept for training; a subject with
+            ``n`` items keeps ``round(ratio * n)`` (half to even).
+        seed: seeds the shuffle; the same seed gives the same split.
+
+    Returns:
+        The split.
+    """
+    _check_ratio(ratio)
+    keys = _pairs(dataset)
+    subject = keys // max(dataset.n_items, 1)
+    rank = _rank_within_subject(subject, np.random.default_rng(seed).random(keys.size))
+    n_pairs = np.bincount(subject, minlength=dataset.n_subjects)
+    n_train = np.rint(ratio * n_pairs).astype(np.int64)
+    return _holdout(dataset, keys, rank >= n_train[subject], "stratified",
+                    {"ratio": ratio, "seed": seed})
+
+
+def leave_last_n_split(dataset: Dataset, n: int = 1) -> Split:
+    """Hold out each subject's ``n`` most recent items.
+
+    Recency is a pair's latest event time; equal times (or no timestamps, as
+    in the Amazon histories) fall back to the order of the event log. Subjects
+    with ``n`` items or fewer keep them all for training and are not evaluated.
+
+    Args:
+        dataset: the full snapshot.
+        n: how many items to hold out per subject.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    keys = _pairs(dataset)
+    subject = keys // max(dataset.n_items, 1)
+    # The last event of each pair: sort events by (key, time, position), take each key's last.
+    event_keys = _event_keys(dataset)
+    position = np.arange(event_keys.size, dtype=np.float64)
+    order = np.lexsort((position, dataset.events.timestamp, event_keys))
+    ordered_keys = event_keys[order]
+    last = order[np.r_[ordered_keys[1:] != ordered_keys[:-1], True]] if order.size else order
+    recency = np.full(keys.size, -1.0)
+    time = np.full(keys.size, -np.inf)
+    where = np.searchsorted(keys, event_keys[last])
+    found = (where < keys.size) & (keys[np.minimum(where, keys.size - 1)] == event_keys[last])
+    recency[where[found]] = position[last[found]]
+    time[where[found]] = dataset.events.timestamp[last[found]]
+    # Rank by (time, position) descending: 0 is the most recent pair.
+    order_key = np.empty(keys.size, dtype=np.float64)
+    combined = np.lexsort((recency, time))
+    order_key[combined] = -np.arange(keys.size, dtype=np.float64)
+    rank = _rank_within_subject(subject, order_key)
+    n_pairs = np.bincount(subject, minlength=dataset.n_subjects)
+    test_mask = (rank < n) & (n_pairs[subject] > n)
+    return _holdout(dataset, keys, test_mask, "leave-last-n", {"n": n})
+
+
+def kfold_splits(dataset: Dataset, folds: int = 5, seed: int = 42) -> list[Split]:
+    """Deal every (subject, item) pair into ``folds`` parts; hold out each part once.
+
+    Args:
+        dataset: the full snapshot.
+        folds: the number of folds (at least 2).
+        seed: seeds the shuffle.
+
+    Returns:
+        ``folds`` splits; their held-out parts are disjoint and cover every pair.
+    """
+    if folds < 2:
+        raise ValueError(f"folds must be at least 2, got {folds}")
+    keys = _pairs(dataset)
+    if keys.size < folds:
+        raise ValueError(f"{keys.size} interactions cannot be dealt into {folds} folds")
+    order = np.random.default_rng(seed).permutation(keys.size)
+    splits = []
+    for fold, part in enumerate(np.array_split(order, folds)):
+        test_mask = np.zeros(keys.size, dtype=bool)
+        test_mask[part] = True
+        splits.append(_holdout(dataset, keys, test_mask, "kfold",
+                               {"folds": folds, "fold": fold, "seed": seed}))
+    return splits
+
+
+def temporal_split(dataset: Dataset, ratio: float = 0.75) -> Split:
+    """One global time cut at the ``ratio`` quantile of event times.
+
+    Events strictly before the cut train; the training matrix is rebuilt from
+    them (summed weights, latest rating per pair). A pair is held out when it
+    has an event at or after the cut and no training event at all.
+
+    Args:
+        dataset: the full snapshot; its events must carry timestamps.
+        ratio: share of events (by time) before the cut.
+    """
+    _check_ratio(ratio)
+    events = dataset.events
+    if len(events) == 0 or not np.any(events.timestamp > 0):
+        raise ValueError(
+            "The temporal protocol needs events with timestamps; this dataset has none."
+        )
+    shape = (dataset.n_subjects, dataset.n_items)
+    ordered = np.sort(events.timestamp)
+    cut = float(ordered[min(int(ratio * ordered.size), ordered.size - 1)])
+    before = events.timestamp < cut
+    keys = _event_keys(dataset)
+
+    train_events = _subset_events(events, before)
+    interactions = _interactions_from_events(dataset, train_events)
+    ratings = _latest_ratings(keys[before], events.rating[before], events.timestamp[before],
+                              shape) if dataset.ratings is not None else None
+
+    seen = _entry_keys(interactions)
+    if ratings is not None:
+        seen = np.union1d(seen, _entry_keys(ratings))
+    after = ~before & ~_member(keys, seen)
+    weight_sum = _csr(sp.coo_array((events.weight[after].astype(np.float64),
+                                    np.divmod(keys[after], shape[1])), shape=shape), shape)
+    test_ratings = _latest_ratings(keys[after], events.rating[after], events.timestamp[after],
+                                   shape) if dataset.ratings is not None else None
+    weight_keys = _entry_keys(weight_sum)
+    relevant_keys = weight_keys[weight_sum.data > 0]
+    if test_ratings is not None:
+        relevant_keys = np.union1d(relevant_keys, _entry_keys(test_ratings))
+    test = _from_keys(relevant_keys, np.ones(relevant_keys.size), shape)
+    return _finish(dataset, "temporal", {"ratio": ratio, "cut": cut}, interactions, ratings,
+                   train_events, test, test_ratings)
+
+
+def _interactions_from_events(dataset: Dataset, events: EventLog) -> sp.csr_array:
+    """Summed event weights per pair.
+
+    The builder stores each event's weight already decayed (when
+    ``TIME_DECAY_HALF_LIFE_DAYS`` is set), relative to the snapshot's latest
+    event. Decay relative to the cut would multiply every training weight by
+    the same constant, so the sum is used as is.
+    """
+    shape = (dataset.n_subjects, dataset.n_items)
+    weight = events.weight.astype(np.float64)
+    matrix = _csr(sp.coo_array((weight, (events.subject_idx, events.item_idx)), shape=shape), shape)
+    matrix.eliminate_zeros()  # impressions and searches carry no preference
+    matrix.data = matrix.data.astype(np.float32)
+    return matrix
+
+
+def _latest_ratings(keys: np.ndarray, rating: np.ndarray, timestamp: np.ndarray,
+                    shape: tuple[int, int]) -> sp.csr_array:
+    """The latest finite rating per key, as CSR."""
+    rated = np.isfinite(rating)
+    keys, rating, timestamp = keys[rated], rating[rated], timestamp[rated]
+    order = np.lexsort((np.arange(keys.size), timestamp, keys))
+    last = order[np.r_[keys[order][1:] != keys[order][:-1], True]] if order.size else order
+    return _from_keys(keys[last], rating[last], shape)
+
+
+def hold_out_items(split: Split, item_idx: np.ndarray) -> Split:
+    """Remove every training interaction, rating and event of some items.
+
+    For cold-start checks: the items stay in the catalog (with their texts and
+    categories) but no strategy sees anyone interact with them. The held-out
+    matrices are unchanged.
+
+    Args:
+        split: a split to derive from.
+        item_idx: column indices of the items to hide from training.
+    """
+    train = split.train
+    hidden = np.zeros(train.n_items, dtype=bool)
+    hidden[np.asarray(item_idx, dtype=np.int64)] = True
+    shape = (train.n_subjects, train.n_items)
+    interactions = _csr(train.interactions, shape)
+    interactions = _keep_entries(interactions, ~hidden[interactions.indices])
+    ratings = None
+    if train.ratings is not None:
+        ratings = _csr(train.ratings, shape)
+        ratings = _keep_entries(ratings, ~hidden[ratings.indices])
+    events = _subset_events(train.events, ~hidden[train.events.item_idx])
+    params = {**split.params, "items_hidden": int(hidden.sum())}
+    new_train = dataclasses.replace(
+        train, interactions=interactions, ratings=ratings, events=events,
+        meta={**train.meta, "split": {"protocol": split.protocol, **params}},
+    )
+    return dataclasses.replace(split, train=new_train, params=params)
+
+
+def make_splits(dataset: Dataset, protocol: str = "stratified", *, ratio: float = 0.75,
+                n: int = 1, folds: int = 5, seed: int = 42) -> list[Split]:
+    """The split(s) a protocol gives: one for hold-out protocols, ``folds`` for ``kfold``.
+
+    Args:
+        dataset: the full snapshot.
+        protocol: one of :data:`PROTOCOLS`.
+        ratio: train share for ``stratified`` and ``temporal``.
+        n: items held out per subject for ``leave-last-n``.
+        folds: number of folds for ``kfold``.
+        seed: seeds the random protocols.
+
+    Raises:
+        ValueError: unknown protocol or out-of-range parameter.
+    """
+    if protocol == "stratified":
+        return [stratified_split(dataset, ratio=ratio, seed=seed)]
+    if protocol == "temporal":
+        return [temporal_split(dataset, ratio=ratio)]
+    if protocol == "leave-last-n":
+        return [leave_last_n_split(dataset, n=n)]
+    if protocol == "kfold":
+        return kfold_splits(dataset, folds=folds, seed=seed)
+    raise ValueError(f"Unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")

@@ -1,0 +1,185 @@
+"""The recommendation block cache, with generation counters instead of key scans.
+
+Every block is stored under a key naming its placement, its subject (or
+``anon`` for the shared non-personalized block), the asked limit, the page's
+item and the language. The entry carries the *generations* it was computed
+under:
+
+* the **global generation** (``personalize:rec:gen``), bumped when the catalog
+  changes (``items_changed``, an Item saved or deleted), a model version is
+  activated (``model_activated``) or a placement is edited;
+* the **subject's generation** (``personalize:rec:gen:subject:<pk>``), bumped
+  when the subject does something (``event_recorded``), changes a consent
+  decision, or is erased (``subject_erased``);
+* the active model version of the placement's strategy and the site's consent
+  configuration.
+
+A lookup is a single ``get_many`` of the global generation, the subject's
+generation and the entry; the entry counts only if everything it carries still
+matches, so invalidating a subject's blocks is one ``set`` however many blocks
+they have, and nothing ever scans keys. Generations are random tokens, not
+counters: an evicted counter that restarted from zero could make an old entry
+look current again; a fresh random token cannot.
+
+Entries expire after the placement's ``cache_ttl``; stale entries are
+overwritten in place (same key) or expire.
+
+The cache is an accelerator: when it is unreachable, lookups and writes log a
+warning (at most once every :data:`WARNING_INTERVAL` seconds per process) and the
+pipeline computes the block directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.cache import BaseCache, caches
+
+from personalize.conf import personalize_settings
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "personalize:rec"
+GLOBAL_GEN_KEY = f"{PREFIX}:gen"
+#: A subject's generation outlives any block of theirs (blocks expire sooner);
+#: when it expires anyway, their entries stop matching, which is safe.
+SUBJECT_GEN_TTL = 60 * 60 * 24 * 7
+#: Seconds between two "cache unreachable" warnings of one process.
+WARNING_INTERVAL = 30.0
+
+_last_warning = float("-inf")
+
+#: The generation when the cache could not be read: nothing cached per process
+#: may be trusted without a time limit.
+UNKNOWN: Any = type("UnknownGeneration", (), {"__repr__": lambda self: "UNKNOWN"})()
+
+
+def get_cache() -> BaseCache:
+    """The cache named by ``PERSONALIZE['CACHE_ALIAS']`` (read at call time)."""
+    return caches[personalize_settings.CACHE_ALIAS]
+
+
+def new_token() -> str:
+    """A fresh random generation token."""
+    return os.urandom(6).hex()
+
+
+def subject_gen_key(subject_id: int) -> str:
+    """The generation key of one subject (carries ``subject:<pk>`` for erasure scans)."""
+    return f"{PREFIX}:gen:subject:{int(subject_id)}"
+
+
+def block_key(
+    placement: str,
+    subject_id: int | None,
+    limit: int | None,
+    context_item: int | None,
+    language: str | None,
+) -> str:
+    """Where one recommendation block is cached.
+
+    Args:
+        placement: the placement name.
+        subject_id: the subject's pk, or ``None`` for the shared non-personalized block.
+        limit: the limit asked for (``None``: the placement's).
+        context_item: the pk of the page's item, if any.
+        language: the active language (explanations are translated).
+    """
+    who = "anon" if subject_id is None else f"subject:{int(subject_id)}"
+    return (
+        f"{PREFIX}:{who}:{placement}:{'d' if limit is None else int(limit)}:"
+        f"{'-' if context_item is None else int(context_item)}:{language or '-'}"
+    )
+
+
+def similar_key(
+    item_id: int, strategy: str, placement: str | None, limit: int, language: str | None
+) -> str:
+    """Where one "similar items" block is cached (shared by every visitor)."""
+    return (
+        f"{PREFIX}:similar:{int(item_id)}:{strategy}:{placement or '-'}:{int(limit)}:"
+        f"{language or '-'}"
+    )
+
+
+def _warn(action: str, exc: BaseException) -> None:
+    global _last_warning
+    now = time.monotonic()
+    if now - _last_warning >= WARNING_INTERVAL:
+        _last_warning = now
+        logger.warning(
+            "Recommendation cache %r unreachable (%s: %s); %s",
+            personalize_settings.CACHE_ALIAS, type(exc).__name__, exc, action,
+        )
+
+
+def reset_warning_throttle() -> None:
+    """Let the next cache failure log again at once (tests use it)."""
+    global _last_warning
+    _last_warning = float("-inf")
+
+
+def read(keys: list[str]) -> dict[str, Any] | None:
+    """One ``get_many`` round trip; ``None`` when the cache is unreachable."""
+    try:
+        return get_cache().get_many(keys)
+    except Exception as exc:  # an accelerator: never an error for the visitor
+        _warn("computing recommendations directly", exc)
+        return None
+
+
+def write(key: str, value: Any, ttl: int) -> None:
+    """Store an entry; a failure is logged and otherwise ignored."""
+    if ttl <= 0:
+        return
+    try:
+        get_cache().set(key, value, timeout=ttl)
+    except Exception as exc:
+        _warn("not caching recommendations", exc)
+
+
+def global_generation(values: dict[str, Any] | None) -> Any:
+    """The global generation from a :func:`read` result, initialised when missing.
+
+    A missing counter (a flushed or new cache) gets a fresh token with ``add``
+    so that every process agrees on one value; ``UNKNOWN`` when the cache is
+    unreachable.
+    """
+    if values is None:
+        return UNKNOWN
+    generation = values.get(GLOBAL_GEN_KEY)
+    if generation is not None:
+        return generation
+    token = new_token()
+    try:
+        cache = get_cache()
+        if cache.add(GLOBAL_GEN_KEY, token, timeout=None):
+            return token
+        return cache.get(GLOBAL_GEN_KEY) or UNKNOWN
+    except Exception as exc:
+        _warn("computing recommendations directly", exc)
+        return UNKNOWN
+
+
+def bump_global() -> None:
+    """Invalidate every cached block (catalog, model or placement change)."""
+    try:
+        get_cache().set(GLOBAL_GEN_KEY, new_token(), timeout=None)
+    except Exception as exc:
+        _warn("cached blocks expire by their TTL instead", exc)
+
+
+def bump_subjects(subject_ids: Iterable[int]) -> None:
+    """Invalidate every cached block of these subjects (one ``set_many``)."""
+    ids = {int(s) for s in subject_ids if s is not None}
+    if not ids:
+        return
+    token = new_token()
+    try:
+        get_cache().set_many({subject_gen_key(s): token for s in ids}, timeout=SUBJECT_GEN_TTL)
+    except Exception as exc:
+        _warn("cached blocks expire by their TTL instead", exc)

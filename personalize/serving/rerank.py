@@ -1,0 +1,252 @@
+"""Diversity re-ranking with maximal marginal relevance (MMR), and intra-list diversity.
+
+MMR picks items one at a time, each maximising::
+
+    (1 - lambda) * relevance(i) - lambda * max_{j already picked} similarity(i, j)
+
+with relevance min-max normalised to [0, 1] within the candidate pool, so the
+placement's ``diversity`` (lambda) means the same whatever the strategy's score
+scale: 0 keeps the strategy's order, 1 picks the item least like those already
+shown. The loop runs once per *picked* item (a block holds at most
+``MAX_LIMIT``); each step is one vectorised NumPy operation over the pool.
+
+Similarity is the cosine between item embeddings when the embeddings plugin has
+an active model (``DIVERSITY_EMBEDDINGS_STRATEGY``), and between category
+memberships otherwise (or for an item the embedding model does not know).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from personalize.conf import personalize_settings
+from personalize.serving.catalog import CatalogIndex
+
+logger = logging.getLogger(__name__)
+metrics_logger = logging.getLogger("personalize.serving.metrics")
+
+#: Artifact array names under which embedding strategies commonly keep item vectors.
+EMBEDDING_ARRAY_NAMES = ("embeddings", "item_embeddings", "item_vectors", "vectors")
+
+
+def normalised_relevance(scores: np.ndarray) -> np.ndarray:
+    """Scores min-max scaled to [0, 1] (all ones when they are all equal)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.size == 0:
+        return scores
+    finite = np.where(np.isfinite(scores), scores, np.nan)
+    low, high = np.nanmin(finite), np.nanmax(finite)
+    if not np.isfinite(low) or high - low <= 0:
+        return np.ones_like(scores)
+    return np.nan_to_num((finite - low) / (high - low), nan=0.0)
+
+
+def mmr(
+    relevance: np.ndarray,
+    similarity: np.ndarray,
+    lam: float,
+    k: int,
+    selected: Sequence[int] = (),
+) -> list[int]:
+    """Greedy MMR order of a candidate pool.
+
+    Args:
+        relevance: relevance of each candidate (any scale; normalised here).
+        similarity: ``(n_selected_before + n, n_selected_before + n)`` or
+            ``(n, n)`` similarity matrix over ``selected`` followed by the pool.
+            Rows/columns ``0 .. len(selected)-1`` are the items picked before.
+        lam: the diversity weight in [0, 1].
+        k: how many to pick.
+        selected: indices (into ``similarity``) of items already shown above
+            this pool, which new picks should also differ from.
+
+    Returns:
+        Indices into the pool (``0 .. n-1``), best first, at most ``k``.
+    """
+    n = len(relevance)
+    k = min(int(k), n)
+    if k <= 0:
+        return []
+    offset = len(selected)
+    if lam <= 0 and not offset:
+        return list(range(k))
+    rel = normalised_relevance(relevance)
+    pool_sim = similarity[offset:, offset:]
+    # the largest similarity of each candidate to anything picked so far
+    if offset:
+        closest = similarity[offset:, :offset].max(axis=1)
+    else:
+        closest = np.full(n, -np.inf)
+    chosen: list[int] = []
+    available = np.ones(n, dtype=bool)
+    for _ in range(k):
+        penalty = np.where(np.isfinite(closest), closest, 0.0)
+        gain = (1.0 - lam) * rel - lam * penalty
+        gain[~available] = -np.inf
+        best = int(np.argmax(gain))
+        chosen.append(best)
+        available[best] = False
+        closest = np.maximum(closest, pool_sim[:, best])
+    return chosen
+
+
+def _embedding_vectors(pks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Unit embeddings of ``pks`` from the embeddings plugin's active model, if any.
+
+    Returns:
+        ``(vectors, known)``: an ``(n, d)`` array and a bool mask of the rows found.
+    """
+    name = personalize_settings.DIVERSITY_EMBEDDINGS_STRATEGY
+    if not name:
+        return None
+    from personalize.strategies.registry import configured_strategy_specs
+    from personalize.training.active import get_active_model
+
+    try:
+        if name not in configured_strategy_specs():
+            return None
+        model = get_active_model(name)
+    except Exception:
+        logger.warning("Cannot load the %r model for diversity", name, exc_info=True)
+        return None
+    if model is None:
+        return None
+    getter = getattr(model.strategy, "item_vectors", None)
+    try:
+        if callable(getter):
+            vectors = np.asarray(getter(model.artifact, pks.tolist()), dtype=np.float64)
+        else:
+            array = next((a for a in EMBEDDING_ARRAY_NAMES if a in model.artifact), None)
+            if array is None or "item_ids" not in model.artifact:
+                return None
+            from personalize.strategies.common import positions
+
+            columns, found = positions(model.artifact, pks.tolist())
+            matrix = model.artifact[array]
+            vectors = np.zeros((len(pks), matrix.shape[1]), dtype=np.float64)
+            vectors[found] = matrix[columns]
+    except Exception:
+        logger.warning("Cannot read item vectors from %r", name, exc_info=True)
+        return None
+    if vectors.ndim != 2 or vectors.shape[0] != len(pks):
+        return None
+    vectors = np.nan_to_num(vectors)
+    norms = np.linalg.norm(vectors, axis=1)
+    known = norms > 0
+    vectors[known] /= norms[known][:, None]
+    return vectors, known
+
+
+def similarity_matrix(index: CatalogIndex, pks: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Pairwise item similarity in [0, 1]-ish: embeddings when available, else categories."""
+    pks = np.asarray(pks, dtype=np.int64)
+    n = len(pks)
+    if n == 0:
+        return np.zeros((0, 0))
+    rows, found = index.positions(pks)
+    categories = np.zeros((n, max(index.membership.shape[1], 1)))
+    if rows.size:
+        categories[found, : index.membership.shape[1]] = index.category_vectors(rows)
+    sim = categories @ categories.T
+    embedded = _embedding_vectors(pks)
+    if embedded is not None:
+        vectors, known = embedded
+        both = known[:, None] & known[None, :]
+        sim = np.where(both, vectors @ vectors.T, sim)
+    np.fill_diagonal(sim, 1.0)
+    return sim
+
+
+def intra_list_diversity(similarity: np.ndarray) -> float:
+    """Mean pairwise dissimilarity (1 - similarity) of a list; 0 for fewer than two items."""
+    n = similarity.shape[0]
+    if n < 2:
+        return 0.0
+    upper = np.triu_indices(n, k=1)
+    return float(np.mean(1.0 - similarity[upper]))
+
+
+# --- the metrics -------------------------------------------------------------
+
+
+@dataclass
+class PlacementStats:
+    """What serving observed for one placement in this process."""
+
+    computed: int = 0
+    cache_hits: int = 0
+    fallback_filled: int = 0
+    empty: int = 0
+    diversity_sum: float = 0.0
+    diversity_count: int = 0
+
+    @property
+    def mean_diversity(self) -> float | None:
+        return self.diversity_sum / self.diversity_count if self.diversity_count else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "computed": self.computed,
+            "cache_hits": self.cache_hits,
+            "fallback_filled": self.fallback_filled,
+            "empty": self.empty,
+            "mean_intra_list_diversity": self.mean_diversity,
+        }
+
+
+@dataclass
+class ServingStats:
+    """Per-process counters, by placement (``serving_stats()`` reads them)."""
+
+    placements: dict[str, PlacementStats] = field(default_factory=dict)
+    lock: Any = field(default_factory=threading.Lock, repr=False)
+
+    def _get(self, placement: str) -> PlacementStats:
+        stats = self.placements.get(placement)
+        if stats is None:
+            stats = self.placements.setdefault(placement, PlacementStats())
+        return stats
+
+    def record_hit(self, placement: str) -> None:
+        with self.lock:
+            self._get(placement).cache_hits += 1
+
+    def record_computed(
+        self, placement: str, *, diversity: float | None, n_items: int, fallback: bool
+    ) -> None:
+        with self.lock:
+            stats = self._get(placement)
+            stats.computed += 1
+            stats.fallback_filled += int(fallback)
+            stats.empty += int(n_items == 0)
+            if diversity is not None and n_items >= 2:
+                stats.diversity_sum += diversity
+                stats.diversity_count += 1
+        metrics_logger.debug(
+            "placement=%s items=%d intra_list_diversity=%s fallback=%s",
+            placement, n_items, "-" if diversity is None else f"{diversity:.4f}", fallback,
+            extra={"placement": placement, "intra_list_diversity": diversity,
+                   "items": n_items, "fallback": fallback},
+        )
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        with self.lock:
+            return {name: stats.as_dict() for name, stats in self.placements.items()}
+
+    def reset(self) -> None:
+        with self.lock:
+            self.placements.clear()
+
+
+stats = ServingStats()
+
+
+def serving_stats() -> dict[str, dict[str, Any]]:
+    """This process's serving counters and mean intra-list diversity, by placement."""
+    return stats.snapshot()

@@ -1,0 +1,698 @@
+"""The recommend pipeline: ``recommend()`` and ``similar_items()``.
+
+::
+
+    placement -> consent -> strategy candidates -> business filters -> diversity re-rank
+              -> fallback fill -> explanations -> cache
+
+* **Placement**: the admin-configured slot, looked up by name (defaults for an
+  unknown name), see :mod:`personalize.serving.placements`.
+* **Consent**: without ``personalization`` consent (or with a GPC / DNT
+  header) nothing about the subject is read; the block holds popular items,
+  each marked ``personalized=False``.
+* **Candidates**: the active model of the placement's strategy ranks
+  ``limit * CANDIDATE_OVERSAMPLING`` items for the subject's history, so
+  filtering and re-ranking still leave a full block.
+* **Filters**: :mod:`personalize.serving.filters` (already bought, availability,
+  categories, pinned, blocked, the page's own item).
+* **Re-rank**: MMR with the placement's ``diversity`` (:mod:`personalize.serving.rerank`).
+* **Fallback**: the placement's fallback strategy, then "popular in" the page's
+  or the subject's favourite category, then globally popular items, until the
+  block is full. An empty catalog gives an empty list.
+* **Explanations**: "Because you viewed <title>" (the strategy's ``explain``),
+  "Popular in <category>", "Similar to <title>", "Featured".
+* **Cache**: :mod:`personalize.serving.cache`; a hit is one cache round trip
+  and no query.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from django.db import models
+from django.http import HttpRequest
+from django.utils import translation
+from django.utils.translation import gettext
+
+from personalize.conf import personalize_settings
+from personalize.models import Item, Subject
+from personalize.serving import cache as block_cache
+from personalize.serving.catalog import ANY, CatalogIndex, catalog_index, get_items
+from personalize.serving.filters import (
+    allowed_mask,
+    blocked_pks,
+    pinned_pks,
+    subject_excluded_items,
+)
+from personalize.serving.placements import PlacementConfig, get_placement
+from personalize.serving.popularity import popularity
+from personalize.serving.rerank import intra_list_diversity, mmr, similarity_matrix, stats
+from personalize.strategies.base import CannotRecommend, History, top_k
+
+logger = logging.getLogger(__name__)
+
+#: Bumped when the cached entry layout changes, so old entries are ignored.
+ENTRY_FORMAT = 1
+PINNED = "pinned"
+
+# A cached row: (item pk, score, strategy, personalized, explanation, url)
+Row = tuple[int, float, str, bool, str, str | None]
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One recommended item.
+
+    Attributes:
+        item: the catalog item.
+        score: the score of the stage that picked it (strategy score, popularity, ...);
+            comparable only within one strategy.
+        strategy: the name of what picked it: a strategy name, the popularity
+            strategy for fallback fills, or ``"pinned"``.
+        personalized: whether the subject's own history chose it.
+        explanation: a short, translated reason ("Because you viewed X").
+        url: the host object's ``get_absolute_url()`` (or ``attributes["url"]``), if any.
+    """
+
+    item: Item
+    score: float
+    strategy: str
+    personalized: bool
+    explanation: str
+    url: str | None = None
+
+    @property
+    def external_id(self) -> str:
+        return self.item.external_id
+
+    @property
+    def title(self) -> str:
+        return self.item.title or self.item.external_id
+
+
+@dataclass
+class Trace:
+    """What each stage of one computation did (the admin preview shows it)."""
+
+    consent: bool | None = None
+    subject: str | None = None
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    diversity: float | None = None
+    source: str = ""
+
+    def add(self, stage: str, offered: int, kept: int, **extra: Any) -> None:
+        self.stages.append({"stage": stage, "offered": offered, "kept": kept, **extra})
+
+
+# --- helpers -----------------------------------------------------------------
+
+
+def _as_request(obj: Any) -> HttpRequest | None:
+    inner = getattr(obj, "_request", obj)
+    return inner if isinstance(inner, HttpRequest) else None
+
+
+def _resolve_subject(request_or_subject: Any) -> Subject | None:
+    if request_or_subject is None:
+        return None
+    from personalize.tracking.subjects import resolve_subject
+
+    return resolve_subject(request_or_subject, create=False)
+
+
+def _browser_signal(request: HttpRequest | None) -> str | None:
+    if request is None:
+        return None
+    from personalize.consent.service import browser_signal
+
+    return browser_signal(request)
+
+
+def _consent(subject: Subject, request: HttpRequest | None) -> bool:
+    from personalize.consent.service import has_consent
+
+    return bool(has_consent(subject, "personalization", request))
+
+
+def _consent_config() -> tuple[Any, ...]:
+    # A settings change that alters what counts as consent must not serve old entries.
+    s = personalize_settings
+    return (s.CONSENT_MODE, s.CONSENT_POLICY_VERSION, bool(s.CONSENT_REASK_ON_POLICY_CHANGE))
+
+
+def _active_model(name: str | None) -> Any:
+    if not name:
+        return None
+    from personalize.training.active import get_active_model
+
+    try:
+        return get_active_model(name)
+    except Exception:
+        logger.warning("Cannot load the active model of %r", name, exc_info=True)
+        return None
+
+
+def _model_key(model: Any) -> tuple[str, int] | None:
+    return None if model is None else (model.name, int(model.version))
+
+
+def _clamp_limit(limit: Any, default: int) -> int:
+    if limit is None:
+        return max(0, min(int(default), int(personalize_settings.MAX_LIMIT)))
+    return max(0, min(int(limit), int(personalize_settings.MAX_LIMIT)))
+
+
+def resolve_item(obj: Any, index: CatalogIndex | None = None) -> int | None:
+    """The ``Item.pk`` behind an Item, a host catalog object, an external id or a pk.
+
+    Returns:
+        The pk, or ``None`` when nothing in the catalog matches.
+    """
+    if obj is None:
+        return None
+    if isinstance(obj, Item):
+        return obj.pk
+    index = index or catalog_index(ANY)
+    if isinstance(obj, str):
+        return index.external_ids.get(obj)
+    if isinstance(obj, int) and not isinstance(obj, bool):
+        rows, _ = index.positions([obj])
+        return obj if rows.size else None
+    if isinstance(obj, models.Model) and obj.pk is not None:
+        from django.contrib.contenttypes.models import ContentType
+
+        content_type = ContentType.objects.get_for_model(obj)
+        pk = index.host_keys.get((content_type.pk, str(obj.pk)))
+        if pk is None:  # an object created after the index was built
+            pk = (
+                Item.objects.filter(content_type=content_type, object_id=str(obj.pk))
+                .values_list("pk", flat=True)
+                .first()
+            )
+        return pk
+    return None
+
+
+def _urls(items: dict[int, Item]) -> dict[int, str | None]:
+    """Each item's page URL: its host object's ``get_absolute_url``, one query per host model."""
+    urls: dict[int, str | None] = {}
+    by_type: dict[int, dict[str, int]] = {}
+    for pk, item in items.items():
+        url = item.attributes.get("url") if isinstance(item.attributes, dict) else None
+        urls[pk] = str(url) if url else None
+        if item.content_type_id and item.object_id:
+            by_type.setdefault(item.content_type_id, {})[item.object_id] = pk
+    if not by_type:
+        return urls
+    from django.contrib.contenttypes.models import ContentType
+
+    for type_id, objects in by_type.items():
+        model = ContentType.objects.get_for_id(type_id).model_class()
+        if model is None or not hasattr(model, "get_absolute_url"):
+            continue
+        try:
+            hosts = model._default_manager.in_bulk(list(objects))
+        except (ValueError, TypeError):  # object ids that are not valid pks of the host model
+            continue
+        for object_id, host in hosts.items():
+            pk = objects.get(str(object_id))
+            if pk is None:
+                continue
+            try:
+                urls[pk] = host.get_absolute_url()
+            except Exception:
+                logger.warning("get_absolute_url() failed for %r", host, exc_info=True)
+    return urls
+
+
+# --- the pipeline ------------------------------------------------------------
+
+
+class _Block:
+    """Collects a block stage by stage: each stage offers ranked candidates."""
+
+    def __init__(
+        self, index: CatalogIndex, allowed: np.ndarray, limit: int, diversity: float,
+        trace: Trace | None,
+    ) -> None:
+        self.index = index
+        self.allowed = allowed
+        self.limit = limit
+        self.diversity = diversity
+        self.trace = trace
+        self.pks: list[int] = []
+        self.rows: list[tuple[int, float, str, bool, Callable[[dict[int, Item]], str]]] = []
+
+    @property
+    def need(self) -> int:
+        return self.limit - len(self.pks)
+
+    def offer(
+        self,
+        stage: str,
+        scored: Sequence[tuple[Any, float]],
+        strategy: str,
+        personalized: bool,
+        explain: Callable[[int], Callable[[dict[int, Item]], str]],
+    ) -> None:
+        """Add the best allowed, new candidates of a stage (MMR-ordered when diversity is on)."""
+        if self.need <= 0 or not scored:
+            if self.trace is not None and scored:
+                self.trace.add(stage, len(scored), 0)
+            return
+        ids = np.asarray([pk for pk, _ in scored])
+        scores = np.asarray([score for _, score in scored], dtype=np.float64)
+        rows, found = self.index.positions(ids)
+        ids, scores = ids[found].astype(np.int64), scores[found]
+        keep = self.allowed[rows]
+        ids, scores, rows = ids[keep], scores[keep], rows[keep]
+        if ids.size:
+            # first occurrence only; the block may not repeat an item
+            _, first = np.unique(ids, return_index=True)
+            first.sort()
+            ids, scores, rows = ids[first], scores[first], rows[first]
+        order: list[int]
+        if self.diversity > 0 and ids.size > 1:
+            pool = self.pks + ids.tolist()
+            sim = similarity_matrix(self.index, pool)
+            order = mmr(scores, sim, self.diversity, self.need, selected=range(len(self.pks)))
+        else:
+            order = list(range(min(self.need, ids.size)))
+        for i in order:
+            pk = int(ids[i])
+            self.pks.append(pk)
+            self.rows.append((pk, float(scores[i]), strategy, personalized, explain(pk)))
+        self.allowed = self.allowed.copy()
+        self.allowed[rows[order]] = False
+        if self.trace is not None:
+            self.trace.add(stage, len(scored), len(order), strategy=strategy)
+
+
+def _text(message: str) -> Callable[[dict[int, Item]], str]:
+    return lambda items: message
+
+
+def _popular_in(category: str) -> Callable[[dict[int, Item]], str]:
+    return lambda items: gettext("Popular in %(category)s") % {"category": category}
+
+
+def _because(history_pk: Any) -> Callable[[dict[int, Item]], str]:
+    def render(items: dict[int, Item]) -> str:
+        item = items.get(history_pk)
+        if item is None:
+            return gettext("Recommended for you")
+        return gettext("Because you viewed %(title)s") % {"title": item.title or item.external_id}
+
+    render.history_pk = history_pk  # type: ignore[attr-defined]
+    return render
+
+
+def _similar_to(pk: int) -> Callable[[dict[int, Item]], str]:
+    def render(items: dict[int, Item]) -> str:
+        item = items.get(pk)
+        title = item.title or item.external_id if item is not None else ""
+        return gettext("Similar to %(title)s") % {"title": title}
+
+    render.history_pk = pk  # type: ignore[attr-defined]
+    return render
+
+
+def _run_strategy(
+    model: Any, call: str, *args: Any
+) -> list[tuple[Any, float]]:
+    """A strategy's ranking, or ``[]`` when it cannot (or fails: logged, never raised)."""
+    if model is None:
+        return []
+    try:
+        return list(getattr(model.strategy, call)(model.artifact, *args))
+    except CannotRecommend:
+        return []
+    except Exception:
+        logger.exception("Strategy %r v%s failed in %s()", model.name, model.version, call)
+        return []
+
+
+def _explainer(model: Any, history: History) -> Callable[[int], Callable[[dict[int, Item]], str]]:
+    def explain(pk: int) -> Callable[[dict[int, Item]], str]:
+        try:
+            source = model.strategy.explain(model.artifact, history, pk)
+        except Exception:
+            logger.debug("explain() failed for %s", pk, exc_info=True)
+            source = None
+        if source is None:
+            return _text(gettext("Recommended for you"))
+        try:
+            return _because(int(source))
+        except (TypeError, ValueError):  # ids that are not Item pks cannot be titled
+            return _text(gettext("Recommended for you"))
+
+    return explain
+
+
+def _popular_stages(
+    block: _Block, index: CatalogIndex, categories: list[tuple[str, bool]], oversample: int
+) -> bool:
+    """Fill from "popular in <category>" for each category, then globally popular items.
+
+    Returns:
+        Whether popularity filled anything.
+    """
+    if block.need <= 0:
+        return False
+    before = len(block.pks)
+    scores, _source = popularity(index)
+    name = personalize_settings.POPULARITY_STRATEGY or "popular"
+    for category, personalized in categories:
+        if block.need <= 0:
+            break
+        column = index.category_column(category)
+        if column is None:
+            continue
+        member = np.asarray(index.membership[:, [column]].toarray()).ravel() > 0
+        masked = np.where(member & block.allowed & (scores > 0), scores, -np.inf)
+        best = top_k(masked, block.need * oversample)
+        block.offer(
+            f"popular in {category}", list(zip(index.pks[best].tolist(), masked[best].tolist(),
+                                               strict=True)),
+            name, personalized, lambda pk, c=category: _popular_in(c),
+        )
+    if block.need > 0:
+        # globally popular, then anything allowed so the block is always full
+        masked = np.where(block.allowed, scores, -np.inf)
+        best = top_k(masked, block.need * oversample)
+        names = index.category_names
+
+        def explain(pk: int) -> Callable[[dict[int, Item]], str]:
+            row = int(np.searchsorted(index.pks, pk))
+            if scores[row] > 0 and index.primary[row] >= 0:
+                return _popular_in(names[int(index.primary[row])])
+            if scores[row] > 0:
+                return _text(gettext("Popular right now"))
+            return _text(gettext("You might also like"))
+
+        block.offer("popular", list(zip(index.pks[best].tolist(), masked[best].tolist(),
+                                        strict=True)), name, False, explain)
+    return len(block.pks) > before
+
+
+def _finish(block: _Block, generation: Any, trace: Trace | None) -> tuple[list[Row], float | None]:
+    """Explanations and URLs for the picked rows (one item query), and the list's diversity."""
+    history_pks = [
+        getattr(render, "history_pk", None) for *_, render in block.rows
+    ]
+    wanted = block.pks + [pk for pk in history_pks if pk is not None]
+    items = get_items(wanted, generation)
+    urls = _urls({pk: items[pk] for pk in block.pks if pk in items})
+    rows: list[Row] = [
+        (pk, score, strategy, personalized, render(items), urls.get(pk))
+        for pk, score, strategy, personalized, render in block.rows
+        if pk in items
+    ]
+    diversity = None
+    if len(rows) >= 2:
+        diversity = intra_list_diversity(similarity_matrix(block.index, [r[0] for r in rows]))
+    if trace is not None:
+        trace.diversity = diversity
+    return rows, diversity
+
+
+def compute_block(
+    config: PlacementConfig,
+    subject: Subject | None,
+    consent: bool,
+    limit: int,
+    context_item: int | None,
+    generation: Any,
+    trace: Trace | None = None,
+) -> tuple[list[Row], float | None, bool]:
+    """Run the pipeline without the cache.
+
+    Args:
+        config: the placement.
+        subject: the subject (``None``: an anonymous visitor without a subject).
+        consent: whether the subject's history may be used.
+        limit: how many items.
+        context_item: the pk of the page's item, if any.
+        generation: the serving generation (for the per-process catalog caches).
+        trace: collects what each stage did, if given.
+
+    Returns:
+        ``(rows, intra_list_diversity, fallback_used)``.
+    """
+    index = catalog_index(generation)
+    if len(index) == 0 or limit <= 0:
+        return [], None, False
+    personal = consent and subject is not None
+    filters = config.filters
+    history = History()
+    excluded: list[int] = []
+    if personal and subject is not None:
+        from personalize.tracking.history import subject_history
+
+        history = subject_history(subject.pk)
+        excluded = subject_excluded_items(subject.pk, filters)
+    allowed = allowed_mask(index, filters, excluded_pks=excluded, current_item=context_item)
+    block = _Block(index, allowed, limit, float(config.diversity), trace)
+    oversample = max(1, int(personalize_settings.CANDIDATE_OVERSAMPLING))
+    strategy_exclude = [*excluded, *blocked_pks(index, filters)]
+    if context_item is not None:
+        strategy_exclude.append(context_item)
+
+    pinned = pinned_pks(index, filters)
+    if pinned:
+        block.offer("pinned", [(pk, 0.0) for pk in pinned], PINNED, False,
+                    lambda pk: _text(gettext("Featured")))
+    primary = config.strategy
+    if personal and block.need > 0:
+        model = _active_model(primary)
+        scored = _run_strategy(model, "recommend", history, block.need * oversample,
+                               strategy_exclude + block.pks)
+        if model is not None:
+            block.offer(primary, scored, primary, len(history) > 0, _explainer(model, history))
+        elif trace is not None:
+            trace.add(primary, 0, 0, note="no active model")
+    filled_from = len(block.pks)
+    fallback = config.fallback
+    popular_name = personalize_settings.POPULARITY_STRATEGY
+    if block.need > 0 and fallback and fallback not in (primary, popular_name):
+        model = _active_model(fallback)
+        used = history if personal else History()
+        scored = _run_strategy(model, "recommend", used, block.need * oversample,
+                               strategy_exclude + block.pks)
+        if model is not None:
+            explain = (_explainer(model, used) if len(used)
+                       else (lambda pk: _text(gettext("Popular right now"))))
+            block.offer(fallback, scored, fallback, personal and len(used) > 0, explain)
+    categories: list[tuple[str, bool]] = []
+    if context_item is not None:
+        rows, _ = index.positions([context_item])
+        if rows.size and index.primary[rows[0]] >= 0:
+            categories.append((index.category_names[int(index.primary[rows[0]])], False))
+    if personal and len(history):
+        preferred = index.preferred_category(list(history.item_ids), history.weights)
+        if preferred and preferred not in [c for c, _ in categories]:
+            categories.append((preferred, True))
+    _popular_stages(block, index, categories, oversample)
+    fallback_used = len(block.pks) > filled_from
+    rows, diversity = _finish(block, generation, trace)
+    return rows, diversity, fallback_used
+
+
+def _materialise(rows: Sequence[Row], generation: Any) -> list[Recommendation]:
+    items = get_items([r[0] for r in rows], generation)
+    return [
+        Recommendation(items[pk], score, strategy, personalized, explanation, url)
+        for pk, score, strategy, personalized, explanation, url in rows
+        if pk in items
+    ]
+
+
+def recommend(
+    request_or_subject: Any,
+    placement: str = "home",
+    limit: int | None = None,
+    context: dict[str, Any] | None = None,
+) -> list[Recommendation]:
+    """Recommendations for a visitor in one placement, best first.
+
+    Args:
+        request_or_subject: an ``HttpRequest`` / DRF ``Request`` (the visitor
+            behind it; GPC / DNT headers count as no consent), a user, a
+            :class:`~personalize.models.Subject`, or ``None`` (an anonymous
+            visitor: non-personalized). Never creates a subject.
+        placement: the placement name; an unknown name uses the defaults.
+        limit: how many items (default: the placement's limit; at most ``MAX_LIMIT``).
+        context: page context; ``{"item": ...}`` (an Item, a host catalog
+            object or an external id) on a product page excludes that item and
+            prefers its category for fallback fills.
+
+    Returns:
+        Up to ``limit`` :class:`Recommendation` objects; an empty list for an
+        empty catalog or a disabled placement.
+    """
+    request = _as_request(request_or_subject)
+    subject = _resolve_subject(request_or_subject)
+    signal = _browser_signal(request)
+    # With a browser privacy signal, the shared non-personalized block is served.
+    keyed_subject = subject if subject is not None and not signal else None
+    config = get_placement(placement)
+    context_item = resolve_item((context or {}).get("item"))
+    language = translation.get_language()
+    model = _active_model(config.strategy)
+    entry_key = block_cache.block_key(
+        placement, keyed_subject.pk if keyed_subject else None, limit, context_item, language
+    )
+    keys = [block_cache.GLOBAL_GEN_KEY, entry_key]
+    if keyed_subject is not None:
+        subject_key = block_cache.subject_gen_key(keyed_subject.pk)
+        keys.append(subject_key)
+    values = block_cache.read(keys)
+    generation = block_cache.global_generation(values)
+    subject_generation = None
+    if values is not None:
+        fresh = get_placement(placement, generation)
+        if fresh is not config:
+            config = fresh
+            model = _active_model(config.strategy)
+        if keyed_subject is not None:
+            subject_generation = values.get(subject_key)
+        entry = values.get(entry_key)
+        if (
+            isinstance(entry, tuple)
+            and len(entry) == 6
+            and entry[:5] == (ENTRY_FORMAT, generation, subject_generation, _model_key(model),
+                              _consent_config())
+        ):
+            stats.record_hit(placement)
+            return _materialise(entry[5], generation)
+    else:
+        config = get_placement(placement, generation)  # re-read: no generation to trust
+    if not config.enabled:
+        return []
+    n = _clamp_limit(limit, config.limit)
+    consent = keyed_subject is not None and _consent(keyed_subject, request)
+    rows, diversity, fallback = compute_block(
+        config, keyed_subject, consent, n, context_item, generation
+    )
+    stats.record_computed(placement, diversity=diversity, n_items=len(rows), fallback=fallback)
+    if values is not None:
+        entry_value = (ENTRY_FORMAT, generation, subject_generation, _model_key(model),
+                       _consent_config(), tuple(rows))
+        block_cache.write(entry_key, entry_value, config.cache_ttl)
+    return _materialise(rows, generation)
+
+
+def preview(
+    subject: Subject | None,
+    placement: str = "home",
+    limit: int | None = None,
+    context: dict[str, Any] | None = None,
+) -> tuple[list[Recommendation], Trace, PlacementConfig]:
+    """Compute a block for ``subject`` without the cache, with a trace of each stage.
+
+    For the admin's "preview as subject" page; consent is honoured as on the site.
+    """
+    from personalize.serving.placements import load_placement
+
+    config = load_placement(placement)
+    generation = block_cache.global_generation(block_cache.read([block_cache.GLOBAL_GEN_KEY]))
+    consent = subject is not None and _consent(subject, None)
+    trace = Trace(consent=consent, subject=subject.key if subject is not None else None,
+                  source=popularity(catalog_index(generation))[1])
+    context_item = resolve_item((context or {}).get("item"))
+    n = _clamp_limit(limit, config.limit)
+    rows, _, _ = compute_block(config, subject, consent, n, context_item, generation, trace)
+    return _materialise(rows, generation), trace, config
+
+
+def _similar_rows(
+    item_pk: int, strategy: str, config: PlacementConfig | None, limit: int, generation: Any
+) -> list[Row]:
+    index = catalog_index(generation)
+    rows_found, _ = index.positions([item_pk])
+    if len(index) == 0 or limit <= 0:
+        return []
+    from personalize.serving.filters import FilterConfig
+
+    filters = config.filters if config is not None else FilterConfig()
+    # the item itself is never "similar to itself", whatever the filters say
+    allowed = allowed_mask(index, filters, excluded_pks=[item_pk])
+    block = _Block(index, allowed, limit, float(config.diversity) if config else 0.0, None)
+    oversample = max(1, int(personalize_settings.CANDIDATE_OVERSAMPLING))
+    model = _active_model(strategy)
+    scored = _run_strategy(model, "similar", item_pk, limit * oversample,
+                           [item_pk, *blocked_pks(index, filters)])
+    block.offer(strategy, scored, strategy, False, lambda pk: _similar_to(item_pk))
+    categories: list[tuple[str, bool]] = []
+    if rows_found.size and index.primary[rows_found[0]] >= 0:
+        categories.append((index.category_names[int(index.primary[rows_found[0]])], False))
+    _popular_stages(block, index, categories, oversample)
+    rows, _ = _finish(block, generation, None)
+    return rows
+
+
+def similar_items(
+    item: Any,
+    limit: int = 10,
+    *,
+    strategy: str | None = None,
+    placement: str | None = None,
+) -> list[Recommendation]:
+    """Items similar to ``item`` (the same for every visitor), best first.
+
+    Args:
+        item: an :class:`~personalize.models.Item`, a host catalog object or an external id.
+        limit: how many items (at most ``MAX_LIMIT``).
+        strategy: the strategy whose ``similar()`` ranks them (default: the
+            placement's strategy, else ``SIMILAR_STRATEGY``).
+        placement: a placement whose filters and diversity apply.
+
+    Returns:
+        Up to ``limit`` recommendations (``personalized=False``), filled with
+        popular items of the item's category when the strategy cannot answer;
+        an empty list when ``item`` is not in the catalog.
+    """
+    item_pk = resolve_item(item)
+    if item_pk is None:
+        return []
+    config = get_placement(placement) if placement else None
+    n = _clamp_limit(limit, limit)
+    language = translation.get_language()
+
+    def strategy_name(cfg: PlacementConfig | None) -> str:
+        if strategy:
+            return strategy
+        if cfg is not None and cfg.configured:
+            return cfg.strategy
+        return str(personalize_settings.SIMILAR_STRATEGY)
+
+    name = strategy_name(config)
+    key = block_cache.similar_key(item_pk, name, placement, n, language)
+    values = block_cache.read([block_cache.GLOBAL_GEN_KEY, key])
+    generation = block_cache.global_generation(values)
+    if placement:
+        config = get_placement(placement, generation)
+        name = strategy_name(config)
+        key = block_cache.similar_key(item_pk, name, placement, n, language)
+    if config is not None and not config.enabled:
+        return []
+    model = _active_model(name)
+    entry = values.get(key) if values is not None else None
+    if (
+        isinstance(entry, tuple)
+        and len(entry) == 4
+        and entry[:3] == (ENTRY_FORMAT, generation, _model_key(model))
+    ):
+        stats.record_hit(placement or "similar")
+        return _materialise(entry[3], generation)
+    rows = _similar_rows(item_pk, name, config, n, generation)
+    stats.record_computed(placement or "similar", diversity=None, n_items=len(rows),
+                          fallback=False)
+    if values is not None:
+        ttl = config.cache_ttl if config is not None else int(personalize_settings.CACHE_TTL)
+        block_cache.write(key, (ENTRY_FORMAT, generation, _model_key(model), tuple(rows)), ttl)
+    return _materialise(rows, generation)

@@ -1,0 +1,171 @@
+"""Vectorised helpers the built-in strategies share.
+
+Id lookups go through ``np.searchsorted`` on the artifact's sorted
+``item_ids`` (the dataset keeps its ids sorted), so mapping a 500-item history
+to columns is one C call, not a Python loop; a dict lookup is the fallback for
+unsorted id arrays or ids of another type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from personalize.strategies.base import History, Scored, Strategy, top_k
+from personalize.training.artifacts import Artifact, ArtifactFormatError
+
+
+def class_path(strategy: Strategy | type[Strategy]) -> str:
+    """The dotted path of a strategy class (what artifacts record)."""
+    cls = strategy if isinstance(strategy, type) else type(strategy)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def artifact_meta(strategy: Strategy, **extra: Any) -> dict[str, Any]:
+    """The metadata every built-in artifact carries, plus ``extra``."""
+    return {
+        "strategy": class_path(strategy),
+        "artifact_version": type(strategy).artifact_version,
+        "options": strategy.options.as_dict(),
+        **extra,
+    }
+
+
+def ensure_artifact(strategy: Strategy, artifact: Artifact) -> None:
+    """Refuse an artifact written by another strategy class or layout version.
+
+    Checked once per artifact object (the result is cached on it).
+    """
+    if artifact.cache.get("checked_by") is type(strategy):
+        return
+    path = artifact.meta.get("strategy")
+    version = artifact.meta.get("artifact_version")
+    if path != class_path(strategy):
+        raise ArtifactFormatError(
+            f"Artifact was written by {path!r}; {class_path(strategy)} cannot read it."
+        )
+    if version != type(strategy).artifact_version:
+        raise ArtifactFormatError(
+            f"Artifact layout version {version!r}; {class_path(strategy)} reads "
+            f"version {type(strategy).artifact_version}. Retrain the strategy."
+        )
+    artifact.cache["checked_by"] = type(strategy)
+
+
+def positions(artifact: Artifact, ids: Sequence[Any] | Iterable[Any],
+              name: str = "item_ids") -> tuple[np.ndarray, np.ndarray]:
+    """Columns of ``ids`` in ``artifact[name]``.
+
+    Returns:
+        ``(columns, found)``: ``columns`` holds the column of every known id
+        (unknown ids are left out), ``found`` is a bool mask over ``ids``.
+    """
+    ids = list(ids)
+    if not ids:
+        return np.empty(0, dtype=np.int64), np.zeros(0, dtype=bool)
+    known = artifact[name]
+    n = len(known)
+    if n == 0:
+        return np.empty(0, dtype=np.int64), np.zeros(len(ids), dtype=bool)
+    sorted_key = f"sorted:{name}"
+    if sorted_key not in artifact.cache:
+        artifact.cache[sorted_key] = bool(n < 2 or np.all(known[1:] > known[:-1]))
+    if artifact.cache[sorted_key]:
+        try:
+            query = np.asarray(ids)
+            if query.dtype.kind != known.dtype.kind:
+                query = query.astype(known.dtype)
+        except (ValueError, TypeError, OverflowError):
+            query = None
+        if query is not None and query.ndim == 1:
+            where = np.minimum(np.searchsorted(known, query), n - 1)
+            found = known[where] == query
+            return where[found].astype(np.int64), found
+    index = artifact.index_of(name)
+    found_list = [i in index for i in ids]
+    columns = np.fromiter((index[i] for i in ids if i in index), dtype=np.int64)
+    return columns, np.asarray(found_list, dtype=bool)
+
+
+def history_vector(artifact: Artifact, history: History, n: int,
+                   binary: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The history as a dense weight vector over the artifact's items.
+
+    Repeated items add up. Returns ``(vector, columns)`` where ``columns`` are
+    the distinct known history columns.
+    """
+    columns, found = positions(artifact, history.item_ids)
+    vector = np.zeros(n, dtype=np.float32)
+    if columns.size:
+        if binary:
+            vector[columns] = 1.0
+        else:
+            np.add.at(vector, columns, history.weight_array[found])
+    return vector, np.unique(columns)
+
+
+def mask_columns(scores: np.ndarray, artifact: Artifact, history: History,
+                 exclude: Iterable[Any]) -> None:
+    """Set the scores of history and excluded items to ``-inf`` in place."""
+    seen, _ = positions(artifact, history.item_ids)
+    scores[seen] = -np.inf
+    excluded, _ = positions(artifact, exclude)
+    scores[excluded] = -np.inf
+
+
+def ranked(artifact: Artifact, scores: np.ndarray, k: int,
+           name: str = "item_ids") -> Scored:
+    """The ``k`` best finite scores as ``[(item_id, score)]``, best first."""
+    best = top_k(scores, int(k))
+    ids = artifact[name][best].tolist()
+    return list(zip(ids, scores[best].astype(float).tolist(), strict=True))
+
+
+def parse_exclude(exclude: Iterable[Any] | None) -> list[Any]:
+    return list(exclude) if exclude is not None else []
+
+
+class VectorStrategy(Strategy):
+    """A strategy that scores every item of its artifact at once.
+
+    Subclasses implement :meth:`item_scores`; this class turns the score vector
+    into recommendations (history and excluded items masked, ``top_k``) and
+    offers :meth:`score_items`, which the Cascade and Blend hybrids use to
+    score another strategy's candidates.
+    """
+
+    def item_scores(self, artifact: Artifact, history: History) -> np.ndarray:
+        """A new float64 score per artifact item (``-inf``: cannot be recommended).
+
+        Raises:
+            CannotRecommend: nothing sound can be said for this history.
+        """
+        raise NotImplementedError
+
+    def recommend(
+        self, artifact: Artifact, history: History, k: int, exclude: Iterable[Any] = ()
+    ) -> Scored:
+        """The ``k`` best unseen, non-excluded items, best first."""
+        ensure_artifact(self, artifact)
+        if k <= 0:
+            return []
+        scores = self.item_scores(artifact, history)
+        mask_columns(scores, artifact, history, parse_exclude(exclude))
+        return ranked(artifact, scores, k)
+
+    def score_items(
+        self, artifact: Artifact, history: History, item_ids: Sequence[Any]
+    ) -> np.ndarray:
+        """The score this strategy gives each of ``item_ids`` (NaN where it has none).
+
+        History items are not masked: the caller decides what to show.
+        """
+        ensure_artifact(self, artifact)
+        scores = self.item_scores(artifact, history)
+        columns, found = positions(artifact, item_ids)
+        out = np.full(len(found), np.nan)
+        out[found] = scores[columns]
+        out[~np.isfinite(out)] = np.nan
+        return out

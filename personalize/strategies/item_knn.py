@@ -1,0 +1,209 @@
+"""Item-item k-nearest-neighbours on implicit feedback.
+
+Similarity is the shrunk cosine between item columns of the interaction
+matrix (only positive weights count)::
+
+    sim(i, j) = (x_i . x_j) / (|x_i| |x_j| + shrinkage)
+
+raised to ``similarity_exponent`` (above 1 sharpens the neighbourhood). Each
+item keeps its ``neighbours`` most similar items. A subject's score for item
+``j`` is the weighted sum of the similarities between ``j`` and the items in
+their history among ``j``'s neighbours; items no history item supports are not
+recommended (the pipeline falls back instead of showing arbitrary items).
+
+Defaults were tuned on MovieLens-100k (stratified 75/25 split, NDCG@10).
+
+Artifact layout (``artifact_version`` 1):
+
+``item_ids``
+    the dataset item ids, sorted.
+``neighbours.*``
+    ``(n_items, n_items)`` float32 CSR: row ``j`` holds the neighbours of
+    item ``j`` and their similarity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from personalize.strategies.base import CannotRecommend, History, Options, Scored
+from personalize.strategies.common import (
+    VectorStrategy,
+    artifact_meta,
+    ensure_artifact,
+    history_vector,
+    parse_exclude,
+    positions,
+    ranked,
+)
+from personalize.training.artifacts import Artifact
+from personalize.training.dataset import Dataset
+
+#: Largest dense similarity block computed at once (float32 cells: 128 MiB).
+_BLOCK_CELLS = 1 << 25
+
+
+@dataclass(frozen=True)
+class ItemKNNOptions(Options):
+    """Options of :class:`ItemKNN`.
+
+    Attributes:
+        neighbours: how many most similar items each item keeps.
+        shrinkage: added to the cosine denominator; damps similarities
+            computed from few common subjects.
+        similarity_exponent: similarities are raised to this power.
+        min_similarity: similarities at or below this are dropped.
+        binary: treat every positive interaction as 1 (ignore event weights).
+    """
+
+    neighbours: int = 200
+    shrinkage: float = 10.0
+    similarity_exponent: float = 1.0
+    min_similarity: float = 0.0
+    binary: bool = False
+
+    def validate(self) -> None:
+        if not isinstance(self.neighbours, int) or self.neighbours < 1:
+            raise ValueError(f"neighbours must be a positive integer, got {self.neighbours!r}")
+        if self.shrinkage < 0:
+            raise ValueError(f"shrinkage must be >= 0, got {self.shrinkage!r}")
+        if not self.similarity_exponent > 0:
+            raise ValueError(
+                f"similarity_exponent must be positive, got {self.similarity_exponent!r}"
+            )
+        if self.min_similarity < 0:
+            raise ValueError(f"min_similarity must be >= 0, got {self.min_similarity!r}")
+
+
+def positive_matrix(dataset: Dataset, binary: bool) -> sp.csr_array:
+    """The interactions with non-positive entries dropped, float32 (ones if ``binary``)."""
+    matrix = sp.csr_array(dataset.interactions, dtype=np.float32, copy=True)
+    matrix.data[matrix.data < 0] = 0
+    matrix.eliminate_zeros()
+    if binary:
+        matrix.data[:] = 1.0
+    return matrix
+
+
+class ItemKNN(VectorStrategy):
+    """Items similar to what the subject interacted with (cosine, top-k neighbours)."""
+
+    name = "item_knn"
+    options_class = ItemKNNOptions
+    needs = frozenset({"interactions"})
+    artifact_version: ClassVar[int] = 1
+    options: ItemKNNOptions
+
+    def fit(self, dataset: Dataset) -> Artifact:
+        """Compute each item's top neighbours, a block of columns at a time."""
+        opts = self.options
+        matrix = positive_matrix(dataset, opts.binary)
+        n = dataset.n_items
+        by_item = matrix.T.tocsr()  # items x subjects
+        squares = np.asarray(by_item.multiply(by_item).sum(axis=1)).ravel()
+        norms = np.sqrt(squares).astype(np.float32)
+        keep = min(opts.neighbours, max(n - 1, 0))
+        block = max(1, min(n, _BLOCK_CELLS // max(n, 1)))
+        rows, cols, vals = [], [], []
+        for start in range(0, n, block):
+            stop = min(n, start + block)
+            # co-occurrence of every item with the block's items: (n, stop - start)
+            sims = (by_item @ by_item[start:stop].T).toarray().astype(np.float32, copy=False)
+            sims /= np.outer(norms, norms[start:stop]) + np.float32(opts.shrinkage + 1e-12)
+            # an item is not its own neighbour
+            sims[np.arange(start, stop), np.arange(stop - start)] = 0.0
+            if opts.similarity_exponent != 1.0:
+                np.power(sims, np.float32(opts.similarity_exponent), out=sims)
+            sims[sims <= opts.min_similarity] = 0.0
+            if keep <= 0:
+                continue
+            if keep < n:
+                top = np.argpartition(-sims, keep - 1, axis=0)[:keep]
+            else:
+                top = np.broadcast_to(np.arange(n)[:, None], sims.shape)
+            values = np.take_along_axis(sims, top, axis=0)
+            nonzero = values > 0
+            targets = np.broadcast_to(np.arange(start, stop)[None, :], top.shape)
+            rows.append(targets[nonzero])
+            cols.append(top[nonzero])
+            vals.append(values[nonzero])
+        neighbours = sp.csr_array(
+            (np.concatenate(vals) if vals else np.empty(0, np.float32),
+             (np.concatenate(rows) if rows else np.empty(0, np.int64),
+              np.concatenate(cols) if cols else np.empty(0, np.int64))),
+            shape=(n, n), dtype=np.float32,
+        )
+        neighbours.sort_indices()
+        artifact = Artifact(
+            arrays={"item_ids": np.asarray(dataset.item_ids)},
+            meta=artifact_meta(self, n_items=n, nnz=int(neighbours.nnz)),
+        )
+        artifact.put_csr("neighbours", neighbours)
+        return artifact
+
+    def _supporters(self, artifact: Artifact) -> sp.csr_array:
+        """Row ``i``: the items that have ``i`` as a neighbour (cached transpose)."""
+        key = "knn:supporters"
+        if key not in artifact.cache:
+            artifact.cache[key] = artifact.get_csr("neighbours").T.tocsr()
+        return artifact.cache[key]
+
+    def item_scores(self, artifact: Artifact, history: History) -> np.ndarray:
+        n = len(artifact["item_ids"])
+        vector, columns = history_vector(artifact, history, n, binary=self.options.binary)
+        if columns.size == 0:
+            raise CannotRecommend("No history item is known to the item kNN model.")
+        supporters = self._supporters(artifact)
+        starts, ends = supporters.indptr[columns], supporters.indptr[columns + 1]
+        lengths = ends - starts
+        # gather the CSR rows of the history items without a Python loop
+        shift = starts - np.cumsum(lengths) + lengths
+        offsets = np.repeat(shift, lengths) + np.arange(lengths.sum())
+        scores = np.bincount(
+            supporters.indices[offsets],
+            weights=supporters.data[offsets] * np.repeat(vector[columns], lengths),
+            minlength=n,
+        )
+        # only items some history item supports are sound recommendations
+        scores[scores <= 0] = -np.inf
+        return scores
+
+    def similar(
+        self, artifact: Artifact, item_id: Any, k: int, exclude: Iterable[Any] = ()
+    ) -> Scored:
+        """The ``k`` nearest neighbours of ``item_id``."""
+        ensure_artifact(self, artifact)
+        columns, _ = positions(artifact, [item_id])
+        if columns.size == 0:
+            raise CannotRecommend(f"Item {item_id!r} is not in the item kNN model.")
+        neighbours = artifact.get_csr("neighbours")
+        row = int(columns[0])
+        start, end = neighbours.indptr[row], neighbours.indptr[row + 1]
+        scores = np.full(len(artifact["item_ids"]), -np.inf)
+        scores[neighbours.indices[start:end]] = neighbours.data[start:end]
+        scores[row] = -np.inf
+        excluded, _ = positions(artifact, parse_exclude(exclude))
+        scores[excluded] = -np.inf
+        return ranked(artifact, scores, k) if k > 0 else []
+
+    def explain(self, artifact: Artifact, history: History, item_id: Any) -> Any:
+        """The history item contributing most to ``item_id``'s score, or ``None``."""
+        ensure_artifact(self, artifact)
+        target, _ = positions(artifact, [item_id])
+        n = len(artifact["item_ids"])
+        vector, columns = history_vector(artifact, history, n, binary=self.options.binary)
+        if target.size == 0 or columns.size == 0:
+            return None
+        neighbours = artifact.get_csr("neighbours")
+        row = int(target[0])
+        start, end = neighbours.indptr[row], neighbours.indptr[row + 1]
+        contribution = neighbours.data[start:end] * vector[neighbours.indices[start:end]]
+        if contribution.size == 0 or contribution.max() <= 0:
+            return None
+        best = neighbours.indices[start:end][int(np.argmax(contribution))]
+        return artifact["item_ids"][best].item()

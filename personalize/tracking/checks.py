@@ -1,0 +1,127 @@
+"""System checks for tracking settings (registered in ``personalize.checks``).
+
+personalize.E030
+    ``BOT_USER_AGENT_PATTERN`` is not a valid regular expression.
+personalize.E031
+    ``VISITOR_COOKIE_SAMESITE`` is not ``"Lax"``, ``"Strict"`` or ``"None"``, or
+    is ``"None"`` without ``VISITOR_COOKIE_SECURE`` (browsers drop such cookies).
+personalize.E032
+    An entry of ``SERVER_AUTHENTICATION_CLASSES`` cannot be imported or is not a
+    DRF authentication class.
+personalize.E033
+    ``RATING_RANGE`` is not ``(low, high)`` with ``low < high``, or a size or time
+    limit (``MAX_DWELL_SECONDS``, ``MAX_BODY_BYTES``, ``MAX_CONTEXT_BYTES``,
+    ``TIMESTAMP_SKEW_SECONDS``) is not a positive number.
+personalize.W030
+    ``VisitorMiddleware`` is not in ``MIDDLEWARE``: anonymous visitors cannot be
+    tracked or personalized.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning
+from django.utils.module_loading import import_string
+
+from personalize.conf import personalize_settings
+
+MIDDLEWARE_PATH = "personalize.tracking.middleware.VisitorMiddleware"
+SAMESITE_VALUES = ("Lax", "Strict", "None")
+POSITIVE_LIMITS = (
+    "MAX_DWELL_SECONDS", "MAX_BODY_BYTES", "MAX_CONTEXT_BYTES", "TIMESTAMP_SKEW_SECONDS"
+)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def tracking_checks() -> list[CheckMessage]:
+    """All tracking configuration errors and warnings."""
+    s = personalize_settings
+    errors: list[CheckMessage] = []
+    try:
+        re.compile(s.BOT_USER_AGENT_PATTERN or "")
+    except (re.error, TypeError) as exc:
+        errors.append(Error(
+            f"PERSONALIZE['BOT_USER_AGENT_PATTERN'] is not a valid regular expression: {exc}.",
+            hint="Fix the pattern; it is matched case-insensitively with re.search().",
+            obj="PERSONALIZE['BOT_USER_AGENT_PATTERN']", id="personalize.E030",
+        ))
+    samesite = s.VISITOR_COOKIE_SAMESITE
+    if samesite not in SAMESITE_VALUES:
+        errors.append(Error(
+            f"PERSONALIZE['VISITOR_COOKIE_SAMESITE'] is {samesite!r}.",
+            hint="Use 'Lax' (the default), 'Strict' or 'None'.",
+            obj="PERSONALIZE['VISITOR_COOKIE_SAMESITE']", id="personalize.E031",
+        ))
+    elif samesite == "None" and not s.VISITOR_COOKIE_SECURE:
+        errors.append(Error(
+            "PERSONALIZE['VISITOR_COOKIE_SAMESITE'] is 'None' but VISITOR_COOKIE_SECURE is off.",
+            hint="Browsers reject SameSite=None cookies that are not Secure; "
+                 "set VISITOR_COOKIE_SECURE = True (HTTPS) or use 'Lax'.",
+            obj="PERSONALIZE['VISITOR_COOKIE_SAMESITE']", id="personalize.E031",
+        ))
+    errors.extend(_authentication_errors())
+    low_high = s.RATING_RANGE
+    if not (
+        isinstance(low_high, list | tuple) and len(low_high) == 2
+        and all(_is_number(v) for v in low_high) and low_high[0] < low_high[1]
+    ):
+        errors.append(Error(
+            f"PERSONALIZE['RATING_RANGE'] is {low_high!r}.",
+            hint="Use a (low, high) pair of numbers with low < high, e.g. (0.5, 5.0).",
+            obj="PERSONALIZE['RATING_RANGE']", id="personalize.E033",
+        ))
+    for key in POSITIVE_LIMITS:
+        value = getattr(s, key)
+        if not _is_number(value) or value <= 0:
+            errors.append(Error(
+                f"PERSONALIZE[{key!r}] is {value!r}.",
+                hint="Use a positive number.",
+                obj=f"PERSONALIZE[{key!r}]", id="personalize.E033",
+            ))
+    if MIDDLEWARE_PATH not in (getattr(settings, "MIDDLEWARE", None) or []):
+        errors.append(Warning(
+            "VisitorMiddleware is not installed: anonymous visitors get no subject, "
+            "so they can be neither tracked nor personalized.",
+            hint=f"Add {MIDDLEWARE_PATH!r} to MIDDLEWARE after AuthenticationMiddleware.",
+            obj="settings.MIDDLEWARE", id="personalize.W030",
+        ))
+    return errors
+
+
+def _authentication_errors() -> list[CheckMessage]:
+    from rest_framework.authentication import BaseAuthentication
+
+    configured = personalize_settings.SERVER_AUTHENTICATION_CLASSES
+    if configured is None:
+        return []
+    obj = "PERSONALIZE['SERVER_AUTHENTICATION_CLASSES']"
+    if isinstance(configured, str) or not isinstance(configured, list | tuple):
+        return [Error(
+            f"{obj} must be a list of dotted paths, not {configured!r}.",
+            hint="For example ['rest_framework.authentication.TokenAuthentication'], "
+                 "or None for the default.",
+            obj=obj, id="personalize.E032",
+        )]
+    errors: list[CheckMessage] = []
+    for path in configured:
+        try:
+            cls = import_string(path) if isinstance(path, str) else path
+        except ImportError as exc:
+            errors.append(Error(
+                f"Cannot import server authentication class {path!r}: {exc}.",
+                hint="Name a DRF authentication class by its dotted path.",
+                obj=obj, id="personalize.E032",
+            ))
+            continue
+        if not (isinstance(cls, type) and issubclass(cls, BaseAuthentication)):
+            errors.append(Error(
+                f"{path!r} is not a DRF authentication class.",
+                hint="Subclass rest_framework.authentication.BaseAuthentication.",
+                obj=obj, id="personalize.E032",
+            ))
+    return errors

@@ -1,0 +1,370 @@
+"""Batch ingestion: validate every event, store the valid ones in one statement.
+
+The path is built for throughput: one validation pass with precomputed
+lookups, then a fixed number of queries per batch whatever its size (subjects
+named by server callers, the batch's items, the event ids already stored) and a
+single ``bulk_create(ignore_conflicts=True)``. No per-event query.
+
+Each event gets a result at its index: ``accepted``, ``duplicate`` (its
+``event_id`` is already stored, or appeared earlier in the same batch: it is
+stored once) or ``rejected`` with the offending ``field`` and a ``reason``.
+Valid events are stored even when others in the batch are rejected.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from personalize.conf import personalize_settings
+from personalize.models import Event, Item, Subject
+from personalize.models.events import EventSource
+from personalize.signals import event_recorded, items_changed
+from personalize.tracking.consent_gate import personalization_allowed
+from personalize.tracking.subjects import follow_merges
+from personalize.tracking.validation import CleanEvent, EventValidator, Problem
+
+ACCEPTED = "accepted"
+DUPLICATE = "duplicate"
+REJECTED = "rejected"
+
+#: IN-list chunk size that every backend accepts (SQLite's old limit is 999).
+IN_CHUNK = 900
+
+NO_CONSENT = Problem("consent", "no personalization consent for this subject")
+
+
+@dataclass(slots=True)
+class EventResult:
+    """The outcome for the event at ``index`` of a batch."""
+
+    index: int
+    status: str
+    event_id: str | None = None
+    field: str | None = None
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"index": self.index, "status": self.status}
+        if self.event_id is not None:
+            data["event_id"] = self.event_id
+        if self.field is not None:
+            data["field"] = self.field
+            data["reason"] = self.reason
+        return data
+
+
+@dataclass
+class IngestReport:
+    """Per-index results of one batch."""
+
+    results: list[EventResult] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def accepted(self) -> int:
+        return self.count(ACCEPTED)
+
+    @property
+    def duplicates(self) -> int:
+        return self.count(DUPLICATE)
+
+    @property
+    def rejected(self) -> int:
+        return self.count(REJECTED)
+
+    @property
+    def stored_or_known(self) -> bool:
+        """Whether at least one event is now in the database (new or replayed)."""
+        return any(r.status != REJECTED for r in self.results)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicate": self.duplicates,
+            "rejected": self.rejected,
+            "results": [r.as_dict() for r in self.results],
+        }
+
+
+def reject_all(count: int, problem: Problem) -> IngestReport:
+    """A report rejecting ``count`` events for one reason (consent, bots)."""
+    return IngestReport(
+        [EventResult(i, REJECTED, field=problem.field, reason=problem.reason) for i in range(count)]
+    )
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), IN_CHUNK):
+        yield values[start : start + IN_CHUNK]
+
+
+def subjects_for_refs(refs: set[str | int]) -> dict[str | int, Subject]:
+    """Subjects named by server callers: a subject key (str) or a user id (int).
+
+    A user without a subject yet gets one (in one bulk insert); unknown keys and
+    user ids are left out of the result. Merged subjects resolve to their target.
+    """
+    keys = sorted(r for r in refs if isinstance(r, str))
+    user_ids = sorted(r for r in refs if isinstance(r, int))
+    found: dict[str | int, Subject] = {}
+    for chunk in _chunks(keys):
+        for subject in Subject.objects.filter(key__in=chunk):
+            found[subject.key] = subject
+    if user_ids:
+        by_user: dict[int, Subject] = {}
+        for chunk in _chunks(user_ids):
+            by_user.update(
+                (s.user_id, s) for s in Subject.objects.filter(user_id__in=chunk)
+                if s.user_id is not None
+            )
+        missing = [u for u in user_ids if u not in by_user]
+        if missing:
+            user_model = get_user_model()
+            existing_users: list[int] = []
+            for chunk in _chunks(missing):
+                existing_users.extend(
+                    user_model._default_manager.filter(pk__in=chunk).values_list("pk", flat=True)
+                )
+            if existing_users:
+                Subject.objects.bulk_create(
+                    [Subject(user_id=u) for u in existing_users], ignore_conflicts=True
+                )
+                for chunk in _chunks(existing_users):
+                    by_user.update(
+                        (s.user_id, s) for s in Subject.objects.filter(user_id__in=chunk)
+                        if s.user_id is not None
+                    )
+        found.update(by_user.items())
+    for ref, subject in list(found.items()):
+        if subject.merged_into_id is not None:
+            found[ref] = follow_merges(subject)
+    return found
+
+
+def items_for_refs(external_ids: set[str], create: bool | None = None) -> dict[str, int]:
+    """``external_id -> Item.pk`` for the given ids, creating missing ones if allowed.
+
+    Args:
+        external_ids: the item ids the batch names.
+        create: create unknown items (default ``PERSONALIZE["CREATE_UNKNOWN_ITEMS"]``).
+    """
+    if create is None:
+        create = bool(personalize_settings.CREATE_UNKNOWN_ITEMS)
+    ids = sorted(external_ids)
+    found: dict[str, int] = {}
+    for chunk in _chunks(ids):
+        found.update(Item.objects.filter(external_id__in=chunk).values_list("external_id", "pk"))
+    missing = [x for x in ids if x not in found]
+    if missing and create:
+        new_items = [Item(external_id=x) for x in missing]
+        for item in new_items:
+            item.content_hash = item.compute_content_hash()
+        Item.objects.bulk_create(new_items, ignore_conflicts=True)
+        created: dict[str, int] = {}
+        for chunk in _chunks(missing):
+            created.update(
+                Item.objects.filter(external_id__in=chunk).values_list("external_id", "pk")
+            )
+        found.update(created)
+        if created:
+            new_pks = set(created.values())
+            transaction.on_commit(lambda: items_changed.send(sender=Item, item_ids=new_pks))
+    return found
+
+
+def existing_event_ids(event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of ``event_ids`` are already stored."""
+    stored: set[uuid.UUID] = set()
+    for chunk in _chunks(event_ids):
+        stored.update(Event.objects.filter(event_id__in=chunk).values_list("event_id", flat=True))
+    return stored
+
+
+def ingest_events(
+    raw_events: Sequence[Any],
+    *,
+    subject: Subject | None = None,
+    no_subject: Problem | None = None,
+    request: Any = None,
+    allow_subject: bool = False,
+    source: str = EventSource.API,
+    now: datetime | None = None,
+) -> IngestReport:
+    """Validate and store a batch of events decoded from JSON.
+
+    Args:
+        raw_events: the event objects (anything: each is validated).
+        subject: the subject of events that do not name one (a browser's own).
+        no_subject: why an event without a subject is rejected when ``subject``
+            is ``None`` (default: the ``subject`` field is required).
+        request: the request, so consent can honour its GPC / DNT headers.
+        allow_subject: whether events may name their subject (server callers).
+        source: stored in ``Event.source``.
+        now: the reference time for timestamps (tests).
+
+    Returns:
+        The per-index report. Consent is checked per subject: without the
+        ``personalization`` consent an event is rejected and nothing is stored.
+    """
+    validator = EventValidator(now, allow_subject=allow_subject)
+    results: list[EventResult | None] = [None] * len(raw_events)
+
+    def reject(index: int, problem: Problem) -> None:
+        results[index] = EventResult(index, REJECTED, field=problem.field, reason=problem.reason)
+
+    cleaned: list[tuple[int, CleanEvent]] = []
+    refs: set[str | int] = set()
+    for index, raw in enumerate(raw_events):
+        outcome = validator.clean(raw)
+        if isinstance(outcome, Problem):
+            reject(index, outcome)
+        else:
+            cleaned.append((index, outcome))
+            if outcome.subject_ref is not None:
+                refs.add(outcome.subject_ref)
+
+    subject_map = subjects_for_refs(refs) if refs else {}
+    missing_subject = no_subject or Problem("subject", "required: a subject key or user id")
+    allowed: dict[int, bool] = {}
+    admitted: list[tuple[int, CleanEvent, Subject]] = []
+    external_ids: set[str] = set()
+    for index, clean in cleaned:
+        owner = subject if clean.subject_ref is None else subject_map.get(clean.subject_ref)
+        if owner is None:
+            reject(index, missing_subject if clean.subject_ref is None
+                   else Problem("subject", "unknown subject"))
+            continue
+        ok = allowed.get(owner.pk)
+        if ok is None:
+            ok = allowed[owner.pk] = personalization_allowed(owner, request)
+        if not ok:
+            reject(index, NO_CONSENT)
+            continue
+        admitted.append((index, clean, owner))
+        if clean.item_ref is not None:
+            external_ids.add(clean.item_ref)
+
+    item_map = items_for_refs(external_ids) if external_ids else {}
+    seen: dict[uuid.UUID, int] = {}
+    rows: list[tuple[int, uuid.UUID, Event]] = []
+    for index, clean, owner in admitted:
+        item_pk = None
+        if clean.item_ref is not None:
+            item_pk = item_map.get(clean.item_ref)
+            if item_pk is None:
+                reject(index, Problem("item", f"unknown item {clean.item_ref[:60]!r}"))
+                continue
+        if clean.event_id is not None:
+            uid = clean.event_id
+            if uid in seen:
+                results[index] = EventResult(index, DUPLICATE, event_id=str(uid))
+                continue
+            seen[uid] = index
+        else:
+            uid = uuid.uuid4()
+        rows.append((index, uid, Event(
+            event_id=uid, subject_id=owner.pk, item_id=item_pk, event_type=clean.event_type,
+            value=clean.value, context=clean.context, timestamp=clean.timestamp, source=source,
+        )))
+
+    stored = existing_event_ids(list(seen)) if seen else set()
+    to_insert: list[Event] = []
+    for index, uid, event in rows:
+        if uid in stored:
+            results[index] = EventResult(index, DUPLICATE, event_id=str(uid))
+        else:
+            results[index] = EventResult(index, ACCEPTED, event_id=str(uid))
+            to_insert.append(event)
+    if to_insert:
+        with transaction.atomic():
+            Event.objects.bulk_create(to_insert, ignore_conflicts=True)
+            subject_ids = {e.subject_id for e in to_insert}
+            item_ids = {e.item_id for e in to_insert if e.item_id is not None}
+            count = len(to_insert)
+            transaction.on_commit(lambda: event_recorded.send(
+                sender=Event, subject_ids=subject_ids, item_ids=item_ids, count=count
+            ))
+    return IngestReport([r for r in results if r is not None])
+
+
+# --- request bodies -------------------------------------------------------------
+
+#: Envelope key that carries the CSRF token for ``navigator.sendBeacon`` (which
+#: cannot set headers); removed before validation.
+CSRF_FIELD = "csrfmiddlewaretoken"
+
+
+class PayloadError(ValueError):
+    """The body as a whole is unusable; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, detail: str, status: int = 400) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.status = status
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def decode_payload(body: bytes, max_batch: int | None = None) -> tuple[list[Any], str | None]:
+    """The events and the CSRF token from an ingestion body.
+
+    Accepts one event object, ``{"events": [...]}`` or a bare list, each of up
+    to ``MAX_BATCH_SIZE`` events. ``{"events": [...]}`` and a single event may
+    carry ``"csrfmiddlewaretoken"``.
+
+    Raises:
+        PayloadError: malformed JSON, a wrong shape, an empty or oversized batch.
+    """
+    if max_batch is None:
+        max_batch = int(personalize_settings.MAX_BATCH_SIZE)
+    if not body:
+        raise PayloadError("Empty body: send one event object, a list, or {\"events\": [...]}.")
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PayloadError(f"Body is not UTF-8 (byte {exc.start}).") from None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise PayloadError(
+            f"Malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}."
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+        raise PayloadError(f"Malformed JSON: {reason}.") from None
+    token: str | None = None
+    if isinstance(data, dict):
+        raw_token = data.get(CSRF_FIELD)
+        if isinstance(raw_token, str):
+            token = raw_token
+        if "events" in data:
+            extra = sorted(str(k)[:40] for k in data if k not in ("events", CSRF_FIELD))
+            if extra:
+                raise PayloadError(f"Unknown envelope field(s): {', '.join(extra)}.")
+            events = data["events"]
+            if not isinstance(events, list):
+                raise PayloadError('"events" must be a list of event objects.')
+        else:
+            data.pop(CSRF_FIELD, None)
+            events = [data]
+    elif isinstance(data, list):
+        events = data
+    else:
+        raise PayloadError('Body must be an event object, a list, or {"events": [...]}.')
+    if not events:
+        raise PayloadError("No events in the batch.")
+    if len(events) > max_batch:
+        raise PayloadError(f"Too many events: {len(events)} (at most {max_batch} per request).")
+    return events, token

@@ -1,0 +1,259 @@
+"""New and changed items get vectors before the next full training.
+
+Content strategies (the embeddings plugin) can add items to a live artifact
+without retraining: ``embed_and_upsert(artifact, items)``, either a method of
+the strategy or a function of the strategy's top-level package
+(``personalize_embeddings.embed_and_upsert``). It adds or replaces the rows of
+``items`` in the artifact's item-indexed arrays and returns the artifact (or
+``None`` when it changed it in place).
+
+Work is split in two so that a large catalog embeds on many workers:
+
+1. :func:`embed_part` (one Celery task per chunk of items): starts from an
+   *empty* copy of the live artifact (item-indexed arrays cut to zero rows,
+   everything else kept), lets the plugin embed the chunk into it and saves
+   that small partial artifact to storage;
+2. :func:`merge_parts` (the chord's callback): upserts every partial's rows
+   into one copy of the live artifact, keyed by ``item_ids``, saves it as a
+   new ModelVersion (same metrics, ``parameters["derived_from"]``) and
+   activates it, so every web process loads it at its next pointer check.
+
+"Item-indexed" means: an array whose first dimension equals ``len(item_ids)``.
+
+Saving on every product save would make one version per item, so item changes
+are debounced: :func:`schedule` collects ids in the cache and queues a single
+task ``EMBED_DEBOUNCE_SECONDS`` later for all of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from importlib import import_module
+from typing import Any
+
+import numpy as np
+from django.core.cache import caches
+from django.utils import timezone
+
+from personalize.conf import personalize_settings
+from personalize.strategies.base import Strategy
+from personalize.training.artifacts import Artifact, delete_artifact, load_artifact, save_artifact
+
+logger = logging.getLogger(__name__)
+
+PENDING_KEY = "personalize:embed:pending"
+SCHEDULED_KEY = "personalize:embed:scheduled"
+
+Upsert = Callable[[Artifact, list[Any]], "Artifact | None"]
+
+
+def _cache() -> Any:
+    return caches[personalize_settings.CACHE_ALIAS]
+
+
+def upsert_function(strategy: Strategy) -> Upsert | None:
+    """The ``embed_and_upsert`` that serves ``strategy``, or ``None`` if it has none."""
+    method = getattr(strategy, "embed_and_upsert", None)
+    if callable(method):
+        return method  # type: ignore[no-any-return]
+    package = type(strategy).__module__.split(".")[0]
+    if package == "personalize":
+        return None
+    try:
+        function = getattr(import_module(package), "embed_and_upsert", None)
+    except ImportError:
+        return None
+    return function if callable(function) else None
+
+
+def embedding_strategy_names() -> list[str]:
+    """Configured strategies that can embed new items into a live artifact."""
+    from personalize.strategies.registry import configured_strategy_specs, get_strategy
+
+    return [name for name in configured_strategy_specs()
+            if upsert_function(get_strategy(name)) is not None]
+
+
+def empty_like(artifact: Artifact) -> Artifact:
+    """A copy of ``artifact`` whose item-indexed arrays have zero rows."""
+    n_items = len(artifact.arrays["item_ids"])
+    arrays = {
+        name: (array[:0].copy() if array.ndim >= 1 and array.shape[0] == n_items else array.copy())
+        for name, array in artifact.arrays.items()
+    }
+    return Artifact(arrays=arrays, meta=dict(artifact.meta))
+
+
+def upsert_rows(base: Artifact, part: Artifact) -> int:
+    """Add or replace ``part``'s items in ``base``'s item-indexed arrays; returns rows changed.
+
+    Rows are matched by ``item_ids``; new items are appended (zeros in item
+    arrays the part lacks). Vectorised: one ``searchsorted`` per part.
+    """
+    base_ids, part_ids = base.arrays["item_ids"], part.arrays["item_ids"]
+    if len(part_ids) == 0:
+        return 0
+    n_base = len(base_ids)
+    item_arrays = [name for name, a in base.arrays.items()
+                   if name != "item_ids" and a.ndim >= 1 and a.shape[0] == n_base]
+    order = np.argsort(base_ids, kind="stable")
+    where = np.searchsorted(base_ids[order], part_ids)
+    found = where < n_base
+    found[found] = base_ids[order][where[found]] == part_ids[found]
+    rows = order[where[found]]
+    new = ~found
+    for name in item_arrays:
+        array = base.arrays[name]
+        incoming = part.arrays.get(name)
+        if incoming is not None and incoming.shape[1:] == array.shape[1:]:
+            array = array.copy()
+            array[rows] = incoming[found]
+            added = incoming[new]
+        else:
+            added = np.zeros((int(new.sum()), *array.shape[1:]), dtype=array.dtype)
+        base.arrays[name] = np.concatenate([array, added.astype(array.dtype)])
+    base.arrays["item_ids"] = np.concatenate([base_ids, part_ids[new].astype(base_ids.dtype)])
+    base.cache.clear()
+    return len(part_ids)
+
+
+def _items(item_ids: Iterable[Any]) -> list[Any]:
+    from personalize.models import Item
+
+    return list(Item.objects.filter(pk__in=list(item_ids)).order_by("pk"))
+
+
+def embed_part(name: str, item_ids: list[Any]) -> str | None:
+    """Embed some items with the live model of ``name`` into a partial artifact in storage.
+
+    Returns:
+        The stored path of the partial artifact, or ``None`` when there is no
+        live model, no upsert function or no such item.
+    """
+    from personalize.training.active import get_active_model
+
+    live = get_active_model(name)
+    upsert = upsert_function(live.strategy) if live else None
+    items = _items(item_ids)
+    if live is None or upsert is None or not items:
+        return None
+    part = empty_like(live.artifact)
+    result = upsert(part, items)
+    part = result if isinstance(result, Artifact) else part
+    path, _ = save_artifact(part, f"{name}/parts/v{live.version}-{time.time_ns()}")
+    return path
+
+
+def merge_parts(name: str, paths: Iterable[str | None]) -> Any:
+    """Upsert partial artifacts into a copy of the live one and activate it as a new version.
+
+    Returns:
+        The new ModelVersion, or ``None`` when nothing was embedded or no version is live.
+    """
+    from personalize.models import ModelVersion
+    from personalize.models.training import ModelStatus
+    from personalize.training.active import get_active_model, invalidate_local
+    from personalize.training.locks import training_lock
+    from personalize.training.service import _next_version, activate_version
+
+    paths = [p for p in paths if p]
+    if not paths:
+        return None
+    try:
+        with training_lock(name, timeout=600):  # never interleave with a full training
+            invalidate_local(name)
+            live = get_active_model(name)
+            if live is None:
+                return None
+            base = Artifact(arrays={k: v.copy() for k, v in live.artifact.arrays.items()},
+                            meta=dict(live.artifact.meta))
+            changed = sum(upsert_rows(base, load_artifact(path)) for path in paths)
+            source = ModelVersion.objects.get(strategy=name, version=live.version)
+            number = _next_version(name)
+            base.meta.update({"version": number, "derived_from": live.version})
+            path, size = save_artifact(base, f"{name}/v{number}")
+            now = timezone.now()
+            version = ModelVersion.objects.create(
+                strategy=name, version=number, status=ModelStatus.READY,
+                parameters={**source.parameters, "derived_from": live.version,
+                            "upserted_items": changed},
+                metrics=source.metrics, data_start=source.data_start, data_end=source.data_end,
+                n_subjects=source.n_subjects, n_items=len(base.arrays["item_ids"]),
+                n_events=source.n_events, artifact=path, artifact_size=size,
+                fit_seconds=0.0, total_seconds=0.0, started_at=now, finished_at=now,
+                note=f"v{live.version} with {changed} new or changed items embedded.",
+            )
+            return activate_version(version)
+    finally:
+        for partial in paths:
+            try:
+                delete_artifact(partial)
+            except Exception:
+                logger.warning("Cannot delete partial artifact %s", partial, exc_info=True)
+
+
+def schedule(item_ids: Iterable[Any]) -> bool:
+    """Queue ``item_ids`` for embedding, debounced; returns whether a task was queued now."""
+    from personalize.training.locks import CacheLock
+
+    ids = [int(i) for i in item_ids]
+    if not ids:
+        return False
+    try:
+        if not embedding_strategy_names():
+            return False
+    except Exception:
+        logger.warning("Cannot list embedding strategies", exc_info=True)
+        return False
+    delay = float(personalize_settings.EMBED_DEBOUNCE_SECONDS)
+    cache = _cache()
+    lock = CacheLock("embed-pending", timeout=10)
+    for _ in range(50):
+        if lock.acquire():
+            break
+        time.sleep(0.02)
+    try:
+        pending = set(cache.get(PENDING_KEY) or ())
+        cache.set(PENDING_KEY, sorted(pending | set(ids)), timeout=None)
+    finally:
+        lock.release()
+    if not cache.add(SCHEDULED_KEY, 1, timeout=max(1, int(delay) + 60)):
+        return False  # a queued task will take these ids too
+    from personalize.training.tasks import embed_pending
+
+    embed_pending.apply_async(countdown=delay)
+    return True
+
+
+def take_pending() -> list[int]:
+    """The ids waiting for embedding, removed from the queue."""
+    from personalize.training.locks import CacheLock
+
+    cache = _cache()
+    lock = CacheLock("embed-pending", timeout=10)
+    for _ in range(50):
+        if lock.acquire():
+            break
+        time.sleep(0.02)
+    try:
+        ids = list(cache.get(PENDING_KEY) or ())
+        cache.delete(PENDING_KEY)
+        cache.delete(SCHEDULED_KEY)
+    finally:
+        lock.release()
+    return ids
+
+
+def on_items_changed(sender: Any = None, item_ids: Any = None, **kwargs: Any) -> None:
+    """Receiver of ``items_changed``. Never raises: a page save must not fail over embeddings."""
+    try:
+        schedule(item_ids or ())
+    except Exception:
+        logger.warning("Cannot queue items for embedding", exc_info=True)
+
+
+def on_item_changed(item: Any) -> None:
+    """Hook for ``personalize.catalog.sync.item_changed_hooks``."""
+    on_items_changed(item_ids=[item.pk])

@@ -1,0 +1,184 @@
+"""Celery tasks of the training verb: thin callers of the service modules.
+
+The app ships ``@shared_task`` functions; the site's Celery app (configured from
+Django settings with the ``CELERY_`` namespace) discovers them through
+``personalize.tasks``. Every task is idempotent: a training re-delivered after
+a worker crash returns the version already trained on the same data, chunk jobs
+overwrite the same cache keys or upsert the same rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import chord, group, shared_task
+
+from personalize.conf import personalize_settings
+from personalize.training.service import TRANSIENT_ERRORS
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "check_retrain_thresholds",
+    "embed_catalog",
+    "embed_chunk",
+    "embed_items",
+    "embed_merge",
+    "embed_pending",
+    "precompute_chunk",
+    "precompute_top_n",
+    "train_all",
+    "train_strategy",
+]
+
+RETRY = {
+    "autoretry_for": TRANSIENT_ERRORS,
+    "retry_backoff": 5,
+    "retry_backoff_max": 600,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
+
+
+def _summary(version: Any, name: str) -> dict[str, Any]:
+    return {
+        "strategy": name, "version": version.version, "status": version.status,
+        "metrics": version.metrics, "note": version.note,
+    }
+
+
+@shared_task(acks_late=True, **RETRY)
+def train_strategy(name: str, force: bool = False) -> dict[str, Any]:
+    """Train one strategy (see :func:`personalize.training.service.train_strategy`).
+
+    Returns:
+        ``{"strategy", "version", "status", "metrics", "note"}``, or
+        ``{"strategy", "status": "already running"}`` when another training of
+        the same strategy holds the lock.
+    """
+    from personalize.training import service
+    from personalize.training.locks import TrainingInProgress
+
+    try:
+        version = service.train_strategy(name, force=force)
+    except TrainingInProgress:
+        logger.info("Training of %s is already running; skipped", name)
+        return {"strategy": name, "status": "already running"}
+    return _summary(version, name)
+
+
+@shared_task(**RETRY)
+def train_all(force: bool = False) -> list[str]:
+    """Queue a training of every configured strategy, in parallel (one task each)."""
+    from personalize.strategies.registry import strategy_names
+
+    names = strategy_names()
+    group(train_strategy.s(name, force=force) for name in names).apply_async()
+    return names
+
+
+@shared_task(**RETRY)
+def check_retrain_thresholds() -> list[str]:
+    """Queue a training of each strategy that got ``RETRAIN_AFTER_EVENTS`` new events."""
+    from personalize.training import triggers
+
+    queued = []
+    for name in triggers.due_strategies():
+        if triggers.mark_queued(name):
+            train_strategy.delay(name)
+            queued.append(name)
+    if queued:
+        logger.info("Retrain threshold reached for %s", ", ".join(queued))
+    return queued
+
+
+# --- batch jobs split over workers ------------------------------------------------
+
+
+@shared_task(**RETRY)
+def precompute_top_n(strategy: str | None = None, k: int = 50, active_days: int = 30,
+                     chunk_size: int | None = None) -> dict[str, int]:
+    """Precompute the top ``k`` of every subject active in the last ``active_days`` days.
+
+    The subjects are cut into chunks of ``TASK_CHUNK_SIZE`` and scored by a
+    Celery group, so more workers finish sooner.
+    """
+    from personalize.training import precompute
+
+    name = strategy or personalize_settings.DEFAULT_STRATEGY
+    ids = precompute.active_subject_ids(active_days)
+    parts = precompute.chunks(ids, chunk_size or personalize_settings.TASK_CHUNK_SIZE)
+    if parts:
+        group(precompute_chunk.s(name, part, k) for part in parts).apply_async()
+    return {"subjects": len(ids), "chunks": len(parts)}
+
+
+@shared_task(**RETRY)
+def precompute_chunk(strategy: str, subject_ids: list[int], k: int = 50) -> int:
+    """Score one chunk of subjects and store their lists."""
+    from personalize.training import precompute
+
+    return precompute.precompute(strategy, subject_ids, k)
+
+
+@shared_task(**RETRY)
+def embed_items(item_ids: list[int], chunk_size: int | None = None) -> dict[str, Any]:
+    """Embed new or changed items into every live content model, before the next training.
+
+    One chunk runs here; more are spread over workers with a chord.
+    """
+    from personalize.training import embedding, precompute
+
+    names = embedding.embedding_strategy_names()
+    if not names or not item_ids:
+        return {"items": len(item_ids), "strategies": [], "chunks": 0}
+    parts = precompute.chunks(sorted(set(item_ids)),
+                              chunk_size or personalize_settings.TASK_CHUNK_SIZE)
+    for name in names:
+        if len(parts) == 1:
+            embed_merge([embed_chunk(name, parts[0])], name)
+        else:
+            chord(embed_chunk.s(name, part) for part in parts)(embed_merge.s(name))
+    return {"items": len(item_ids), "strategies": names, "chunks": len(parts)}
+
+
+@shared_task(**RETRY)
+def embed_catalog(chunk_size: int | None = None) -> dict[str, Any]:
+    """Embed every available item again (after changing the text mapping, say)."""
+    from personalize.models import Item
+
+    ids = list(Item.objects.filter(available=True).order_by("pk").values_list("pk", flat=True))
+    return embed_items(ids, chunk_size=chunk_size)
+
+
+@shared_task(**RETRY)
+def embed_chunk(strategy: str, item_ids: list[int]) -> str | None:
+    """Embed one chunk into a partial artifact in storage; returns its path."""
+    from personalize.training import embedding
+
+    return embedding.embed_part(strategy, item_ids)
+
+
+@shared_task(bind=True, **RETRY)
+def embed_merge(self: Any, paths: list[str | None], strategy: str) -> dict[str, Any]:
+    """Merge the chunks' partial artifacts into a new live version (the chord callback)."""
+    from personalize.training import embedding
+    from personalize.training.locks import TrainingInProgress
+
+    try:
+        version = embedding.merge_parts(strategy, paths)
+    except TrainingInProgress as exc:
+        # a full training is running; merge afterwards (it may not include these items)
+        raise self.retry(exc=exc, countdown=60) from exc
+    if version is None:
+        return {"strategy": strategy, "status": "nothing to embed"}
+    return _summary(version, strategy)
+
+
+@shared_task(**RETRY)
+def embed_pending() -> dict[str, Any]:
+    """Embed the items queued by catalog changes since the last run (debounced)."""
+    from personalize.training import embedding
+
+    return embed_items(embedding.take_pending())

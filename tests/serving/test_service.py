@@ -1,0 +1,311 @@
+"""The recommend pipeline end to end, with fake strategies standing in for trained models."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import pytest
+from django.test import RequestFactory
+from django.utils import timezone
+
+from personalize.models import Event, Item, Placement, Subject
+from personalize.serving import service
+from personalize.serving.rerank import serving_stats
+from personalize.serving.service import Recommendation, recommend, similar_items
+from tests.serving.fixtures import *  # noqa: F403
+from tests.serving.fixtures import FakeStrategy, grant, make_model
+
+pytestmark = pytest.mark.django_db
+
+
+def ext(recs: list[Recommendation]) -> list[str]:
+    return [r.item.external_id for r in recs]
+
+
+def events(subject: Subject, item: Item, event_type: str = "view", n: int = 1, **kw) -> None:
+    for _ in range(n):
+        Event.objects.create(subject=subject, item=item, event_type=event_type, **kw)
+
+
+@pytest.fixture
+def crowd(catalog_items):
+    """Popularity by database events: t1 > t2 > b1 > b2 (weighted purchases and views)."""
+    people = [Subject.objects.create() for _ in range(3)]
+    for person in people:
+        events(person, catalog_items["t1"], "purchase")
+    events(people[0], catalog_items["t2"], "purchase", n=2)
+    events(people[0], catalog_items["b1"], "click", n=3)
+    events(people[1], catalog_items["b2"], "view")
+    return catalog_items
+
+
+def test_empty_catalog_gives_an_empty_list(db, active_models):
+    assert recommend(None, "home") == []
+    assert recommend(Subject.objects.create(), "home", limit=5) == []
+    assert similar_items("nope") == []
+
+
+def test_anonymous_visitors_get_popular_items_not_personalized(crowd, active_models):
+    recs = recommend(None, "home", limit=4)
+    assert ext(recs) == ["t1", "t2", "b1", "b2"]
+    assert all(isinstance(r, Recommendation) and not r.personalized for r in recs)
+    assert recs[0].explanation == "Popular in Tools"
+    assert recs[0].strategy == "popular"
+    assert recs[0].score > recs[1].score > recs[2].score
+
+
+def test_the_block_is_always_full_while_items_are_allowed(crowd, active_models):
+    recs = recommend(None, "home", limit=20)
+    # 13 items, one unavailable: every available item, popular ones first
+    assert len(recs) == 12 and "t6" not in ext(recs)
+    assert ext(recs)[:4] == ["t1", "t2", "b1", "b2"]
+    assert recs[-1].explanation == "You might also like"
+
+
+def test_consenting_subject_gets_the_strategy_with_explanations(
+    catalog_items, active_models, consenting_subject
+):
+    c = catalog_items
+    active_models["item_knn"] = make_model("item_knn", [c["b3"].pk, c["b2"].pk, c["t1"].pk])
+    events(consenting_subject, c["b1"], "view")
+    recs = recommend(consenting_subject, "home", limit=3)
+    assert ext(recs) == ["b3", "b2", "t1"]
+    assert all(r.personalized and r.strategy == "item_knn" for r in recs)
+    assert recs[0].explanation == "Because you viewed Book 1"
+    # oversampled: the strategy is asked for limit * CANDIDATE_OVERSAMPLING
+    call = [args for name, args in FakeStrategy.calls if name == "recommend"][0]
+    assert call[0] == [c["b1"].pk] and call[1] == 9
+
+
+def test_no_consent_means_no_strategy_and_nothing_personal(catalog_items, active_models, crowd):
+    subject = Subject.objects.create(visitor_id="v-no")
+    active_models["item_knn"] = make_model("item_knn", [catalog_items["g1"].pk])
+    events(subject, catalog_items["b5"], "view")
+    recs = recommend(subject, "home", limit=3)
+    assert FakeStrategy.calls == []
+    assert not any(r.personalized for r in recs)
+    assert ext(recs) == ["t1", "t2", "b1"]
+
+
+def test_opt_out_mode_personalizes_without_a_record(catalog_items, active_models, settings):
+    settings.PERSONALIZE = {**settings.PERSONALIZE, "CONSENT_MODE": "opt-out"}
+    subject = Subject.objects.create()
+    events(subject, catalog_items["b1"])
+    active_models["item_knn"] = make_model("item_knn", [catalog_items["b4"].pk])
+    assert recommend(subject, "home", limit=1)[0].personalized
+
+
+def test_gpc_header_serves_the_non_personalized_block(
+    catalog_items, active_models, consenting_subject, crowd
+):
+    active_models["item_knn"] = make_model("item_knn", [catalog_items["g1"].pk])
+    events(consenting_subject, catalog_items["b1"])
+    request = RequestFactory().get("/", HTTP_SEC_GPC="1")
+    request.user = consenting_subject.user or __import__(
+        "django.contrib.auth.models", fromlist=["AnonymousUser"]).AnonymousUser()
+    recs = recommend(request, "home", limit=2)
+    assert not any(r.personalized for r in recs)
+    assert FakeStrategy.calls == []
+
+
+def test_already_bought_items_and_unavailable_ones_are_filtered(
+    catalog_items, active_models, consenting_subject
+):
+    c = catalog_items
+    events(consenting_subject, c["b1"], "purchase")
+    events(consenting_subject, c["b2"], "view")
+    # the fake strategy returns whatever it is given minus history/exclude;
+    # b1 is excluded as bought, t6 is unavailable
+    active_models["item_knn"] = make_model(
+        "item_knn", [c["t6"].pk, c["b3"].pk, c["b4"].pk], cold=True
+    )
+    recs = recommend(consenting_subject, "home", limit=2)
+    assert ext(recs) == ["b3", "b4"]
+    call = [args for name, args in FakeStrategy.calls if name == "recommend"][0]
+    assert c["b1"].pk in call[2]
+
+
+def test_seen_items_are_excluded_when_configured_with_a_window(
+    catalog_items, active_models, consenting_subject
+):
+    c = catalog_items
+    Placement.objects.create(name="home", filters={
+        "exclude_event_types": ["view"], "exclude_window_days": 7})
+    Event.objects.create(subject=consenting_subject, item=c["b2"], event_type="view")
+    Event.objects.create(subject=consenting_subject, item=c["b3"], event_type="view",
+                         timestamp=timezone.now() - timedelta(days=30))
+    active_models["item_knn"] = make_model("item_knn", [c["b2"].pk, c["b3"].pk], cold=True)
+    # b2 seen this week: excluded; b3 seen a month ago: outside the window, but
+    # the strategy contract drops history items anyway, so the block falls back
+    recs = recommend(consenting_subject, "home", limit=1)
+    call = [args for name, args in FakeStrategy.calls if name == "recommend"][0]
+    assert c["b2"].pk in call[2] and c["b3"].pk not in call[2]
+    assert ext(recs) != ["b2"]
+
+
+def test_category_include_exclude_pinned_and_blocked(catalog_items, crowd, active_models):
+    Placement.objects.create(name="tools", filters={
+        "include_categories": ["Tools"], "pinned": ["t5", "b1", "nope"], "blocked": ["t2"]})
+    recs = recommend(None, "tools", limit=4)
+    # b1 is pinned but outside the included categories; t2 is blocked
+    assert ext(recs) == ["t5", "t1", "t3", "t4"]
+    assert recs[0].strategy == "pinned" and recs[0].explanation == "Featured"
+    Placement.objects.create(name="no-tools", filters={"exclude_categories": ["Tools"]})
+    assert not {"t1", "t2"} & set(ext(recommend(None, "no-tools", limit=8)))
+
+
+def test_current_item_is_excluded_and_its_category_preferred(crowd, active_models):
+    recs = recommend(None, "home", limit=3, context={"item": crowd["b4"]})
+    assert "b4" not in ext(recs)
+    # popular in the page's category (Books) first, then globally popular
+    assert ext(recs) == ["b1", "b2", "t1"]
+    assert recs[0].explanation == "Popular in Books"
+    by_external_id = recommend(None, "home", limit=3, context={"item": "b4"})
+    assert ext(by_external_id) == ext(recs)
+
+
+def test_fallback_fills_from_the_preferred_category(
+    catalog_items, crowd, active_models, consenting_subject
+):
+    c = catalog_items
+    events(consenting_subject, c["b5"], "view", n=3)
+    active_models["item_knn"] = make_model("item_knn", [c["t4"].pk])
+    recs = recommend(consenting_subject, "home", limit=4)
+    assert ext(recs)[0] == "t4"
+    # then popular in Books (the subject's favourite category: b5, viewed three
+    # times, counts towards popularity too), then global
+    assert ext(recs)[1:3] == ["b1", "b5"]
+    assert recs[1].explanation == "Popular in Books" and recs[1].personalized
+    assert ext(recs)[3] == "t1"
+
+
+def test_a_failing_strategy_falls_back_and_is_logged(
+    catalog_items, crowd, active_models, consenting_subject, caplog
+):
+    events(consenting_subject, catalog_items["b5"])
+    active_models["item_knn"] = make_model("item_knn", [catalog_items["b4"].pk], boom=True)
+    with caplog.at_level(logging.ERROR, logger="personalize.serving.service"):
+        recs = recommend(consenting_subject, "home", limit=2)
+    assert len(recs) == 2 and not any(r.strategy == "item_knn" for r in recs)
+    assert "strategy bug" in caplog.text
+
+
+def test_fallback_strategy_runs_before_popularity(catalog_items, crowd, active_models):
+    Placement.objects.create(name="home", fallback="trending")
+    active_models["trending"] = make_model("trending", [crowd["g1"].pk], cold=True)
+    recs = recommend(None, "home", limit=2)
+    assert ext(recs) == ["g1", "t1"]
+    assert recs[0].strategy == "trending" and recs[0].explanation == "Popular right now"
+
+
+def test_popularity_comes_from_the_active_popular_model(catalog_items, active_models):
+    c = catalog_items
+    model = make_model("popular", [])
+    model.artifact.arrays.update({
+        "item_ids": __import__("numpy").asarray(sorted([c["g1"].pk, c["b6"].pk])),
+        "scores": __import__("numpy").asarray([5.0, 9.0], dtype="float32")
+        if c["g1"].pk < c["b6"].pk else __import__("numpy").asarray([9.0, 5.0], dtype="float32"),
+    })
+    active_models["popular"] = model
+    assert ext(recommend(None, "home", limit=2)) == ["b6", "g1"]
+
+
+def test_unknown_placement_uses_defaults_and_warns_once(crowd, active_models, caplog):
+    with caplog.at_level(logging.WARNING, logger="personalize.serving.placements"):
+        first = recommend(None, "sidebar")
+        recommend(None, "sidebar", limit=3)
+    assert len(first) == 8  # DEFAULT_LIMIT
+    assert caplog.text.count("Unknown placement 'sidebar'") == 1
+
+
+def test_disabled_placement_shows_nothing(crowd, active_models):
+    Placement.objects.create(name="home", enabled=False)
+    assert recommend(None, "home") == []
+
+
+def test_limit_is_clamped_to_max_limit(crowd, active_models, settings):
+    settings.PERSONALIZE = {**settings.PERSONALIZE, "MAX_LIMIT": 3}
+    assert len(recommend(None, "home", limit=50)) == 3
+
+
+def test_diversity_interleaves_categories(catalog_items, active_models, consenting_subject):
+    c = catalog_items
+    events(consenting_subject, c["g1"])
+    ranking = [c["b1"].pk, c["b2"].pk, c["b3"].pk, c["t1"].pk, c["t2"].pk]
+    active_models["item_knn"] = make_model("item_knn", ranking)
+    plain = recommend(consenting_subject, "home", limit=3)
+    assert ext(plain) == ["b1", "b2", "b3"]
+    Placement.objects.create(name="diverse", diversity=0.7)
+    diverse = recommend(consenting_subject, "diverse", limit=3)
+    assert ext(diverse) == ["b1", "t1", "b2"]
+    stats = serving_stats()
+    assert stats["diverse"]["mean_intra_list_diversity"] > stats["home"][
+        "mean_intra_list_diversity"]
+
+
+def test_a_cache_hit_runs_no_query(catalog_items, crowd, active_models, consenting_subject,
+                                   django_assert_num_queries):
+    events(consenting_subject, catalog_items["b1"])
+    active_models["item_knn"] = make_model("item_knn", [catalog_items["b3"].pk])
+    first = recommend(consenting_subject, "home", limit=4)
+    with django_assert_num_queries(0):
+        second = recommend(consenting_subject, "home", limit=4)
+    assert ext(first) == ext(second)
+    assert [r.explanation for r in first] == [r.explanation for r in second]
+    assert serving_stats()["home"]["cache_hits"] == 1
+
+
+def test_url_comes_from_the_item_attributes(db, active_models):
+    Item.objects.create(external_id="u1", title="U", attributes={"url": "/u1/"})
+    assert recommend(None, "home")[0].url == "/u1/"
+
+
+def test_similar_items_use_the_strategy_then_the_category(catalog_items, crowd, active_models):
+    c = catalog_items
+    active_models["item_knn"] = make_model(
+        "item_knn", [], similar={c["b1"].pk: [c["b4"].pk, c["t6"].pk]})
+    recs = similar_items(c["b1"], limit=3)
+    # t6 is unavailable; then popular in Books (only b2 has events), then global
+    assert ext(recs) == ["b4", "b2", "t1"]
+    assert recs[0].explanation == "Similar to Book 1"
+    assert not any(r.personalized for r in recs)
+    assert "b1" not in ext(similar_items("b1", limit=12))
+
+
+def test_similar_items_with_an_explicit_strategy_and_placement(catalog_items, active_models):
+    c = catalog_items
+    active_models["embeddings"] = make_model(
+        "embeddings", [], similar={c["t1"].pk: [c["t3"].pk, c["b2"].pk]})
+    Placement.objects.create(name="pdp", filters={"include_categories": ["Tools"]})
+    recs = similar_items(c["t1"], limit=2, strategy="embeddings", placement="pdp")
+    assert ext(recs)[0] == "t3" and "b2" not in ext(recs)
+    assert recs[0].strategy == "embeddings"
+
+
+def test_similar_items_accepts_a_host_object(db, active_models):
+    from tests.testapp.models import Category, Product
+
+    tools = Category.objects.create(name="Tools")
+    saw = Product.objects.create(name="Saw", category=tools)
+    Product.objects.create(name="Hammer", category=tools)
+    recs = similar_items(saw, limit=5)
+    assert [r.item.title for r in recs] == ["Hammer"]
+
+
+def test_preview_reports_every_stage(catalog_items, crowd, active_models, consenting_subject):
+    events(consenting_subject, catalog_items["b5"])
+    active_models["item_knn"] = make_model("item_knn", [catalog_items["b6"].pk])
+    recs, trace, config = service.preview(consenting_subject, "home", limit=3)
+    assert trace.consent is True and config.name == "home"
+    assert [s["stage"] for s in trace.stages][:2] == ["item_knn", "popular in Books"]
+    assert ext(recs)[0] == "b6"
+
+
+def test_merged_subjects_resolve_to_the_survivor(catalog_items, active_models):
+    user_subject = Subject.objects.create()
+    grant(user_subject)
+    anon = Subject.objects.create(merged_into=user_subject)
+    events(user_subject, catalog_items["b1"])
+    active_models["item_knn"] = make_model("item_knn", [catalog_items["b2"].pk])
+    assert recommend(anon, "home", limit=1)[0].personalized

@@ -1,0 +1,88 @@
+"""System checks personalize.E030-E033 and W030."""
+
+from __future__ import annotations
+
+from django.core.checks import Error, Warning
+
+from personalize.checks import check_tracking
+
+
+def run(settings, **overrides):
+    settings.PERSONALIZE = {**settings.PERSONALIZE, **overrides}
+    return check_tracking()
+
+
+def test_default_test_settings_pass(settings):
+    assert check_tracking() == []
+
+
+def test_e030_bad_bot_pattern(settings):
+    assert run(settings, BOT_USER_AGENT_PATTERN="bot(") == [Error(
+        "PERSONALIZE['BOT_USER_AGENT_PATTERN'] is not a valid regular expression: "
+        "missing ), unterminated subpattern at position 3.",
+        hint="Fix the pattern; it is matched case-insensitively with re.search().",
+        obj="PERSONALIZE['BOT_USER_AGENT_PATTERN']", id="personalize.E030",
+    )]
+
+
+def test_e031_samesite(settings):
+    assert run(settings, VISITOR_COOKIE_SAMESITE="lax") == [Error(
+        "PERSONALIZE['VISITOR_COOKIE_SAMESITE'] is 'lax'.",
+        hint="Use 'Lax' (the default), 'Strict' or 'None'.",
+        obj="PERSONALIZE['VISITOR_COOKIE_SAMESITE']", id="personalize.E031",
+    )]
+    assert run(settings, VISITOR_COOKIE_SAMESITE="None") == [Error(
+        "PERSONALIZE['VISITOR_COOKIE_SAMESITE'] is 'None' but VISITOR_COOKIE_SECURE is off.",
+        hint="Browsers reject SameSite=None cookies that are not Secure; "
+             "set VISITOR_COOKIE_SECURE = True (HTTPS) or use 'Lax'.",
+        obj="PERSONALIZE['VISITOR_COOKIE_SAMESITE']", id="personalize.E031",
+    )]
+    assert run(settings, VISITOR_COOKIE_SAMESITE="None", VISITOR_COOKIE_SECURE=True) == []
+
+
+def test_e032_server_authentication(settings):
+    obj = "PERSONALIZE['SERVER_AUTHENTICATION_CLASSES']"
+    assert run(settings, SERVER_AUTHENTICATION_CLASSES="x.Y") == [Error(
+        f"{obj} must be a list of dotted paths, not 'x.Y'.",
+        hint="For example ['rest_framework.authentication.TokenAuthentication'], "
+             "or None for the default.",
+        obj=obj, id="personalize.E032",
+    )]
+    assert run(settings, SERVER_AUTHENTICATION_CLASSES=["nowhere.Auth"]) == [Error(
+        "Cannot import server authentication class 'nowhere.Auth': No module named 'nowhere'.",
+        hint="Name a DRF authentication class by its dotted path.",
+        obj=obj, id="personalize.E032",
+    )]
+    assert run(settings, SERVER_AUTHENTICATION_CLASSES=["personalize.models.Item"]) == [Error(
+        "'personalize.models.Item' is not a DRF authentication class.",
+        hint="Subclass rest_framework.authentication.BaseAuthentication.",
+        obj=obj, id="personalize.E032",
+    )]
+    assert run(settings, SERVER_AUTHENTICATION_CLASSES=[
+        "rest_framework.authentication.BasicAuthentication"]) == []
+
+
+def test_e033_ranges_and_limits(settings):
+    assert run(settings, RATING_RANGE=(5, 1)) == [Error(
+        "PERSONALIZE['RATING_RANGE'] is (5, 1).",
+        hint="Use a (low, high) pair of numbers with low < high, e.g. (0.5, 5.0).",
+        obj="PERSONALIZE['RATING_RANGE']", id="personalize.E033",
+    )]
+    assert run(settings, RATING_RANGE=(0.5, 5.0), MAX_BODY_BYTES=0) == [Error(
+        "PERSONALIZE['MAX_BODY_BYTES'] is 0.",
+        hint="Use a positive number.",
+        obj="PERSONALIZE['MAX_BODY_BYTES']", id="personalize.E033",
+    )]
+
+
+def test_w030_middleware_missing(settings):
+    settings.MIDDLEWARE = [
+        m for m in settings.MIDDLEWARE if m != "personalize.tracking.middleware.VisitorMiddleware"
+    ]
+    assert check_tracking() == [Warning(
+        "VisitorMiddleware is not installed: anonymous visitors get no subject, "
+        "so they can be neither tracked nor personalized.",
+        hint="Add 'personalize.tracking.middleware.VisitorMiddleware' to MIDDLEWARE "
+             "after AuthenticationMiddleware.",
+        obj="settings.MIDDLEWARE", id="personalize.W030",
+    )]

@@ -1,0 +1,186 @@
+"""train_strategy end to end: snapshot, fit, gate on a temporal holdout, activate."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.db import OperationalError
+
+from personalize.models import Event, ModelVersion
+from personalize.strategies.base import History
+from personalize.training import service
+from personalize.training.active import get_active_model
+from personalize.training.artifacts import artifact_storage, load_artifact
+from tests.training.conftest import START, make_events, set_options, use_strategies
+
+pytestmark = pytest.mark.django_db
+
+
+def test_full_cycle_from_events_to_an_active_model(fake_strategies, shop):
+    version = service.train_strategy("cooc")
+
+    assert version.status == "active"
+    assert version.version == 1
+    assert version.note == "No live version: activated."
+    assert version.metrics["ndcg@10"] > 0.2  # same-category items are what the holdout holds
+    assert {"hit_rate@10", "recall@10", "precision@10", "coverage@10"} <= set(version.metrics)
+    assert version.metrics["subjects"] > 5
+    assert version.parameters["class"] == "tests.training.fakes.CoCount"
+    assert version.parameters["options"] == {"sabotage": False, "fail": "", "block": False}
+    assert version.parameters["fingerprint"]["events"] == 320
+    # the newest tenth of the events is held out, not trained on
+    held_out = version.parameters["holdout"]["events"]
+    assert 25 <= held_out <= 40
+    assert version.n_events == 320 - held_out
+    assert version.n_items == 50 and version.n_subjects == 40
+    assert version.data_start >= START
+    assert version.data_end < datetime.fromisoformat(version.parameters["holdout"]["cut"])
+    assert version.fit_seconds > 0 and version.total_seconds >= version.fit_seconds
+    assert version.started_at and version.finished_at and version.activated_at
+    assert artifact_storage().exists(version.artifact)
+    assert version.artifact_size == artifact_storage().size(version.artifact)
+    assert load_artifact(version.artifact).meta["version"] == 1
+
+    live = get_active_model("cooc")
+    assert live is not None and live.version == 1
+    books = [item.pk for item in shop["catalog"]["Books"]]
+    recommended = live.strategy.recommend(live.artifact, History(item_ids=books[:3]), 5)
+    assert {item for item, _ in recommended} <= set(books[3:])
+
+
+def test_gate_rejects_a_deliberately_worse_model(fake_strategies, shop, settings):
+    good = service.train_strategy("cooc")
+    set_options(settings, "cooc", sabotage=True)
+
+    worse = service.train_strategy("cooc")
+
+    assert worse.status == "rejected"
+    assert worse.metrics["ndcg@10"] < good.metrics["ndcg@10"] - 0.1
+    assert worse.metrics["live_version"] == 1
+    assert worse.metrics["live_ndcg@10"] == pytest.approx(good.metrics["ndcg@10"], abs=1e-6)
+    assert "v1 stays live" in worse.note and "tolerance 0.01" in worse.note
+    good.refresh_from_db()
+    assert good.status == "active"
+    assert get_active_model("cooc").version == 1
+
+
+def test_gate_accepts_a_model_within_the_tolerance(fake_strategies, shop, settings):
+    service.train_strategy("cooc")
+    set_options(settings, "cooc", sabotage=True)
+    settings.PERSONALIZE = {**settings.PERSONALIZE, "ACTIVATION_TOLERANCE": 1.0}
+
+    accepted = service.train_strategy("cooc")
+
+    assert accepted.status == "active"
+    assert accepted.note.endswith(": activated.")
+    assert ModelVersion.objects.get(strategy="cooc", version=1).status == "retired"
+    assert get_active_model("cooc").version == 2
+
+
+def test_a_fit_that_raises_leaves_the_old_model_live(fake_strategies, shop, settings):
+    service.train_strategy("cooc")
+    set_options(settings, "cooc", fail="runtime")
+
+    failed = service.train_strategy("cooc")
+
+    assert failed.status == "failed"
+    assert "RuntimeError: the fit exploded on purpose" in failed.error
+    assert "Traceback" in failed.error
+    assert failed.note.startswith("Training failed: RuntimeError") and "v1 stays live" in failed.note
+    assert failed.finished_at is not None and not failed.artifact
+    assert ModelVersion.objects.get(strategy="cooc", version=1).status == "active"
+    assert get_active_model("cooc").version == 1
+
+
+def test_a_transient_error_is_recorded_and_raised_for_a_retry(fake_strategies, shop, settings):
+    set_options(settings, "cooc", fail="operational")
+
+    with pytest.raises(OperationalError):
+        service.train_strategy("cooc")
+
+    row = ModelVersion.objects.get(strategy="cooc")
+    assert row.status == "failed" and "OperationalError" in row.error
+    assert get_active_model("cooc") is None
+
+
+def test_training_again_without_new_events_is_a_no_op(fake_strategies, shop, catalog):
+    first = service.train_strategy("cooc")
+    again = service.train_strategy("cooc")
+    assert again.pk == first.pk
+    assert ModelVersion.objects.count() == 1
+
+    forced = service.train_strategy("cooc", force=True)
+    assert forced.version == 2
+
+    make_events(catalog, n_subjects=2, start=datetime(2024, 3, 5, tzinfo=UTC))
+    assert service.train_strategy("cooc").version == 3
+
+
+def test_changed_options_retrain_even_without_new_events(fake_strategies, shop, settings):
+    service.train_strategy("cooc")
+    set_options(settings, "cooc", block=False, sabotage=False, fail="")  # same values: no-op
+    assert service.train_strategy("cooc").version == 1
+    set_options(settings, "cooc", sabotage=True)
+    assert service.train_strategy("cooc").version == 2
+
+
+def test_rollback_brings_an_earlier_version_back(fake_strategies, shop):
+    service.train_strategy("cooc")
+    service.train_strategy("cooc", force=True)
+    assert get_active_model("cooc").version == 2
+
+    restored = service.rollback("cooc", 1, note="Rolled back by admin.")
+
+    assert restored.status == "active" and restored.note == "Rolled back by admin."
+    assert ModelVersion.objects.get(strategy="cooc", version=2).status == "retired"
+    assert ModelVersion.objects.filter(strategy="cooc", status="active").count() == 1
+    assert get_active_model("cooc").version == 1
+
+
+def test_a_failed_version_cannot_be_activated(fake_strategies, shop, settings):
+    set_options(settings, "cooc", fail="runtime")
+    failed = service.train_strategy("cooc")
+    with pytest.raises(ValueError, match="no servable artifact"):
+        service.activate_version(failed)
+
+
+def test_without_timestamps_spread_there_is_nothing_to_hold_out(fake_strategies, catalog):
+    make_events(catalog, n_subjects=10)
+    Event.objects.update(timestamp=START)  # one moment: no time cut is possible
+
+    first = service.train_strategy("cooc")
+    assert first.status == "active" and first.metrics == {}
+    assert first.parameters["holdout"]["events"] == 0
+
+    second = service.train_strategy("cooc", force=True)
+    assert second.status == "active"
+    assert second.note == ("Nothing held out to compare on; activated over v1 because it has "
+                           "newer data.")
+
+
+def test_rows_left_training_by_a_dead_worker_are_marked_failed(fake_strategies, shop):
+    ModelVersion.objects.create(strategy="cooc", version=1, status="training")
+    version = service.train_strategy("cooc")
+    assert version.version == 2
+    orphan = ModelVersion.objects.get(strategy="cooc", version=1)
+    assert orphan.status == "failed"
+    assert orphan.note == "The worker stopped before this training finished."
+
+
+def test_old_artifacts_are_pruned_but_the_rows_stay(fake_strategies, shop, settings):
+    use_strategies(settings, KEEP_ARTIFACTS=1)
+    versions = [service.train_strategy("cooc", force=True) for _ in range(3)]
+    paths = [v.artifact for v in versions]
+    rows = {v.version: v for v in ModelVersion.objects.filter(strategy="cooc")}
+    assert rows[3].status == "active" and rows[3].artifact
+    assert rows[2].artifact  # the newest non-live one is kept for rollback
+    assert rows[1].artifact == "" and rows[1].artifact_size > 0
+    assert not artifact_storage().exists(paths[0])
+    with pytest.raises(ValueError):
+        service.rollback("cooc", 1)
+
+
+def test_an_unknown_strategy_is_a_key_error(fake_strategies, shop):
+    with pytest.raises(KeyError, match="nope"):
+        service.train_strategy("nope")

@@ -1,0 +1,246 @@
+"""Celery tasks (eager here; tests/training/test_worker.py runs a real worker)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from unittest import mock
+
+import numpy as np
+import pytest
+from celery.schedules import crontab
+from django.core.cache import cache
+from django.db import OperationalError
+
+from personalize.models import Item, ModelVersion, Subject
+from personalize.signals import event_recorded, items_changed
+from personalize.strategies.base import History
+from personalize.training import embedding, precompute, tasks, triggers
+from personalize.training.active import get_active_model
+from personalize.training.locks import training_lock
+from personalize.training.schedule import beat_schedule
+from tests.training import fakes
+from tests.training.conftest import make_events, set_options, use_strategies
+
+pytestmark = pytest.mark.django_db
+
+
+def test_train_strategy_task_returns_a_summary(fake_strategies, shop):
+    result = tasks.train_strategy.delay("cooc").get()
+    assert result["strategy"] == "cooc" and result["version"] == 1
+    assert result["status"] == "active" and result["metrics"]["ndcg@10"] > 0
+    assert result["note"] == "No live version: activated."
+
+
+def test_train_strategy_task_reports_already_running(fake_strategies, shop):
+    with training_lock("cooc"):
+        result = tasks.train_strategy.delay("cooc").get()
+    assert result == {"strategy": "cooc", "status": "already running"}
+    assert not ModelVersion.objects.exists()
+
+
+def test_train_strategy_retries_transient_errors(fake_strategies, shop, settings):
+    set_options(settings, "cooc", fail="operational-once")
+    fakes.FAILURES["left"] = 1
+    with mock.patch.object(tasks.train_strategy, "retry", wraps=tasks.train_strategy.retry) as retry:
+        # throw=False: with eager propagation Celery raises Retry instead of re-running
+        result = tasks.train_strategy.apply(args=["cooc"], throw=False).get()
+    assert retry.call_count == 1
+    assert result["status"] == "active" and result["version"] == 2
+    assert ModelVersion.objects.get(version=1).status == "failed"
+
+
+def test_transient_errors_are_the_ones_retried():
+    retried = tasks.train_strategy.autoretry_for
+    assert OperationalError in retried
+    from django.db import IntegrityError
+    from kombu.exceptions import OperationalError as BrokerError
+    from redis.exceptions import ConnectionError as RedisError
+
+    assert BrokerError in retried and RedisError in retried
+    assert not any(issubclass(IntegrityError, error) for error in retried)
+    assert tasks.train_strategy.retry_backoff and tasks.train_strategy.acks_late
+
+
+def test_train_all_trains_every_configured_strategy(fake_strategies, shop):
+    assert tasks.train_all.delay().get() == ["cooc", "factors"]
+    assert set(ModelVersion.objects.values_list("strategy", "status")) == {
+        ("cooc", "active"), ("factors", "active")}
+
+
+def test_threshold_trigger_retrains_once_enough_events_arrived(fake_strategies, shop, catalog,
+                                                               settings):
+    use_strategies(settings, RETRAIN_AFTER_EVENTS=10)
+    tasks.train_all.delay().get()
+    assert tasks.check_retrain_thresholds.delay().get() == []
+
+    new = make_events(catalog, n_subjects=1, per_subject=6, start=datetime(2024, 3, 5, tzinfo=UTC))
+    event_recorded.send(sender=None, subject_ids={new[0].pk}, item_ids=set(), count=6)
+    assert triggers.events_since_training("cooc") == 6
+    assert tasks.check_retrain_thresholds.delay().get() == []
+
+    more = make_events(catalog, n_subjects=1, per_subject=6, start=datetime(2024, 3, 6, tzinfo=UTC))
+    event_recorded.send(sender=None, subject_ids={more[0].pk}, item_ids=set(), count=6)
+    assert tasks.check_retrain_thresholds.delay().get() == ["cooc", "factors"]
+    assert ModelVersion.objects.filter(version=2, status="active").count() == 2
+    assert triggers.events_since_training("cooc") == 0
+
+
+def test_threshold_falls_back_to_the_database_when_the_cache_forgot(fake_strategies, shop,
+                                                                    catalog, settings):
+    use_strategies(settings, RETRAIN_AFTER_EVENTS=10)
+    tasks.train_strategy.delay("cooc").get()
+    make_events(catalog, n_subjects=2, per_subject=6, start=datetime(2024, 3, 5, tzinfo=UTC))
+    cache.clear()  # a Redis restart: counter and marks are gone
+
+    assert triggers.events_since_training("cooc", limit=10) == 10  # counted with a LIMIT
+    assert triggers.events_since_training("cooc") == 12
+    assert "cooc" in tasks.check_retrain_thresholds.delay().get()
+
+
+def test_threshold_never_queues_a_strategy_twice(fake_strategies, shop, settings):
+    use_strategies(settings, RETRAIN_AFTER_EVENTS=10)
+    with mock.patch.object(tasks.train_strategy, "delay") as delay:
+        assert tasks.check_retrain_thresholds.delay().get() == ["cooc", "factors"]
+        assert tasks.check_retrain_thresholds.delay().get() == []  # queued, not started yet
+    assert delay.call_count == 2
+    cache.clear()  # the queued marks expire
+    with training_lock("cooc"):
+        assert triggers.due_strategies() == ["factors"]  # running: skipped
+
+
+def test_threshold_disabled(fake_strategies, shop, settings):
+    use_strategies(settings, RETRAIN_AFTER_EVENTS=None)
+    assert tasks.check_retrain_thresholds.delay().get() == []
+
+
+def test_precompute_top_n_in_chunks(fake_strategies, shop, settings):
+    tasks.train_strategy.delay("cooc").get()
+    subjects = shop["subjects"]
+    with mock.patch.object(precompute, "active_subject_ids", return_value=[s.pk for s in subjects]):
+        summary = tasks.precompute_top_n.delay("cooc", k=5, chunk_size=7).get()
+    assert summary == {"subjects": 40, "chunks": 6}
+
+    stored = precompute.get_precomputed("cooc", subjects[0].pk)
+    live = get_active_model("cooc")
+    from personalize.tracking.history import subject_history
+
+    expected = live.strategy.recommend(live.artifact, subject_history(subjects[0].pk), 5)
+    assert stored == [(item, pytest.approx(score)) for item, score in expected]
+
+    event_recorded.send(sender=None, subject_ids={subjects[0].pk}, item_ids=set(), count=1)
+    assert precompute.get_precomputed("cooc", subjects[0].pk) is None
+    assert precompute.get_precomputed("cooc", subjects[1].pk) is not None
+
+
+def test_precomputed_lists_of_a_retired_version_are_not_served(fake_strategies, shop):
+    tasks.train_strategy.delay("cooc").get()
+    subject = shop["subjects"][0]
+    precompute.precompute("cooc", [subject.pk], 5)
+    assert precompute.get_precomputed("cooc", subject.pk)
+    tasks.train_strategy.delay("cooc", force=True).get()
+    assert precompute.get_precomputed("cooc", subject.pk) is None
+
+
+def test_active_subject_ids_are_the_recent_ones(catalog):
+    old = make_events(catalog, n_subjects=2)  # 2024
+    recent = make_events(catalog, n_subjects=2, start=datetime.now(tz=UTC))
+    assert precompute.active_subject_ids(days=1) == sorted(s.pk for s in recent)
+    assert not set(precompute.active_subject_ids(days=1)) & {s.pk for s in old}
+
+
+@pytest.fixture
+def embedder(settings, shop):
+    use_strategies(settings, {"content": "tests.training.fakes.Embedder", "cooc": "tests.training.fakes.CoCount"})
+    tasks.train_strategy.delay("content").get()
+    return settings
+
+
+def test_embed_items_makes_a_new_item_recommendable_before_training(embedder, catalog):
+    garden = catalog["Garden"]
+    new = Item.objects.create(external_id="garden-new", title="New hose", categories=["Garden"])
+    assert new.pk not in get_active_model("content").artifact.index_of("item_ids")
+
+    result = tasks.embed_items.delay([new.pk]).get()
+
+    assert result == {"items": 1, "strategies": ["content"], "chunks": 1}
+    live = get_active_model("content")
+    assert live.version == 2
+    version = ModelVersion.objects.get(strategy="content", version=2)
+    assert version.status == "active" and version.parameters["derived_from"] == 1
+    assert version.note == "v1 with 1 new or changed items embedded."
+    recommended = live.strategy.recommend(live.artifact, History(item_ids=[garden[0].pk]), 20)
+    assert new.pk in [item for item, _ in recommended]
+    assert ModelVersion.objects.get(strategy="content", version=1).status == "retired"
+
+
+def test_embedding_a_large_catalog_is_split_into_a_chord(embedder, catalog):
+    new = [Item.objects.create(external_id=f"toy-new-{n}", categories=["Toys"]) for n in range(5)]
+    result = tasks.embed_items.delay([i.pk for i in new], chunk_size=2).get()
+    assert result["chunks"] == 3
+    live = get_active_model("content")
+    assert live.version == 2  # one merge, one new version, not one per chunk
+    ids = live.artifact["item_ids"].tolist()
+    assert all(item.pk in ids for item in new) and len(ids) == len(set(ids)) == 55
+    toys = live.artifact["item_vectors"][[ids.index(i.pk) for i in new]]
+    assert np.all(toys == toys[0]) and toys[0][0] == sum(map(ord, "Toys")) % 97
+
+
+def test_changed_items_are_embedded_through_the_signal_and_the_catalog_hook(embedder, catalog):
+    new = Item.objects.create(external_id="book-new", categories=["Books"])
+    items_changed.send(sender=Item, item_ids=[new.pk])
+    assert new.pk in get_active_model("content").artifact.index_of("item_ids")
+
+    from personalize.catalog.sync import item_changed_hooks
+
+    assert embedding.on_item_changed in item_changed_hooks
+    other = Item.objects.create(external_id="book-new-2", categories=["Books"])
+    embedding.on_item_changed(other)
+    assert other.pk in get_active_model("content").artifact.index_of("item_ids")
+    assert get_active_model("content").version == 3
+
+
+def test_item_changes_are_debounced_into_one_task(embedder, catalog):
+    with mock.patch.object(tasks.embed_pending, "apply_async") as queued:
+        assert embedding.schedule([1, 2]) is True
+        assert embedding.schedule([3]) is False  # the queued task takes these too
+    assert queued.call_count == 1
+    assert embedding.take_pending() == [1, 2, 3]
+    assert embedding.take_pending() == []
+
+
+def test_no_embedding_strategy_means_nothing_is_queued(fake_strategies, shop):
+    with mock.patch.object(tasks.embed_pending, "apply_async") as queued:
+        assert embedding.schedule([1]) is False
+    queued.assert_not_called()
+    assert tasks.embed_items.delay([1]).get() == {"items": 1, "strategies": [], "chunks": 0}
+
+
+def test_beat_schedule_defaults_and_overrides(settings):
+    entries = beat_schedule()
+    assert entries["personalize-train-all"] == {
+        "task": "personalize.training.tasks.train_all", "schedule": crontab(hour=3, minute=0)}
+    assert entries["personalize-retrain-check"]["schedule"] == 300.0
+    assert entries["personalize-retrain-check"]["task"] == (
+        "personalize.training.tasks.check_retrain_thresholds")
+    assert entries["personalize-purge-expired-events"]["task"] == (
+        "personalize.consent.tasks.purge_expired_events")
+
+    custom = beat_schedule({"TRAINING_SCHEDULE": {"hour": 1, "minute": 15, "day_of_week": "sun"},
+                            "RETRAIN_AFTER_EVENTS": None})
+    assert custom["personalize-train-all"]["schedule"] == crontab(hour=1, minute=15,
+                                                                  day_of_week="sun")
+    assert "personalize-retrain-check" not in custom
+
+
+def test_every_scheduled_task_is_registered():
+    from tests.testapp.celery import app
+
+    app.loader.import_default_modules()
+    for entry in beat_schedule().values():
+        assert entry["task"] in app.tasks, entry["task"]
+
+
+def test_subject_model_is_untouched_by_training(fake_strategies, shop):
+    before = Subject.objects.count()
+    tasks.train_all.delay().get()
+    assert Subject.objects.count() == before

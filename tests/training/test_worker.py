@@ -1,0 +1,202 @@
+"""The training lifecycle on a real Celery worker, real Redis broker, real PostgreSQL.
+
+A module-scoped fixture starts ``celery -A tests.testapp.celery worker`` with
+``tests.testapp.worker_settings`` on a private queue, pointed at the *test*
+database (so it sees the rows these tests commit) and at the test process's
+cache prefix (so both share locks, counters and the model pointer). Skipped
+unless ``PERSONALIZE_TEST_SERVICES=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+
+from personalize.models import ModelVersion, Subject
+from personalize.signals import event_recorded, subject_erased
+from personalize.training import active, precompute, service, tasks
+from personalize.training.active import get_active_model
+from tests.training.conftest import make_events
+from tests.training.fakes import FLAG_VERSION
+
+pytestmark = [
+    pytest.mark.services,
+    pytest.mark.skipif(
+        os.environ.get("PERSONALIZE_TEST_SERVICES") != "1",
+        reason="needs the real Redis broker and PostgreSQL (set PERSONALIZE_TEST_SERVICES=1)",
+    ),
+]
+
+REPO = Path(__file__).resolve().parents[2]
+WAIT = 90
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    auth = quote(db["USER"] or "")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"])
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture(scope="module")
+def worker(django_db_setup, django_db_blocker):
+    """A running worker on a private queue; stopped (warm, then hard) at the end."""
+    from tests.testapp.celery import app
+    from tests.testapp.worker_settings import WORKER_PERSONALIZE
+
+    queue = f"personalize-test-{os.getpid()}"
+    nodename = f"{queue}@%h"
+    prefix = cache.key_prefix
+    with django_db_blocker.unblock():
+        database_url = _database_url()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.testapp.worker_settings",
+        "PERSONALIZE_TEST_SERVICES": "1",
+        "PERSONALIZE_CELERY_EAGER": "0",
+        "PERSONALIZE_TEST_QUEUE": queue,
+        "PERSONALIZE_TEST_CACHE_PREFIX": prefix,
+        "DATABASE_URL": database_url,
+        "PYTHONPATH": str(REPO),
+    }
+    media = tempfile.mkdtemp(prefix="personalize-test-media-")
+    env["PERSONALIZE_TEST_MEDIA_ROOT"] = media
+    log = tempfile.NamedTemporaryFile(prefix="celery-worker-", suffix=".log", delete=False)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "tests.testapp.celery", "worker", "-l", "info",
+         "-Q", queue, "-n", nodename, "--concurrency", "2", "--without-gossip",
+         "--without-mingle", "--without-heartbeat"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    saved = {key: app.conf[key] for key in ("task_always_eager", "task_default_queue")}
+    app.conf.task_always_eager = False
+    app.conf.task_default_queue = queue
+    try:
+        deadline = time.monotonic() + WAIT
+        while not app.control.ping(timeout=0.5, destination=[nodename.replace("%h", _host())]):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("The Celery worker did not start:\n" + Path(log.name).read_text())
+        yield {"app": app, "overrides": WORKER_PERSONALIZE, "log": log.name, "media": media}
+    finally:
+        app.conf.update(saved)
+        process.send_signal(signal.SIGTERM)  # warm shutdown: finish the current task
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        with app.connection_for_write() as conn:
+            conn.default_channel.queue_purge(queue)
+        shutil.rmtree(media, ignore_errors=True)
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+@pytest.fixture
+def on_worker(worker, transactional_db, settings):
+    """Each test: the worker's settings here too, clean flags, a fresh process state."""
+    settings.PERSONALIZE = {**settings.PERSONALIZE, **worker["overrides"]}
+    settings.STORAGES = {**settings.STORAGES, "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": worker["media"]},
+    }}
+    cache.delete_many(["fail", "block", "sabotage", "started", "release"], version=FLAG_VERSION)
+    active.clear_loaded()
+    yield worker
+    cache.delete_many(["fail", "block", "sabotage", "started", "release"], version=FLAG_VERSION)
+
+
+def _flag(name: str, value: object) -> None:
+    cache.set(name, value, version=FLAG_VERSION, timeout=300)
+
+
+def _wait_for(predicate, what: str, timeout: float = WAIT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"Timed out waiting for {what}")
+
+
+def test_full_cycle_and_the_gate_on_a_real_worker(on_worker, catalog):
+    make_events(catalog)
+
+    first = tasks.train_strategy.delay("cooc").get(timeout=WAIT)
+    assert first["status"] == "active" and first["version"] == 1
+    # the worker published the pointer in the shared Redis cache; this process follows it
+    assert cache.get(active.pointer_key("cooc"))["version"] == 1
+    assert get_active_model("cooc").version == 1
+
+    _flag("sabotage", True)
+    worse = tasks.train_strategy.delay("cooc", force=True).get(timeout=WAIT)
+    assert worse["status"] == "rejected" and "v1 stays live" in worse["note"]
+
+    _flag("sabotage", False)
+    _flag("fail", "runtime")
+    failed = tasks.train_strategy.delay("cooc", force=True).get(timeout=WAIT)
+    assert failed["status"] == "failed"
+    assert "RuntimeError" in ModelVersion.objects.get(strategy="cooc", version=3).error
+    assert ModelVersion.objects.get(strategy="cooc", status="active").version == 1
+    assert get_active_model("cooc").version == 1
+
+
+def test_two_concurrent_trainings_on_a_real_worker(on_worker, catalog):
+    make_events(catalog)
+    _flag("block", True)
+    first = tasks.train_strategy.delay("cooc")
+    _wait_for(lambda: cache.get("started", version=FLAG_VERSION), "the first fit to start")
+    second = tasks.train_strategy.delay("cooc").get(timeout=WAIT)
+    assert second == {"strategy": "cooc", "status": "already running"}
+    _flag("release", True)
+    assert first.get(timeout=WAIT)["status"] == "active"
+    assert ModelVersion.objects.filter(strategy="cooc").count() == 1
+
+
+def test_threshold_trigger_rollback_and_erasure_on_a_real_worker(on_worker, catalog):
+    subjects = make_events(catalog)
+    tasks.train_all.delay().get(timeout=WAIT)
+    _wait_for(lambda: ModelVersion.objects.filter(status="active").count() == 2,
+              "both strategies to be trained")
+
+    # threshold: 10 new events, counted in Redis by this process's receiver
+    new = make_events(catalog, n_subjects=2, per_subject=5,
+                      start=datetime(2024, 3, 5, tzinfo=UTC))
+    event_recorded.send(sender=None, subject_ids={s.pk for s in new}, item_ids=set(), count=10)
+    queued = tasks.check_retrain_thresholds.delay().get(timeout=WAIT)
+    assert queued == ["cooc", "factors"]
+    _wait_for(lambda: ModelVersion.objects.filter(version=2, status="active").count() == 2,
+              "the triggered trainings")
+
+    # rollback here; the worker's next pointer check serves v1
+    service.rollback("cooc", 1)
+    subject = subjects[0]
+    assert tasks.precompute_chunk.delay("cooc", [subject.pk], 5).get(timeout=WAIT) == 1
+    assert cache.get(precompute.topn_key("cooc", subject.pk))["version"] == 1
+
+    # erasure here: the worker forgets the subject's trained vector too
+    erased = subjects[1]
+    other = subjects[2]
+    erased_pk, erased_key = erased.pk, erased.key
+    Subject.objects.filter(pk=erased_pk).delete()
+    subject_erased.send(sender=Subject, subject_id=erased_pk, key=erased_key, reason="erasure")
+    assert tasks.precompute_chunk.delay("factors", [erased_pk], 5).get(timeout=WAIT) == 0
+    assert tasks.precompute_chunk.delay("factors", [other.pk], 5).get(timeout=WAIT) == 1
