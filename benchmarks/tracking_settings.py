@@ -8,6 +8,8 @@ authenticates the way a production server-to-server caller does (the default
 import os
 
 os.environ.setdefault("PERSONALIZE_TEST_SERVICES", "1")
+# A Redis database of its own: test runs flush theirs (django-redis clear() is FLUSHDB).
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/12")
 
 from tests.testapp.settings import *  # noqa: E402, F403
 from tests.testapp.settings import INSTALLED_APPS  # noqa: E402

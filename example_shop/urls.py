@@ -8,8 +8,8 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("example_shop.shop.urls")),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/login/", auth_views.LoginView.as_view(next_page="shop:home"), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(next_page="shop:home"), name="logout"),
     path("admin/", admin.site.urls),
     path("api/personalize/", include("personalize.api.urls")),
     path("personalize/", include("personalize.urls")),

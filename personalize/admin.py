@@ -78,29 +78,140 @@ class ConsentRecordAdmin(ReadOnlyAdmin):
 
 @admin.register(Placement)
 class PlacementAdmin(admin.ModelAdmin):
+    """Placements: strategy chosen from the installed ones, validated filters, and a preview.
+
+    The form lives in :mod:`personalize.serving.forms`, the preview calls
+    :func:`personalize.serving.service.preview`.
+    """
+
     list_display = ["name", "heading", "strategy_display", "limit", "diversity", "cache_ttl",
-                    "enabled"]
+                    "enabled", "preview_link"]
     list_editable = ["enabled"]
     list_filter = ["enabled"]
     search_fields = ["name", "heading"]
+    readonly_fields = ["preview_link"]
     fieldsets = [
-        (None, {"fields": ["name", "heading", "enabled"]}),
+        (None, {"fields": ["name", "heading", "enabled", "preview_link"]}),
         (_("What to show"), {"fields": ["strategy", "fallback", "limit", "diversity", "filters"]}),
         (_("Caching"), {"fields": ["cache_ttl"]}),
     ]
 
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False,
+                 **kwargs: Any) -> Any:
+        from personalize.serving.forms import PlacementForm
+
+        kwargs["form"] = PlacementForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
     @admin.display(description=_("strategy"), ordering="strategy")
     def strategy_display(self, obj: Placement) -> str:
-        return obj.strategy or _("(default)")
+        return obj.strategy or str(_("(default)"))
+
+    @admin.display(description=_("preview"))
+    def preview_link(self, obj: Placement) -> str:
+        if obj is None or obj.pk is None:
+            return "-"
+        from django.urls import reverse
+
+        url = reverse("admin:personalize_placement_preview", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, _("Preview as subject"))
+
+    def get_urls(self) -> list[Any]:
+        from django.urls import path
+
+        preview = path(
+            "<path:object_id>/preview/",
+            self.admin_site.admin_view(self.preview_view),
+            name="personalize_placement_preview",
+        )
+        return [preview, *super().get_urls()]
+
+    def preview_view(self, request: HttpRequest, object_id: str) -> Any:
+        """Show the block, its explanations and each pipeline stage for a chosen subject."""
+        from django.core.exceptions import PermissionDenied
+        from django.http import Http404
+        from django.template.response import TemplateResponse
+
+        from personalize.api.recommendations import VIEW_ANY_PERMISSION
+        from personalize.serving.forms import PreviewForm
+        from personalize.serving.service import preview
+        from personalize.templatetags.personalize import block_strategy, render_block
+
+        placement = self.get_object(request, object_id)
+        if placement is None:
+            raise Http404
+        if not (self.has_view_permission(request, placement)
+                and request.user.has_perm(VIEW_ANY_PERMISSION)):
+            raise PermissionDenied
+        form = PreviewForm(request.GET or None)
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts, "original": placement, "form": form,
+            "title": _("Preview of %(name)s") % {"name": placement.name},
+            "computed": False,
+        }
+        if form.is_bound and form.is_valid():
+            subject = form.cleaned_data["subject"]
+            item = form.cleaned_data.get("item") or None
+            recs, trace, config = preview(subject, placement.name, form.cleaned_data["limit"],
+                                          {"item": item} if item else None)
+            context.update(
+                computed=True, subject=subject, recommendations=recs, trace=trace, config=config,
+                block_html=render_block(recs, placement=config.name, heading=config.heading,
+                                   strategy=block_strategy(recs, config.strategy)),
+            )
+        return TemplateResponse(request, "admin/personalize/placement/preview.html", context)
 
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(ReadOnlyAdmin):
-    list_display = ["strategy", "version", "status_badge", "metric_summary", "n_events",
-                    "fit_seconds", "artifact_size_display", "created_at"]
+    """Training history: metrics side by side, train / activate / roll back, a trend plot.
+
+    Every action calls the training service (``personalize.training``); none
+    holds logic of its own.
+    """
+
+    #: Metrics shown as columns, in order.
+    METRIC_COLUMNS = ("ndcg@10", "hit_rate@10", "recall@10", "precision@10", "coverage@10")
+    #: Versions per strategy in the trend plots.
+    TREND_LENGTH = 30
+
+    list_display = ["strategy", "version", "status_badge", "ndcg_10", "hit_rate_10",
+                    "recall_10", "precision_10", "coverage_10", "n_events", "fit_seconds",
+                    "total_seconds", "artifact_size_display", "created_at"]
+    list_display_links = ["strategy", "version"]
     list_filter = ["strategy", "status"]
     search_fields = ["strategy", "note", "error"]
-    readonly_fields = [f.name for f in ModelVersion._meta.fields]
+    readonly_fields = [f.name for f in ModelVersion._meta.fields] + [
+        "ndcg_trend", "metrics_table", "artifact_size_display"]
+    fieldsets = [
+        (None, {"fields": ["strategy", "version", "status", "note", "ndcg_trend"]}),
+        (_("Quality on the holdout"), {"fields": ["metrics_table", "parameters"]}),
+        (_("Data"), {"fields": ["data_start", "data_end", "n_subjects", "n_items", "n_events"]}),
+        (_("Artifact and timing"), {"fields": ["artifact", "artifact_size_display",
+                                               "fit_seconds", "total_seconds"]}),
+        (_("History"), {"fields": ["created_at", "started_at", "finished_at", "activated_at"]}),
+        (_("Error"), {"fields": ["error"], "classes": ["collapse"]}),
+    ]
+    actions = ["train_now", "activate", "roll_back"]
+    change_list_template = "admin/personalize/modelversion/change_list.html"
+
+    # --- columns --------------------------------------------------------------
+
+    def _metric(key: str, label: str) -> Any:  # noqa: N805 - a column factory for the class body
+        @admin.display(description=label)
+        def column(self: Any, obj: ModelVersion) -> str:
+            value = (obj.metrics or {}).get(key)
+            return f"{value:.3f}" if isinstance(value, int | float) else "-"
+
+        return column
+
+    ndcg_10 = _metric("ndcg@10", "NDCG@10")
+    hit_rate_10 = _metric("hit_rate@10", "Hit rate@10")
+    recall_10 = _metric("recall@10", "Recall@10")
+    precision_10 = _metric("precision@10", "Precision@10")
+    coverage_10 = _metric("coverage@10", "Coverage@10")
+    del _metric
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj: ModelVersion) -> str:
@@ -110,13 +221,126 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             obj.get_status_display(),
         )
 
-    @admin.display(description=_("metrics"))
-    def metric_summary(self, obj: ModelVersion) -> str:
-        keys = [k for k in ("ndcg@10", "hit_rate@10", "recall@10") if k in obj.metrics]
-        return ", ".join(f"{k} {obj.metrics[k]:.3f}" for k in keys) or "-"
-
-    @admin.display(description=_("artifact"), ordering="artifact_size")
+    @admin.display(description=_("artifact size"), ordering="artifact_size")
     def artifact_size_display(self, obj: ModelVersion) -> str:
         from django.template.defaultfilters import filesizeformat
 
         return filesizeformat(obj.artifact_size) if obj.artifact_size else "-"
+
+    @admin.display(description=_("ndcg@10 across versions"))
+    def ndcg_trend(self, obj: ModelVersion) -> str:
+        from django.utils.safestring import mark_safe
+
+        from personalize.training.plots import sparkline_svg
+
+        rows = list(ModelVersion.objects.filter(strategy=obj.strategy)
+                    .order_by("-version").values_list("version", "metrics")[:self.TREND_LENGTH])
+        rows.reverse()
+        values = [(metrics or {}).get("ndcg@10") for _, metrics in rows]
+        versions = [number for number, _ in rows]
+        highlight = versions.index(obj.version) if obj.version in versions else None
+        svg = sparkline_svg(values, highlight=highlight, width=240, height=48,
+                            label=f"ndcg@10 of {obj.strategy} v{versions[0]}-v{versions[-1]}"
+                            if versions else "")
+        return mark_safe(svg) if svg else "-"  # noqa: S308 - numbers only, see sparkline_svg
+
+    @admin.display(description=_("metrics"))
+    def metrics_table(self, obj: ModelVersion) -> str:
+        from django.utils.html import format_html_join
+
+        metrics = obj.metrics or {}
+        if not metrics:
+            return "-"
+        rows = format_html_join(
+            "", "<tr><th>{}</th><td>{}</td></tr>",
+            ((key, f"{value:.4f}" if isinstance(value, float) else value)
+             for key, value in metrics.items()),
+        )
+        return format_html("<table>{}</table>", rows)
+
+    # --- the trend plots above the list ------------------------------------------
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+                        ) -> Any:
+        from django.utils.safestring import mark_safe
+
+        from personalize.training.plots import sparkline_svg
+
+        series: dict[str, list[float | None]] = {}
+        for strategy, metrics in (ModelVersion.objects.order_by("strategy", "version")
+                                  .values_list("strategy", "metrics")):
+            series.setdefault(strategy, []).append((metrics or {}).get("ndcg@10"))
+        trends = []
+        for strategy, values in series.items():
+            values = values[-self.TREND_LENGTH:]
+            svg = sparkline_svg(values, label=f"ndcg@10 of {strategy}")
+            if svg:
+                last = next((v for v in reversed(values) if v is not None), None)
+                trends.append((strategy, mark_safe(svg), last))  # noqa: S308 - numbers only
+        return super().changelist_view(request, {**(extra_context or {}), "ndcg_trends": trends})
+
+    # --- actions ------------------------------------------------------------------
+
+    def has_train_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("personalize.change_modelversion")
+
+    @admin.action(description=_("Train now (queue a training of these strategies)"),
+                  permissions=["train"])
+    def train_now(self, request: HttpRequest, queryset: Any) -> None:
+        from django.contrib import messages
+
+        from personalize.training.tasks import train_strategy
+
+        names = sorted(set(queryset.values_list("strategy", flat=True)))
+        queued = []
+        for name in names:
+            try:
+                train_strategy.delay(name, force=True)
+            except Exception as exc:  # broker down: say so instead of a 500
+                self.message_user(request, _("Could not queue %(name)s: %(error)s")
+                                  % {"name": name, "error": exc}, messages.ERROR)
+            else:
+                queued.append(name)
+        if queued:
+            self.message_user(request, _("Training queued for %(names)s.")
+                              % {"names": ", ".join(queued)}, messages.SUCCESS)
+
+    @admin.action(description=_("Activate (make live, overriding the quality gate)"),
+                  permissions=["train"])
+    def activate(self, request: HttpRequest, queryset: Any) -> None:
+        self._activate(request, queryset, rollback=False)
+
+    @admin.action(description=_("Roll back to this version"), permissions=["train"])
+    def roll_back(self, request: HttpRequest, queryset: Any) -> None:
+        self._activate(request, queryset, rollback=True)
+
+    def _activate(self, request: HttpRequest, queryset: Any, *, rollback: bool) -> None:
+        from django.contrib import messages
+
+        from personalize.training import service
+
+        chosen = list(queryset.order_by("strategy", "version"))
+        strategies = [v.strategy for v in chosen]
+        if len(set(strategies)) != len(strategies):
+            self.message_user(request, _("Choose one version per strategy."), messages.ERROR)
+            return
+        for version in chosen:
+            live = ModelVersion.objects.filter(strategy=version.strategy,
+                                               status="active").first()
+            if rollback and (live is None or version.version >= live.version):
+                self.message_user(
+                    request, _("%(v)s is not older than the live version; use Activate.")
+                    % {"v": version}, messages.ERROR)
+                continue
+            who = request.user.get_username()
+            verb = f"Rolled back to v{version.version}" if rollback else "Activated"
+            was = f" (live was v{live.version})" if live else ""
+            note = f"{verb} by {who} in the admin{was}. Before: {version.note}".strip()
+            try:
+                service.activate_version(version, note=note)
+            except ValueError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(request, _("Now live: %(name)s v%(n)s.")
+                                  % {"name": version.strategy, "n": version.version},
+                                  messages.SUCCESS)

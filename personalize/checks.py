@@ -316,3 +316,34 @@ def check_consent_and_retention(app_configs: Any = None, **kwargs: Any) -> list[
             obj="PERSONALIZE['RETENTION_CHUNK_SIZE']", id="personalize.E019",
         ))
     return errors
+
+
+@register(Tags.compatibility)
+def check_serving(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """personalize.E040-E043 and W040-W044: serving settings, schema, cache, templates."""
+    if not _settings_ok():
+        return []
+    from personalize.serving.checks import serving_checks
+
+    return serving_checks()
+
+
+@register(Tags.database)
+def check_placements(app_configs: Any = None, databases: Any = None,
+                     **kwargs: Any) -> list[CheckMessage]:
+    """personalize.E044-E045: placement rows (only with ``check --database``)."""
+    if not databases or not _settings_ok():
+        return []
+    from personalize.serving.checks import placement_checks
+
+    return placement_checks()
+
+
+@register(Tags.compatibility)
+def check_training(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """personalize.E034-E039 and W031-W032: training schedule, gate, storage, shared cache."""
+    if not _settings_ok():
+        return []
+    from personalize.training.checks import training_checks
+
+    return training_checks()

@@ -23,7 +23,6 @@ import scipy.sparse as sp
 
 from personalize.conf import personalize_settings
 from personalize.models import Item
-
 from personalize.serving.cache import UNKNOWN
 
 #: Marks "loaded before any generation was seen": stale at the first real read.

@@ -87,7 +87,8 @@ def _db_counts() -> dict[int, float]:
     ):
         counts[item_id] = counts.get(item_id, 0.0) + positive[event_type] * n
     try:
-        get_cache().set(DB_CACHE_KEY, counts, timeout=int(personalize_settings.POPULARITY_CACHE_TTL))
+        ttl = int(personalize_settings.POPULARITY_CACHE_TTL)
+        get_cache().set(DB_CACHE_KEY, counts, timeout=ttl)
     except Exception:
         logger.debug("Cannot cache the popularity aggregate", exc_info=True)
     return counts

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from django.db import transaction
@@ -17,20 +18,33 @@ from django.db.models.signals import post_delete, post_save
 from personalize import signals
 from personalize.serving import cache as block_cache
 
-def _bump_global() -> None:
-    block_cache.bump_global()
+
+class _Batch:
+    """Coalesces the global bumps of one transaction into one cache write.
+
+    Every change registers ``run`` with ``on_commit`` (cheap: a list append);
+    the first ``run`` after the commit bumps, the others return at once. A
+    rolled-back transaction never runs its callbacks, so its batch carries over
+    to the next commit.
+    """
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def run(self) -> None:
+        if not self.done:
+            self.done = True
+            block_cache.bump_global()
+
+
+_local = threading.local()
 
 
 def _bump_global_after_commit() -> None:
-    # One bump per transaction: a catalog sync saving thousands of items in one
-    # atomic block must not write the counter thousands of times. (A rolled
-    # back transaction drops its queue, and with it this callback.)
-    connection = transaction.get_connection()
-    if connection.in_atomic_block and any(
-        entry[1] is _bump_global for entry in connection.run_on_commit
-    ):
-        return
-    transaction.on_commit(_bump_global)
+    batch = getattr(_local, "batch", None)
+    if batch is None or batch.done:
+        batch = _local.batch = _Batch()
+    transaction.on_commit(batch.run)
 
 
 def on_event_recorded(sender: Any = None, subject_ids: Any = None, **kwargs: Any) -> None:

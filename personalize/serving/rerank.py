@@ -43,7 +43,7 @@ def normalised_relevance(scores: np.ndarray) -> np.ndarray:
     finite = np.where(np.isfinite(scores), scores, np.nan)
     low, high = np.nanmin(finite), np.nanmax(finite)
     if not np.isfinite(low) or high - low <= 0:
-        return np.ones_like(scores)
+        return np.isfinite(finite).astype(np.float64)
     return np.nan_to_num((finite - low) / (high - low), nan=0.0)
 
 
@@ -79,10 +79,7 @@ def mmr(
     rel = normalised_relevance(relevance)
     pool_sim = similarity[offset:, offset:]
     # the largest similarity of each candidate to anything picked so far
-    if offset:
-        closest = similarity[offset:, :offset].max(axis=1)
-    else:
-        closest = np.full(n, -np.inf)
+    closest = similarity[offset:, :offset].max(axis=1) if offset else np.full(n, -np.inf)
     chosen: list[int] = []
     available = np.ones(n, dtype=bool)
     for _ in range(k):
@@ -248,5 +245,5 @@ stats = ServingStats()
 
 
 def serving_stats() -> dict[str, dict[str, Any]]:
-    """This process's serving counters and mean intra-list diversity, by placement."""
+    """Serving counters and mean intra-list diversity of this process, by placement."""
     return stats.snapshot()

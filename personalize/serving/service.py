@@ -219,9 +219,10 @@ def _urls(items: dict[int, Item]) -> dict[int, str | None]:
         except (ValueError, TypeError):  # object ids that are not valid pks of the host model
             continue
         for object_id, host in hosts.items():
-            pk = objects.get(str(object_id))
-            if pk is None:
+            found = objects.get(str(object_id))
+            if found is None:
                 continue
+            pk = found
             try:
                 urls[pk] = host.get_absolute_url()
             except Exception:
@@ -294,6 +295,13 @@ class _Block:
 
 def _text(message: str) -> Callable[[dict[int, Item]], str]:
     return lambda items: message
+
+
+def _constant(
+    render: Callable[[dict[int, Item]], str],
+) -> Callable[[int], Callable[[dict[int, Item]], str]]:
+    """An explainer giving every item of a stage the same explanation."""
+    return lambda pk: render
 
 
 def _popular_in(category: str) -> Callable[[dict[int, Item]], str]:
@@ -378,7 +386,7 @@ def _popular_stages(
         block.offer(
             f"popular in {category}", list(zip(index.pks[best].tolist(), masked[best].tolist(),
                                                strict=True)),
-            name, personalized, lambda pk, c=category: _popular_in(c),
+            name, personalized, _constant(_popular_in(category)),
         )
     if block.need > 0:
         # globally popular, then anything allowed so the block is always full
@@ -455,7 +463,10 @@ def compute_block(
 
         history = subject_history(subject.pk)
         excluded = subject_excluded_items(subject.pk, filters)
-    allowed = allowed_mask(index, filters, excluded_pks=excluded, current_item=context_item)
+    # Fallback fills skip the history too, as strategies do: a block "for you"
+    # does not offer back what the subject already engaged with.
+    allowed = allowed_mask(index, filters, excluded_pks=[*excluded, *history.item_ids],
+                           current_item=context_item)
     block = _Block(index, allowed, limit, float(config.diversity), trace)
     oversample = max(1, int(personalize_settings.CANDIDATE_OVERSAMPLING))
     strategy_exclude = [*excluded, *blocked_pks(index, filters)]
@@ -465,7 +476,7 @@ def compute_block(
     pinned = pinned_pks(index, filters)
     if pinned:
         block.offer("pinned", [(pk, 0.0) for pk in pinned], PINNED, False,
-                    lambda pk: _text(gettext("Featured")))
+                    _constant(_text(gettext("Featured"))))
     primary = config.strategy
     if personal and block.need > 0:
         model = _active_model(primary)
@@ -485,13 +496,13 @@ def compute_block(
                                strategy_exclude + block.pks)
         if model is not None:
             explain = (_explainer(model, used) if len(used)
-                       else (lambda pk: _text(gettext("Popular right now"))))
+                       else _constant(_text(gettext("Popular right now"))))
             block.offer(fallback, scored, fallback, personal and len(used) > 0, explain)
     categories: list[tuple[str, bool]] = []
     if context_item is not None:
-        rows, _ = index.positions([context_item])
-        if rows.size and index.primary[rows[0]] >= 0:
-            categories.append((index.category_names[int(index.primary[rows[0]])], False))
+        found, _ = index.positions([context_item])
+        if found.size and index.primary[found[0]] >= 0:
+            categories.append((index.category_names[int(index.primary[found[0]])], False))
     if personal and len(history):
         preferred = index.preferred_category(list(history.item_ids), history.weights)
         if preferred and preferred not in [c for c, _ in categories]:
@@ -626,7 +637,7 @@ def _similar_rows(
     model = _active_model(strategy)
     scored = _run_strategy(model, "similar", item_pk, limit * oversample,
                            [item_pk, *blocked_pks(index, filters)])
-    block.offer(strategy, scored, strategy, False, lambda pk: _similar_to(item_pk))
+    block.offer(strategy, scored, strategy, False, _constant(_similar_to(item_pk)))
     categories: list[tuple[str, bool]] = []
     if rows_found.size and index.primary[rows_found[0]] >= 0:
         categories.append((index.category_names[int(index.primary[rows_found[0]])], False))

@@ -21,7 +21,8 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connections, router, transaction
+from django.utils import timezone
 
 from personalize.conf import personalize_settings
 from personalize.models import Event, Item, Subject
@@ -161,20 +162,14 @@ def items_for_refs(external_ids: set[str], create: bool | None = None) -> dict[s
     if create is None:
         create = bool(personalize_settings.CREATE_UNKNOWN_ITEMS)
     ids = sorted(external_ids)
-    found: dict[str, int] = {}
-    for chunk in _chunks(ids):
-        found.update(Item.objects.filter(external_id__in=chunk).values_list("external_id", "pk"))
+    found = _item_pks(ids)
     missing = [x for x in ids if x not in found]
     if missing and create:
         new_items = [Item(external_id=x) for x in missing]
         for item in new_items:
             item.content_hash = item.compute_content_hash()
         Item.objects.bulk_create(new_items, ignore_conflicts=True)
-        created: dict[str, int] = {}
-        for chunk in _chunks(missing):
-            created.update(
-                Item.objects.filter(external_id__in=chunk).values_list("external_id", "pk")
-            )
+        created = _item_pks(missing)
         found.update(created)
         if created:
             new_pks = set(created.values())
@@ -182,11 +177,37 @@ def items_for_refs(external_ids: set[str], create: bool | None = None) -> dict[s
     return found
 
 
-def existing_event_ids(event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+def _item_pks(external_ids: list[str]) -> dict[str, int]:
+    """``external_id -> pk`` in one query."""
+    alias = router.db_for_read(Item)
+    connection = connections[alias]
+    if connection.vendor != "postgresql":
+        found: dict[str, int] = {}
+        for chunk in _chunks(external_ids):
+            found.update(
+                Item.objects.using(alias).filter(external_id__in=chunk)
+                .values_list("external_id", "pk")
+            )
+        return found
+    # One array parameter instead of an IN list of hundreds: several times less
+    # work in the driver, and one query text the server can cache.
+    meta = Item._meta
+    q = connection.ops.quote_name
+    key, pk = meta.get_field("external_id").column, meta.pk.column
+    sql = f"SELECT {q(key)}, {q(pk)} FROM {q(meta.db_table)} WHERE {q(key)} = ANY(%s)"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [external_ids])
+        return dict(cursor.fetchall())
+
+
+def existing_event_ids(event_ids: Sequence[uuid.UUID], using: str = "default") -> set[uuid.UUID]:
     """Which of ``event_ids`` are already stored."""
     stored: set[uuid.UUID] = set()
     for chunk in _chunks(event_ids):
-        stored.update(Event.objects.filter(event_id__in=chunk).values_list("event_id", flat=True))
+        stored.update(
+            Event.objects.using(using).filter(event_id__in=chunk)
+            .values_list("event_id", flat=True)
+        )
     return stored
 
 
@@ -255,8 +276,8 @@ def ingest_events(
             external_ids.add(clean.item_ref)
 
     item_map = items_for_refs(external_ids) if external_ids else {}
-    seen: dict[uuid.UUID, int] = {}
-    rows: list[tuple[int, uuid.UUID, Event]] = []
+    seen: set[uuid.UUID] = set()
+    rows: list[Row] = []
     for index, clean, owner in admitted:
         item_pk = None
         if clean.item_ref is not None:
@@ -264,37 +285,108 @@ def ingest_events(
             if item_pk is None:
                 reject(index, Problem("item", f"unknown item {clean.item_ref[:60]!r}"))
                 continue
-        if clean.event_id is not None:
-            uid = clean.event_id
-            if uid in seen:
-                results[index] = EventResult(index, DUPLICATE, event_id=str(uid))
-                continue
-            seen[uid] = index
-        else:
+        uid = clean.event_id
+        if uid is None:
             uid = uuid.uuid4()
-        rows.append((index, uid, Event(
-            event_id=uid, subject_id=owner.pk, item_id=item_pk, event_type=clean.event_type,
-            value=clean.value, context=clean.context, timestamp=clean.timestamp, source=source,
-        )))
-
-    stored = existing_event_ids(list(seen)) if seen else set()
-    to_insert: list[Event] = []
-    for index, uid, event in rows:
-        if uid in stored:
+        elif uid in seen:  # a replay inside the batch: stored once
             results[index] = EventResult(index, DUPLICATE, event_id=str(uid))
+            continue
         else:
-            results[index] = EventResult(index, ACCEPTED, event_id=str(uid))
-            to_insert.append(event)
-    if to_insert:
-        with transaction.atomic():
-            Event.objects.bulk_create(to_insert, ignore_conflicts=True)
-            subject_ids = {e.subject_id for e in to_insert}
-            item_ids = {e.item_id for e in to_insert if e.item_id is not None}
-            count = len(to_insert)
+            seen.add(uid)
+        rows.append(Row(index, uid, owner.pk, item_pk, clean.event_type, clean.value,
+                        clean.context, clean.timestamp))
+
+    if rows:
+        inserted = store_rows(rows, source)
+        for row in rows:
+            status = ACCEPTED if row.event_id in inserted else DUPLICATE
+            results[row.index] = EventResult(row.index, status, event_id=str(row.event_id))
+    return IngestReport([r for r in results if r is not None])
+
+
+@dataclass(slots=True)
+class Row:
+    """One validated event with its subject and item resolved."""
+
+    index: int
+    event_id: uuid.UUID
+    subject_id: int
+    item_id: int | None
+    event_type: str
+    value: float | None
+    context: dict[str, Any]
+    timestamp: datetime
+
+
+def store_rows(rows: Sequence[Row], source: str) -> set[uuid.UUID]:
+    """Insert the rows, skipping event ids already stored; returns the ids inserted.
+
+    One ``INSERT ... ON CONFLICT (event_id) DO NOTHING`` whatever the backend.
+    On PostgreSQL it is a single statement over one JSON parameter with
+    ``RETURNING``, so duplicates are known exactly (even against a concurrent
+    replay) and no model instance is built; elsewhere it is
+    ``bulk_create(ignore_conflicts=True)`` after one query for the ids already
+    stored. ``event_recorded`` is sent after commit.
+    """
+    alias = router.db_for_write(Event)
+    connection = connections[alias]
+    with transaction.atomic(using=alias):
+        if connection.vendor == "postgresql":
+            inserted = _insert_postgresql(connection, rows, source)
+        else:
+            inserted = _insert_portable(alias, rows, source)
+        stored = [row for row in rows if row.event_id in inserted]
+        if stored:
+            subject_ids = {row.subject_id for row in stored}
+            item_ids = {row.item_id for row in stored if row.item_id is not None}
+            count = len(stored)
             transaction.on_commit(lambda: event_recorded.send(
                 sender=Event, subject_ids=subject_ids, item_ids=item_ids, count=count
-            ))
-    return IngestReport([r for r in results if r is not None])
+            ), using=alias)
+    return inserted
+
+
+def _insert_portable(alias: str, rows: Sequence[Row], source: str) -> set[uuid.UUID]:
+    stored = existing_event_ids([row.event_id for row in rows], using=alias)
+    fresh = [row for row in rows if row.event_id not in stored]
+    Event.objects.using(alias).bulk_create([
+        Event(event_id=row.event_id, subject_id=row.subject_id, item_id=row.item_id,
+              event_type=row.event_type, value=row.value, context=row.context,
+              timestamp=row.timestamp, source=source)
+        for row in fresh
+    ], ignore_conflicts=True)
+    return {row.event_id for row in fresh}
+
+
+def _pg_insert_sql(connection: Any) -> str:
+    # Only the model's own quoted identifiers are interpolated; values are parameters.
+    meta = Event._meta
+    column = {f.name: f.column for f in meta.concrete_fields}
+    targets = ["event_id", "subject", "item", "event_type", "value", "context", "timestamp",
+               "source", "received_at"]
+    q = connection.ops.quote_name
+    return (
+        f"INSERT INTO {q(meta.db_table)} ({', '.join(q(column[t]) for t in targets)}) "  # noqa: S608
+        "SELECT r.e, r.s, r.i, r.t, r.v, COALESCE(r.c, '{}'::jsonb), r.ts, %s, %s "
+        "FROM jsonb_to_recordset(%s::jsonb) AS r(e uuid, s bigint, i bigint, t text, "
+        "v double precision, c jsonb, ts timestamptz) "
+        f"ON CONFLICT ({q(column['event_id'])}) DO NOTHING RETURNING {q(column['event_id'])}"
+    )
+
+
+def _insert_postgresql(connection: Any, rows: Sequence[Row], source: str) -> set[uuid.UUID]:
+    # One parameter instead of nine per row: the driver quotes a single string
+    # and PostgreSQL unpacks it, which is several times faster than binding
+    # thousands of values (and no Event instance is built).
+    payload = json.dumps([
+        {"e": str(row.event_id), "s": row.subject_id, "i": row.item_id, "t": row.event_type,
+         "v": row.value, "c": row.context, "ts": row.timestamp.isoformat()}
+        for row in rows
+    ], ensure_ascii=False, allow_nan=False)
+    with connection.cursor() as cursor:
+        cursor.execute(_pg_insert_sql(connection), [source, timezone.now(), payload])
+        return {uid if isinstance(uid, uuid.UUID) else uuid.UUID(str(uid))
+                for (uid,) in cursor.fetchall()}
 
 
 # --- request bodies -------------------------------------------------------------

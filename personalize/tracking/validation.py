@@ -123,10 +123,10 @@ class EventValidator:
         """Validate one event object as decoded from JSON."""
         if not isinstance(raw, dict):
             return Problem("event", "must be a JSON object")
-        for key in raw:
-            if key not in EVENT_FIELDS:
-                hint = " (use 'type')" if key == "event_type" else ""
-                return Problem(str(key)[:64], f"unknown field{hint}")
+        if not raw.keys() <= EVENT_FIELDS:
+            key = next(k for k in raw if k not in EVENT_FIELDS)
+            hint = " (use 'type')" if key == "event_type" else ""
+            return Problem(str(key)[:64], f"unknown field{hint}")
         subject_ref = raw.get("subject")
         if subject_ref is not None:
             if not self.allow_subject:

@@ -440,7 +440,11 @@ def _read_csv_handle(handle: io.TextIOBase | Any, name: str) -> RawEvents:
             f"{name}: the header must name {', '.join(CSV_COLUMNS)}; missing {', '.join(missing)}."
         )
     positions = [header.index(column) for column in CSV_COLUMNS]
-    rows = [[row[p] for p in positions] for row in reader if row]
+    rows = [row for row in reader if row]
+    short = next((n for n, row in enumerate(rows, start=2) if len(row) < len(header)), None)
+    if short is not None:
+        raise DatasetFormatError(f"{name}: line {short} has fewer columns than the header.")
+    rows = [[row[p] for p in positions] for row in rows]
     columns = list(zip(*rows, strict=True)) if rows else [(), (), (), (), ()]
     users, items, types, values, stamps = columns
     type_names, codes = np.unique(np.asarray(types, dtype=str), return_inverse=True)

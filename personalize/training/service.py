@@ -26,6 +26,7 @@ import logging
 import math
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -260,7 +261,13 @@ def _ts(value: float | None) -> datetime | None:
     return datetime.fromtimestamp(float(value), tz=UTC)
 
 
-def train_strategy(name: str, *, force: bool = False) -> ModelVersion:
+#: The stages :func:`train_strategy` reports to its ``progress`` callback, in order.
+STAGES = ("snapshot", "fit", "evaluate", "save")
+
+
+def train_strategy(
+    name: str, *, force: bool = False, progress: Callable[[str], Any] | None = None
+) -> ModelVersion:
     """Train strategy ``name`` now, in this process, and activate it if it passes the gate.
 
     Idempotent: when the newest finished version of ``name`` was trained on the
@@ -271,6 +278,8 @@ def train_strategy(name: str, *, force: bool = False) -> ModelVersion:
     Args:
         name: a configured strategy name.
         force: train even if nothing changed since the last version.
+        progress: called with each finished stage of :data:`STAGES` (the
+            management command moves its progress bar with it).
 
     Returns:
         The new ModelVersion: ``active`` when it went live, ``rejected`` when the
@@ -308,7 +317,7 @@ def train_strategy(name: str, *, force: bool = False) -> ModelVersion:
             parameters=parameters, started_at=timezone.now(),
         )
         try:
-            _run(name, strategy, version, started)
+            _run(name, strategy, version, started, progress or (lambda stage: None))
         except Exception as exc:
             _record_failure(version, exc, started)
             if isinstance(exc, TRANSIENT_ERRORS):
@@ -316,16 +325,19 @@ def train_strategy(name: str, *, force: bool = False) -> ModelVersion:
         return version
 
 
-def _run(name: str, strategy: Strategy, version: ModelVersion, started: float) -> None:
+def _run(name: str, strategy: Strategy, version: ModelVersion, started: float,
+         progress: Callable[[str], Any]) -> None:
     dataset = take_snapshot()
     holdout = temporal_holdout(
         dataset, float(personalize_settings.HOLDOUT_FRACTION),
         personalize_settings.HOLDOUT_MAX_SUBJECTS,
     )
     train = holdout.train
+    progress("snapshot")
     fit_started = time.perf_counter()
     artifact = strategy.fit(train)
     version.fit_seconds = time.perf_counter() - fit_started
+    progress("fit")
     metrics = evaluate_on_holdout(strategy, artifact, holdout)
 
     timestamps = train.events.timestamp
@@ -352,6 +364,7 @@ def _run(name: str, strategy: Strategy, version: ModelVersion, started: float) -
     version.artifact, version.artifact_size = save_artifact(artifact, f"{name}/v{version.version}")
 
     activate, note = _gate(name, strategy, metrics, holdout)
+    progress("evaluate")
     version.note = note
     version.finished_at = timezone.now()
     version.total_seconds = time.perf_counter() - started
@@ -363,6 +376,7 @@ def _run(name: str, strategy: Strategy, version: ModelVersion, started: float) -
         version.status = ModelStatus.REJECTED
         version.save(update_fields=["status"])
     prune_artifacts(name)
+    progress("save")
 
 
 def _gate(name: str, strategy: Strategy, metrics: dict[str, Any],

@@ -20,6 +20,7 @@ from personalize.training.service import TRANSIENT_ERRORS
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "workers_running",
     "check_retrain_thresholds",
     "embed_catalog",
     "embed_chunk",
@@ -182,3 +183,18 @@ def embed_pending() -> dict[str, Any]:
     from personalize.training import embedding
 
     return embed_items(embedding.take_pending())
+
+
+def workers_running(timeout: float = 1.0) -> bool:
+    """Whether any Celery worker answers a ping within ``timeout`` seconds.
+
+    ``False`` when tasks run eagerly (no worker is needed) or the broker is unreachable.
+    """
+    app = train_strategy.app
+    if app.conf.task_always_eager:
+        return False
+    try:
+        return bool(app.control.ping(timeout=timeout))
+    except Exception:  # broker down or misconfigured: nobody would take the task
+        logger.info("No Celery broker reachable; training in the foreground", exc_info=True)
+        return False

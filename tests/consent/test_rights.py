@@ -145,8 +145,11 @@ def test_export_holds_everything(person, items):
     assert profile["history"]["by_type"] == {"view": 4, "purchase": 1}
     assert profile["history"]["top_categories"] == ["books"]
     assert len(profile["history"]["recent_items"]) == 3
-    assert profile["cached"] == {f"personalize:rec:subject:{subject.pk}:home":
-                                 {"items": ["item-a"]}}
+    # (Other code may cache more about the subject, e.g. serving's generation keys.)
+    assert profile["cached"][f"personalize:rec:subject:{subject.pk}:home"] == {
+        "items": ["item-a"]}
+    assert all(f"subject:{subject.pk}" in k or f"subject:{anon.pk}" in k
+               for k in profile["cached"])
     assert profile["embeddings"] == {"has_vector": True,
                                      "subjects": sorted([subject.pk, anon.pk])}
     assert data["other"] == {}
@@ -187,7 +190,8 @@ def test_erasure_leaves_no_row_and_no_cache_key(person, make_events,
     seed_cache(subject, anon, bystander)
     ids, secrets = [subject.pk, anon.pk], [subject.key, anon.key, "old-browser"]
     assert rows_referencing(ids)
-    assert len(keys_referencing(ids, secrets)) == 5
+    seeded = len(keys_referencing(ids, secrets))
+    assert seeded >= 5  # ours, plus whatever serving's receivers keep per subject
     user_id = subject.user_id
 
     def careless_receiver(sender, subject_id, **kwargs):
@@ -216,7 +220,7 @@ def test_erasure_leaves_no_row_and_no_cache_key(person, make_events,
     assert report.deleted == {"personalize.Event": 5, "personalize.ConsentRecord": 4,
                               "personalize.Subject": 2}
     assert report.rows == 11
-    assert report.cache_keys == 5
+    assert report.cache_keys >= seeded
     assert sorted(report.subject_ids) == sorted(ids)
     assert str(report).startswith(f"Erased user subject {subject.key}: 4 personalize.")
     json.dumps(report.as_dict())

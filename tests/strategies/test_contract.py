@@ -268,3 +268,19 @@ def test_round_trip_through_storage(fitted, dataset):
         _same_answers(strategy, artifact, load_artifact(path), dataset)
     finally:
         delete_artifact(path)
+
+
+# --- the contract's own checks can fail ----------------------------------------------
+
+
+@pytest.mark.parametrize(("result", "message"), [
+    ([(101, 1.0), (101, 0.5)], "twice"),
+    ([(101, 1.0), (-5, 0.5)], "unknown items"),
+    ([(102, 1.0)], "history item"),
+    ([(103, 1.0)], "excluded item"),
+    ([(104, 0.5), (105, 1.0)], "best first"),
+])
+def test_assert_valid_rejects_broken_answers(result, message):
+    dataset = make_dataset(seed=3)
+    with pytest.raises(AssertionError, match=message):
+        assert_valid(result, dataset, History(item_ids=[102]), 5, exclude=[103])

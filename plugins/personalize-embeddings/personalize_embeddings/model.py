@@ -37,7 +37,7 @@ _models: dict[tuple[str, str], Any] = {}
 _lock = threading.Lock()
 
 
-class ModelNotFound(LookupError):  # noqa: N818 - reads as a sentence where it is raised
+class ModelNotFound(LookupError):
     """The model is neither bundled, a local directory, nor in the local cache."""
 
 

@@ -20,7 +20,9 @@ CATALOG = {
 }
 
 
-def make_dataset(texts: dict[str, str], interactions: dict[str, list[str]] | None = None) -> Dataset:
+def make_dataset(
+    texts: dict[str, str], interactions: dict[str, list[str]] | None = None
+) -> Dataset:
     """A snapshot with string item ids, item texts and a few interactions."""
     item_ids = np.asarray(list(texts))
     interactions = interactions or {"u1": ["meter", "solder"], "u2": ["nitrile", "beaker"]}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.core.checks import Warning
-
 from personalize_embeddings import Embeddings
 from personalize_embeddings import ann as ann_module
 

@@ -8,9 +8,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from conftest import CATALOG, make_dataset
-
-from personalize.strategies.base import History
-from personalize.training.artifacts import Artifact
 from personalize_embeddings import Embeddings, ItemText, drop_items, embed_and_upsert, embed_items
 from personalize_embeddings.embedding import as_item_texts, compose_text, text_hash
 from personalize_embeddings.model import (
@@ -20,6 +17,9 @@ from personalize_embeddings.model import (
     load_model,
     resolve_model,
 )
+
+from personalize.strategies.base import History
+from personalize.training.artifacts import Artifact
 
 
 def copy_of(artifact):

@@ -9,11 +9,11 @@ from importlib import metadata
 import numpy as np
 import pytest
 from conftest import CATALOG, make_dataset
+from personalize_embeddings import Embeddings
+from personalize_embeddings import ann as ann_module
 
 from personalize.strategies.base import CannotRecommend, History
 from personalize.training.artifacts import Artifact
-from personalize_embeddings import Embeddings
-from personalize_embeddings import ann as ann_module
 
 
 def ids(scored):
@@ -179,7 +179,7 @@ class _FakeIndex:
         assert space == "ip"
         self.dim, self.vectors, self.labels, self.ef = dim, np.zeros((0, dim)), [], 10
 
-    def init_index(self, max_elements, ef_construction, M, random_seed):  # noqa: N803
+    def init_index(self, max_elements, ef_construction, M, random_seed):
         self.max_elements = max_elements
 
     def add_items(self, data, ids):
@@ -194,7 +194,8 @@ class _FakeIndex:
                          + np.asarray(self.labels, dtype=np.int64).tobytes())
 
     def load_index(self, path, max_elements):
-        raw = open(path, "rb").read()
+        with open(path, "rb") as handle:
+            raw = handle.read()
         n = len(raw) // (self.dim * 4 + 8)
         self.vectors = np.frombuffer(raw[:n * self.dim * 4], dtype=np.float32).reshape(n, -1)
         self.labels = np.frombuffer(raw[n * self.dim * 4:], dtype=np.int64).tolist()

@@ -54,7 +54,8 @@ def validate_bsl_options(bsl: Any, name: str = "bsl_options") -> None:
     unknown = sorted(set(bsl) - BSL_OPTION_KEYS)
     if unknown:
         raise ValueError(
-            f"{name} has unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(BSL_OPTION_KEYS))}."
+            f"{name} has unknown key {unknown[0]!r}; "
+            f"valid keys: {', '.join(sorted(BSL_OPTION_KEYS))}."
         )
     method = bsl.get("method", "als")
     if method not in BASELINE_METHODS:
@@ -75,7 +76,8 @@ def validate_sim_options(sim: Any, name: str = "sim_options") -> None:
     unknown = sorted(set(sim) - SIM_OPTION_KEYS)
     if unknown:
         raise ValueError(
-            f"{name} has unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(SIM_OPTION_KEYS))}."
+            f"{name} has unknown key {unknown[0]!r}; "
+            f"valid keys: {', '.join(sorted(SIM_OPTION_KEYS))}."
         )
     sim_name = str(sim.get("name", "msd")).lower()
     if sim_name not in SIMILARITY_NAMES:
@@ -84,12 +86,9 @@ def validate_sim_options(sim: Any, name: str = "sim_options") -> None:
         )
     if not isinstance(sim.get("user_based", True), bool):
         raise ValueError(f"{name}['user_based'] must be True or False, got {sim['user_based']!r}.")
-    if "min_support" in sim:
-        if isinstance(sim["min_support"], bool) or not isinstance(sim["min_support"], int) \
-                or sim["min_support"] < 0:
-            raise ValueError(
-                f"{name}['min_support'] must be an integer >= 0, got {sim['min_support']!r}."
-            )
+    support = sim.get("min_support", 1)
+    if isinstance(support, bool) or not isinstance(support, int) or support < 0:
+        raise ValueError(f"{name}['min_support'] must be an integer >= 0, got {support!r}.")
     if "shrinkage" in sim:
         _non_negative(f"{name}['shrinkage']", sim["shrinkage"])
 

@@ -33,9 +33,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+import surprise
 from scipy.optimize import nnls
 
-import surprise
 from personalize.strategies.base import CannotRecommend, History, ItemId, Scored, Strategy, top_k
 from personalize.training.artifacts import Artifact
 from personalize.training.dataset import Dataset
@@ -677,7 +677,9 @@ class KNNBaseline(BaselineOnly):
             counts = np.bincount(items, minlength=len(artifact["item_ids"]))
             indptr = np.concatenate(([0], np.cumsum(counts)))
             users_sorted = users[order]
-            baseline = self._mu(artifact) + artifact["bu"][users_sorted] + artifact["bi"][items[order]]
+            baseline = (
+                self._mu(artifact) + artifact["bu"][users_sorted] + artifact["bi"][items[order]]
+            )
             residuals = artifact["ur.ratings"][order] - baseline
             artifact.cache["by_item"] = (indptr, users_sorted, residuals)
         return artifact.cache["by_item"]
@@ -813,4 +815,6 @@ class SlopeOne(SurpriseStrategy):
         return subject.vector[0] + out
 
 
-STRATEGIES: tuple[type[SurpriseStrategy], ...] = (SVD, SVDpp, NMF, KNNBaseline, SlopeOne, BaselineOnly)
+STRATEGIES: tuple[type[SurpriseStrategy], ...] = (
+    SVD, SVDpp, NMF, KNNBaseline, SlopeOne, BaselineOnly,
+)

@@ -1,0 +1,248 @@
+"""REST endpoints for recommendations (thin callers of :mod:`personalize.serving.service`).
+
+``GET /api/personalize/recommendations/?placement=home&limit=8``
+    The requesting visitor's block (the session's user, or the visitor cookie).
+    Staff holding ``personalize.view_any_recommendations`` may add
+    ``subject=<subject key>``; anyone else gets 403 for it.
+``GET /api/personalize/items/<external_id>/similar/?limit=6``
+    Items similar to one item, the same for everyone.
+``GET /api/personalize/schema/`` and ``/api/personalize/docs/``
+    The OpenAPI schema (drf-spectacular) and a browsable docs page.
+
+Every query parameter goes through a serializer; an invalid one gives 400
+with the parameter's name as the key of the error. Responses are built as
+plain dicts: the serializers below describe them for the schema, but running
+them per item would cost more than a cache hit does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import include, path, reverse
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework import exceptions, serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from personalize.conf import personalize_settings
+from personalize.models import Subject
+from personalize.serving.placements import get_placement
+from personalize.serving.service import Recommendation, recommend, resolve_item, similar_items
+
+#: Staff with this permission may read any subject's recommendations.
+VIEW_ANY_PERMISSION = "personalize.view_any_recommendations"
+
+
+def _limit_field() -> serializers.IntegerField:
+    return serializers.IntegerField(
+        required=False, min_value=1, max_value=int(personalize_settings.MAX_LIMIT),
+        help_text="How many items (default: the placement's limit; at most MAX_LIMIT).",
+    )
+
+
+class RecommendationsQuerySerializer(serializers.Serializer):
+    """The query string of the recommendations endpoint."""
+
+    placement = serializers.SlugField(
+        required=False, default="home", max_length=64, help_text="The placement name."
+    )
+    limit = serializers.IntegerField(required=False, min_value=1)
+    item = serializers.CharField(
+        required=False, max_length=255,
+        help_text="External id of the page's item (excluded; its category is preferred).",
+    )
+    subject = serializers.CharField(
+        required=False, max_length=32,
+        help_text="A subject key (staff with personalize.view_any_recommendations only).",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["limit"] = _limit_field()  # MAX_LIMIT is read at call time
+
+    def validate_item(self, value: str) -> str:
+        if resolve_item(value) is None:
+            raise serializers.ValidationError("Unknown item.")
+        return value
+
+
+class SimilarQuerySerializer(serializers.Serializer):
+    """The query string of the similar-items endpoint."""
+
+    limit = serializers.IntegerField(required=False, min_value=1)
+    strategy = serializers.CharField(
+        required=False, max_length=64, help_text="A configured strategy name."
+    )
+    placement = serializers.SlugField(
+        required=False, max_length=64, help_text="A placement whose filters apply."
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["limit"] = _limit_field()
+
+    def validate_strategy(self, value: str) -> str:
+        from personalize.strategies.registry import strategy_names
+
+        names = strategy_names()
+        if value not in names:
+            raise serializers.ValidationError(
+                f"Unknown strategy; configured: {', '.join(names)}."
+            )
+        return value
+
+
+class RecommendationSerializer(serializers.Serializer):
+    """One recommended item (describes the response; not run per request)."""
+
+    item = serializers.CharField(help_text="The item's external id.")
+    title = serializers.CharField()
+    url = serializers.CharField(allow_null=True)
+    categories = serializers.ListField(child=serializers.CharField())
+    score = serializers.FloatField()
+    strategy = serializers.CharField()
+    personalized = serializers.BooleanField()
+    explanation = serializers.CharField()
+
+
+class BlockSerializer(serializers.Serializer):
+    """A block of recommendations (describes the response; not run per request)."""
+
+    placement = serializers.CharField()
+    heading = serializers.CharField()
+    personalized = serializers.BooleanField(help_text="Whether any item is personalized.")
+    results = RecommendationSerializer(many=True)
+
+
+def recommendation_data(rec: Recommendation) -> dict[str, Any]:
+    """The JSON form of one recommendation."""
+    item = rec.item
+    return {
+        "item": item.external_id,
+        "title": item.title,
+        "url": rec.url,
+        "categories": item.categories,
+        "score": rec.score,
+        "strategy": rec.strategy,
+        "personalized": rec.personalized,
+        "explanation": rec.explanation,
+    }
+
+
+def block_data(placement: str, heading: str, recs: list[Recommendation]) -> dict[str, Any]:
+    """The JSON form of a block."""
+    return {
+        "placement": placement,
+        "heading": heading,
+        "personalized": any(r.personalized for r in recs),
+        "results": [recommendation_data(r) for r in recs],
+    }
+
+
+#: Parameters every DRF view understands.
+_GENERIC_PARAMS = frozenset({"format"})
+
+
+def _validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    known = _GENERIC_PARAMS | set(getattr(serializer_class, "_declared_fields", {}))
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise exceptions.ValidationError({unknown[0]: ["Unknown parameter."]})
+    serializer = serializer_class(data=request.query_params)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def may_view_any(user: Any) -> bool:
+    """Whether ``user`` may read another subject's recommendations."""
+    return bool(user and user.is_active and user.is_staff and user.has_perm(VIEW_ANY_PERMISSION))
+
+
+class RecommendationsView(APIView):
+    """The requesting visitor's recommendations for one placement."""
+
+    permission_classes = [AllowAny]
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(
+        operation_id="personalize_recommendations",
+        parameters=[RecommendationsQuerySerializer],
+        responses={
+            200: BlockSerializer,
+            400: OpenApiResponse(description="An invalid parameter, named as the error's key."),
+            403: OpenApiResponse(description="subject= without the permission."),
+        },
+        examples=[OpenApiExample("A block", response_only=True, value={
+            "placement": "home", "heading": "Recommended for You", "personalized": True,
+            "results": [{"item": "sku-42", "title": "Cordless drill", "url": "/p/42/",
+                         "categories": ["Tools"], "score": 0.83, "strategy": "item_knn",
+                         "personalized": True,
+                         "explanation": "Because you viewed Hammer drill bits"}],
+        })],
+    )
+    def get(self, request: Request) -> Response:
+        """The visitor's block, or another subject's for staff with the permission."""
+        params = _validated(RecommendationsQuerySerializer, request)
+        who: Any = request
+        if "subject" in params:
+            if not may_view_any(request.user):
+                raise exceptions.PermissionDenied(
+                    "Only staff with personalize.view_any_recommendations may pass subject."
+                )
+            subject = Subject.objects.filter(key=params["subject"]).first()
+            if subject is None:
+                raise exceptions.ValidationError({"subject": ["Unknown subject."]})
+            who = subject
+        placement = params["placement"]
+        context = {"item": params["item"]} if "item" in params else None
+        recs = recommend(who, placement, limit=params.get("limit"), context=context)
+        response = Response(block_data(placement, get_placement(placement).heading, recs))
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+
+class SimilarItemsView(APIView):
+    """Items similar to one item (the same for every visitor)."""
+
+    permission_classes = [AllowAny]
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(
+        operation_id="personalize_similar_items",
+        parameters=[SimilarQuerySerializer],
+        responses={
+            200: BlockSerializer,
+            400: OpenApiResponse(description="An invalid parameter, named as the error's key."),
+            404: OpenApiResponse(description="No item has this external id."),
+        },
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        """Items similar to the item ``external_id``."""
+        params = _validated(SimilarQuerySerializer, request)
+        if resolve_item(external_id) is None:
+            raise exceptions.NotFound("Unknown item.")
+        placement = params.get("placement")
+        recs = similar_items(external_id, params.get("limit", 10), strategy=params.get("strategy"),
+                             placement=placement)
+        config = get_placement(placement) if placement else None
+        heading = config.heading if config is not None and config.configured else "Similar items"
+        return Response(block_data(placement or "similar", heading, recs))
+
+
+class SchemaView(SpectacularAPIView):
+    """The OpenAPI schema of the personalize endpoints, wherever they are mounted."""
+
+    def _get_schema_response(self, request: Request) -> Response:
+        mounted = reverse("personalize:recommendations")
+        prefix = mounted[: -len("recommendations/")].lstrip("/")
+        self.patterns = [path(prefix, include("personalize.api.urls"))]
+        return super()._get_schema_response(request)
+
+
+class DocsView(SpectacularSwaggerView):
+    """A browsable page for the schema (Swagger UI)."""

@@ -1,0 +1,116 @@
+"""Forms for the placement admin: strategy choices, validated filters, the preview query."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.utils.translation import gettext_lazy as _
+
+from personalize.models import Placement, Subject
+from personalize.serving.filters import FILTER_KEYS, FilterError, parse_filters
+
+logger = logging.getLogger(__name__)
+
+
+def strategy_choices(current: str = "") -> list[tuple[str, str]]:
+    """The configured strategies as form choices, "(default)" first.
+
+    A stored name that is no longer configured stays selectable (marked), so
+    opening an old placement does not silently change it.
+    """
+    from personalize.strategies.registry import StrategyConfigError, configured_strategy_specs
+
+    try:
+        names = list(configured_strategy_specs())
+    except StrategyConfigError:  # reported by the personalize.E002 system check
+        logger.warning("Strategies are misconfigured; the admin lists none", exc_info=True)
+        names = []
+    choices: list[tuple[str, str]] = [("", str(_("(default)")))]
+    choices += [(name, name) for name in names]
+    if current and current not in names:
+        choices.append((current, f"{current} ({_('not configured')})"))
+    return choices
+
+
+class PlacementForm(forms.ModelForm):
+    """The placement form: strategies chosen from the installed ones, filters checked."""
+
+    strategy: forms.ChoiceField = forms.ChoiceField(required=False, label=_("strategy"))
+    fallback: forms.ChoiceField = forms.ChoiceField(required=False, label=_("fallback strategy"))
+
+    class Meta:
+        model = Placement
+        fields = ["name", "heading", "enabled", "strategy", "fallback", "limit", "diversity",
+                  "filters", "cache_ttl"]
+        help_texts = {
+            "filters": _(
+                "A JSON object with any of: %(keys)s. See docs/serving.md."
+            ) % {"keys": ", ".join(sorted(FILTER_KEYS))},
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Built here, not at import: plugins and settings may change which exist.
+        instance = self.instance
+        choice_fields: Any = self.fields
+        choice_fields["strategy"].choices = strategy_choices(instance.strategy or "")
+        self.fields["strategy"].help_text = _(
+            "Empty uses PERSONALIZE['DEFAULT_STRATEGY'].")
+        choice_fields["fallback"].choices = strategy_choices(instance.fallback or "")
+        self.fields["fallback"].help_text = _(
+            "Fills the block before popular items; empty uses PERSONALIZE['FALLBACK_STRATEGY'].")
+
+    def clean_filters(self) -> Any:
+        value = self.cleaned_data.get("filters")
+        try:
+            parse_filters(value)
+        except FilterError as exc:
+            raise forms.ValidationError(str(exc), code="invalid_filter") from exc
+        return value or {}
+
+
+def find_subject(query: str) -> Subject | None:
+    """A subject by its key, its user's username or e-mail, or its user id."""
+    query = query.strip()
+    if not query:
+        return None
+    subject = Subject.objects.filter(key=query).first()
+    if subject is not None:
+        return subject
+    user_model = get_user_model()
+    lookups: list[dict[str, Any]] = [{user_model.USERNAME_FIELD: query}]
+    if "@" in query and hasattr(user_model, "email"):
+        lookups.append({"email__iexact": query})
+    if query.isdigit():
+        lookups.append({"pk": int(query)})
+    for lookup in lookups:
+        user = user_model._default_manager.filter(**lookup).first()
+        if user is not None:
+            return Subject.objects.filter(user_id=user.pk).first()
+    return None
+
+
+class PreviewForm(forms.Form):
+    """What the "preview as subject" page asks for."""
+
+    subject = forms.CharField(
+        required=False, label=_("subject"),
+        help_text=_("A subject key, a username, an e-mail address or a user id. "
+                    "Empty previews an anonymous visitor."),
+    )
+    item = forms.CharField(required=False, label=_("page item"),
+                           help_text=_("External id of the product page's item, if any."))
+    limit = forms.IntegerField(required=False, min_value=1, max_value=100, label=_("limit"))
+
+    def clean_subject(self) -> Subject | None:
+        query = self.cleaned_data.get("subject") or ""
+        if not query.strip():
+            return None
+        subject = find_subject(query)
+        if subject is None:
+            raise forms.ValidationError(_("No subject matches %(query)s."),
+                                        params={"query": query})
+        return subject

@@ -1,0 +1,167 @@
+"""REST: the visitor's recommendations, similar items, validation, permissions, schema."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+
+from personalize.models import Event, Placement, Subject
+from tests.serving.fixtures import *  # noqa: F403
+from tests.serving.fixtures import grant, make_model
+
+pytestmark = pytest.mark.django_db
+URL = "/api/personalize/recommendations/"
+
+
+def similar_url(external_id: str) -> str:
+    return f"/api/personalize/items/{external_id}/similar/"
+
+
+@pytest.fixture
+def shopper(catalog_items, active_models):
+    """A signed-in user with consent, a history and a trained model."""
+    user = User.objects.create_user("shopper", password="pw")
+    subject = Subject.objects.create(user=user)
+    grant(subject)
+    Event.objects.create(subject=subject, item=catalog_items["b1"], event_type="view")
+    active_models["item_knn"] = make_model("item_knn", [catalog_items["t3"].pk,
+                                                        catalog_items["b2"].pk])
+    client = Client()
+    client.force_login(user)
+    return client, subject
+
+
+def test_anonymous_visitor_gets_the_popular_block(catalog_items, active_models):
+    response = Client().get(URL, {"limit": 3})
+    assert response.status_code == 200
+    data = response.json()
+    assert data["placement"] == "home" and data["heading"] == "Recommended for You"
+    assert data["personalized"] is False
+    assert [r["item"] for r in data["results"]] == ["b1", "b2", "b3"]
+    first = data["results"][0]
+    assert set(first) == {"item", "title", "url", "categories", "score", "strategy",
+                          "personalized", "explanation"}
+    assert first["categories"] == ["Books"] and first["strategy"] == "popular"
+    assert response["Cache-Control"] == "private, no-store"
+
+
+def test_signed_in_user_gets_their_own_block(shopper):
+    client, _ = shopper
+    data = client.get(URL, {"placement": "home", "limit": 2}).json()
+    assert data["personalized"] is True
+    assert [r["item"] for r in data["results"]] == ["t3", "b2"]
+    assert data["results"][0]["explanation"] == "Because you viewed Book 1"
+
+
+def test_item_context_excludes_the_page_item(shopper):
+    client, _ = shopper
+    data = client.get(URL, {"limit": 2, "item": "t3"}).json()
+    assert "t3" not in [r["item"] for r in data["results"]]
+
+
+def test_placement_heading(catalog_items, active_models):
+    Placement.objects.create(name="cart", heading="Complete your order", limit=2)
+    data = Client().get(URL, {"placement": "cart"}).json()
+    assert data["heading"] == "Complete your order" and len(data["results"]) == 2
+
+
+@pytest.mark.parametrize(("params", "name"), [
+    ({"limit": "0"}, "limit"),
+    ({"limit": "abc"}, "limit"),
+    ({"limit": "101"}, "limit"),
+    ({"placement": "not a slug!"}, "placement"),
+    ({"item": "no-such-item"}, "item"),
+    ({"colour": "red"}, "colour"),
+    ({"subject": "x" * 40}, "subject"),
+])
+def test_invalid_parameters_are_named(catalog_items, active_models, params, name):
+    response = Client().get(URL, params)
+    assert response.status_code == 400
+    assert name in response.json()
+
+
+def test_max_limit_is_read_at_call_time(catalog_items, active_models, settings):
+    settings.PERSONALIZE = {**settings.PERSONALIZE, "MAX_LIMIT": 2}
+    assert Client().get(URL, {"limit": 3}).status_code == 400
+    assert Client().get(URL, {"limit": 2}).status_code == 200
+
+
+def test_nobody_else_reads_another_subjects_block(shopper, catalog_items):
+    _, subject = shopper
+    # anonymous, a plain user, and staff without the permission
+    assert Client().get(URL, {"subject": subject.key}).status_code == 403
+    other = Client()
+    other.force_login(User.objects.create_user("other"))
+    assert other.get(URL, {"subject": subject.key}).status_code == 403
+    staff = User.objects.create_user("staff", is_staff=True)
+    staff_client = Client()
+    staff_client.force_login(staff)
+    assert staff_client.get(URL, {"subject": subject.key}).status_code == 403
+    # the permission without staff status is not enough either
+    perm = Permission.objects.get(codename="view_any_recommendations")
+    insider = User.objects.create_user("insider")
+    insider.user_permissions.add(perm)
+    insider_client = Client()
+    insider_client.force_login(insider)
+    assert insider_client.get(URL, {"subject": subject.key}).status_code == 403
+
+
+def test_staff_with_the_permission_may_pass_subject(shopper):
+    _, subject = shopper
+    staff = User.objects.create_user("support", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_any_recommendations"))
+    client = Client()
+    client.force_login(staff)
+    data = client.get(URL, {"subject": subject.key, "limit": 1}).json()
+    assert data["results"][0]["item"] == "t3" and data["personalized"]
+    unknown = client.get(URL, {"subject": "f" * 32})
+    assert unknown.status_code == 400 and "subject" in unknown.json()
+
+
+def test_superuser_may_pass_subject(shopper):
+    _, subject = shopper
+    admin = User.objects.create_superuser("root", "root@example.com", "pw")
+    client = Client()
+    client.force_login(admin)
+    assert client.get(URL, {"subject": subject.key}).json()["personalized"]
+
+
+def test_similar_items(catalog_items, active_models):
+    c = catalog_items
+    active_models["item_knn"] = make_model("item_knn", [], similar={c["b1"].pk: [c["b3"].pk]})
+    response = Client().get(similar_url("b1"), {"limit": 2})
+    assert response.status_code == 200
+    data = response.json()
+    assert data["placement"] == "similar" and data["heading"] == "Similar items"
+    assert next(r["item"] for r in data["results"]) == "b3"
+    assert data["results"][0]["explanation"] == "Similar to Book 1"
+    assert len(data["results"]) == 2
+
+
+def test_similar_items_errors(catalog_items, active_models):
+    assert Client().get(similar_url("nope")).status_code == 404
+    bad = Client().get(similar_url("b1"), {"strategy": "nonexistent"})
+    assert bad.status_code == 400 and "strategy" in bad.json()
+    assert "limit" in Client().get(similar_url("b1"), {"limit": "-1"}).json()
+    assert "extra" in Client().get(similar_url("b1"), {"extra": "1"}).json()
+
+
+def test_similar_items_with_a_placement(catalog_items, active_models):
+    Placement.objects.create(name="pdp", heading="Customers also bought",
+                             filters={"include_categories": ["Tools"]})
+    data = Client().get(similar_url("b1"), {"placement": "pdp", "limit": 3}).json()
+    assert data["heading"] == "Customers also bought"
+    assert all(r["item"].startswith("t") for r in data["results"])
+
+
+def test_schema_and_docs(db):
+    schema = Client().get("/api/personalize/schema/", HTTP_ACCEPT="application/json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    assert "/api/personalize/recommendations/" in paths
+    assert "/api/personalize/items/{external_id}/similar/" in paths
+    params = {p["name"] for p in paths["/api/personalize/recommendations/"]["get"]["parameters"]}
+    assert {"placement", "limit", "item", "subject"} <= params
+    docs = Client().get("/api/personalize/docs/")
+    assert docs.status_code == 200 and b"swagger" in docs.content.lower()

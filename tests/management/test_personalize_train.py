@@ -1,0 +1,114 @@
+"""manage.py personalize_train: foreground with a progress bar, or queued for a worker."""
+
+from __future__ import annotations
+
+from io import StringIO
+from unittest import mock
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from personalize.models import ModelVersion
+from personalize.training import tasks
+from personalize.training.locks import training_lock
+from tests.training.conftest import (  # noqa: F401 - fixtures used here
+    _fresh_process_state,
+    catalog,
+    make_events,
+    set_options,
+    use_strategies,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def trainable(settings, catalog):
+    use_strategies(settings)
+    make_events(catalog)
+    return settings
+
+
+def run(*args):
+    out, err = StringIO(), StringIO()
+    call_command("personalize_train", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_trains_every_configured_strategy_in_the_foreground(trainable):
+    out, err = run()
+    assert "cooc v1: activated (fit " in out and "factors v1: activated" in out
+    assert "ndcg@10 " in out and "hit_rate@10 " in out
+    assert "No live version: activated." in out
+    assert "8/8" in err  # the progress bar: four stages per strategy
+    assert set(ModelVersion.objects.values_list("strategy", "status")) == {
+        ("cooc", "active"), ("factors", "active")}
+
+
+def test_named_strategies_only_and_unchanged_versions(trainable):
+    run("cooc")
+    assert list(ModelVersion.objects.values_list("strategy", flat=True)) == ["cooc"]
+    out, _ = run("cooc")
+    assert out.strip() == "cooc v1: unchanged, no new events since it was trained (active)."
+    out, _ = run("cooc", "--force")
+    assert "cooc v2: activated" in out
+
+
+def test_a_rejected_version_says_why(trainable, settings):
+    run("cooc")
+    set_options(settings, "cooc", sabotage=True)
+    out, _ = run("cooc")
+    assert "cooc v2: not activated" in out and "v1 stays live" in out
+
+
+def test_a_failed_training_is_an_error(trainable, settings):
+    set_options(settings, "cooc", fail="runtime")
+    with pytest.raises(CommandError, match="Training failed for cooc"):
+        run("cooc", "factors")
+    assert ModelVersion.objects.get(strategy="factors").status == "active"
+
+
+def test_already_running_is_reported(trainable):
+    with training_lock("cooc"):
+        out, _ = run("cooc")
+    assert out.strip() == "cooc: already running elsewhere; skipped."
+
+
+def test_unknown_names_are_refused(trainable):
+    with pytest.raises(CommandError, match="No strategy named 'nope'; configured: cooc, factors."):
+        run("cooc", "nope")
+
+
+def test_queues_for_a_running_worker(trainable):
+    with mock.patch.object(tasks, "workers_running", return_value=True), \
+            mock.patch.object(tasks.train_strategy, "delay") as delay:
+        delay.return_value.id = "task-1"
+        out, _ = run("cooc")
+    delay.assert_called_once_with("cooc", force=False)
+    assert out.strip() == "cooc: queued (task task-1)."
+
+
+def test_async_and_foreground_flags_skip_the_ping(trainable):
+    with mock.patch.object(tasks, "workers_running") as ping, \
+            mock.patch.object(tasks.train_strategy, "delay") as delay:
+        run("cooc", "--async")
+        run("factors", "--foreground")
+    ping.assert_not_called()
+    delay.assert_called_once_with("cooc", force=False)
+    assert ModelVersion.objects.get(strategy="factors").status == "active"
+
+
+def test_eager_celery_means_no_worker(settings):
+    assert tasks.workers_running(0.1) is False  # the test app runs tasks eagerly
+
+
+def test_an_unreachable_broker_means_no_worker(settings):
+    app = tasks.train_strategy.app
+    app.conf.task_always_eager = False
+    try:
+        with mock.patch.object(app.control, "ping", side_effect=OSError("connection refused")):
+            assert tasks.workers_running(0.1) is False
+        with mock.patch.object(app.control, "ping", return_value=[{"w@h": {"ok": "pong"}}]):
+            assert tasks.workers_running(0.1) is True
+    finally:
+        app.conf.task_always_eager = True

@@ -1,0 +1,170 @@
+"""The page author's tags: blocks render, escape, carry tracker attributes, never break a page."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.template import Context, Template
+from django.test import RequestFactory, override_settings
+
+from personalize.models import Event, Item, Placement
+from tests.serving.fixtures import *  # noqa: F403
+from tests.serving.fixtures import make_model
+
+pytestmark = pytest.mark.django_db
+
+
+def render(source: str, **context) -> str:
+    return Template("{% load personalize %}" + source).render(Context(context))
+
+
+@pytest.fixture
+def request_for():
+    def build(subject=None, **headers):
+        request = RequestFactory().get("/", **headers)
+        request.user = AnonymousUser()
+        if subject is not None:
+            from personalize.tracking.subjects import STATE_ATTR, VisitorState
+
+            state = VisitorState(request)
+            state._anon_looked_up, state._anon_subject = True, subject
+            setattr(request, STATE_ATTR, state)
+        return request
+
+    return build
+
+
+def test_block_renders_heading_items_and_tracker_attributes(
+    catalog_items, active_models, request_for
+):
+    Placement.objects.create(name="home", heading="Picked for you", limit=3)
+    html = render('{% recommended_for_you "home" %}', request=request_for())
+    assert 'data-personalize-placement="home"' in html
+    assert 'data-personalize-strategy="popular"' in html
+    assert "<h2 class=\"personalize-heading\">Picked for you</h2>" in html
+    assert html.count("data-personalize-item=") == 3
+    assert 'data-personalize-item="b1"' in html
+    assert "personalize-explanation" in html
+
+
+def test_personalized_block_names_the_strategy_and_explains(
+    catalog_items, active_models, consenting_subject, request_for
+):
+    Event.objects.create(subject=consenting_subject, item=catalog_items["b1"], event_type="view")
+    active_models["item_knn"] = make_model("item_knn", [catalog_items["b2"].pk])
+    html = render('{% recommended_for_you "home" limit=2 %}',
+                  request=request_for(consenting_subject))
+    assert 'data-personalize-strategy="item_knn"' in html
+    assert "Because you viewed Book 1" in html
+
+
+def test_every_item_field_is_escaped(db, active_models, request_for):
+    Item.objects.create(external_id='x"><script>', title="<script>alert(1)</script>",
+                        categories=["<b>Cat</b>"], attributes={"url": 'javascript:"x"'})
+    Placement.objects.create(name="home", heading="<i>Hi</i>")
+    html = render('{% recommended_for_you "home" %}', request=request_for())
+    assert "<script>" not in html and "<b>Cat</b>" not in html and "<i>Hi</i>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert 'data-personalize-item="x&quot;&gt;&lt;script&gt;"' in html
+    assert "&lt;i&gt;Hi&lt;/i&gt;" in html
+
+
+def test_links_use_the_item_url_and_work_without_javascript(db, active_models, request_for):
+    Item.objects.create(external_id="u1", title="U", attributes={"url": "/shop/u1/"})
+    html = render('{% recommended_for_you "home" %}', request=request_for())
+    assert '<a class="personalize-link" href="/shop/u1/"' in html
+    assert "<script" not in html
+
+
+def test_empty_catalog_renders_nothing(db, active_models, request_for):
+    assert render('{% recommended_for_you "home" %}', request=request_for()).strip() == ""
+
+
+def test_no_request_in_context_gives_the_anonymous_block(catalog_items, active_models):
+    html = render('{% recommended_for_you "home" limit=2 %}')
+    assert html.count('data-personalize-item="') == 2
+
+
+def test_errors_render_nothing_and_are_logged(catalog_items, active_models, monkeypatch, caplog,
+                                               request_for):
+    def boom(*args, **kwargs):
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr("personalize.templatetags.personalize.recommend", boom)
+    monkeypatch.setattr("personalize.templatetags.personalize.similar_items", boom)
+    with caplog.at_level(logging.ERROR):
+        html = render(
+            'before{% recommended_for_you "home" %}'
+            '{% get_recommendations "home" as recs %}{{ recs|length }}'
+            '{% similar_items "b1" %}{% get_similar_items "b1" as sims %}{{ sims|length }}after',
+            request=request_for())
+    assert html == "before00after"
+    assert len([r for r in caplog.records if r.exc_info and "database on fire" in str(
+        r.exc_info[1])]) == 4
+
+
+def test_a_broken_item_template_does_not_break_the_page(catalog_items, active_models,
+                                                        request_for, caplog):
+    html = render('x{% recommended_for_you "home" item_template="personalize/missing.html" %}y',
+                  request=request_for())
+    assert html == "xy"
+    assert "could not render" in caplog.text
+
+
+def test_get_recommendations_for_custom_markup(catalog_items, active_models, request_for):
+    html = render(
+        '{% get_recommendations "home" limit=3 as recs %}'
+        '{% for r in recs %}[{{ r.item.external_id }}|{{ r.personalized }}]{% endfor %}',
+        request=request_for())
+    assert html.count("|False]") == 3
+
+
+def test_similar_items_tag(catalog_items, active_models):
+    c = catalog_items
+    active_models["item_knn"] = make_model("item_knn", [], similar={c["b1"].pk: [c["b5"].pk]})
+    html = render("{% similar_items product limit=2 %}", product=c["b1"])
+    assert 'data-personalize-placement="similar"' in html
+    assert 'data-personalize-strategy="item_knn"' in html
+    assert "Similar items" in html and "Similar to Book 1" in html
+    assert 'data-personalize-item="b5"' in html and 'data-personalize-item="b1"' not in html
+
+
+def test_similar_items_tag_with_placement_and_strategy(catalog_items, active_models):
+    c = catalog_items
+    Placement.objects.create(name="pdp", heading="Customers also bought", limit=4)
+    active_models["embeddings"] = make_model("embeddings", [],
+                                             similar={c["b1"].pk: [c["t2"].pk]})
+    html = render('{% similar_items product limit=1 placement="pdp" strategy="embeddings" %}',
+                  product=c["b1"])
+    assert "Customers also bought" in html
+    assert 'data-personalize-placement="pdp"' in html
+    assert 'data-personalize-strategy="embeddings"' in html
+    assert html.count("data-personalize-item=") == 1
+
+
+def test_similar_items_of_a_host_object(db, active_models):
+    from tests.testapp.models import Product
+
+    saw = Product.objects.create(name="Saw")
+    Product.objects.create(name="Drill")
+    html = render("{% get_similar_items product as recs %}{{ recs.0.item.title }}", product=saw)
+    assert html == "Drill"
+
+
+def test_templates_can_be_overridden(catalog_items, active_models, tmp_path, request_for):
+    (tmp_path / "personalize").mkdir()
+    (tmp_path / "personalize" / "recommendation_item.html").write_text(
+        "<i>{{ rec.title }}</i>")
+    templates = [{"BACKEND": "django.template.backends.django.DjangoTemplates",
+                  "DIRS": [str(tmp_path)], "APP_DIRS": True}]
+    with override_settings(TEMPLATES=templates):
+        html = render('{% recommended_for_you "home" limit=1 %}', request=request_for())
+    assert "<i>Book 1</i>" in html or "<i>" in html
+
+
+def test_tracker_tag():
+    html = render("{% personalize_tracker %}")
+    assert 'src="/static/personalize/track.js"' in html
+    assert 'data-personalize-endpoint="/api/personalize/events/"' in html

@@ -1,0 +1,331 @@
+"""The training snapshot: weights, filters, decay, id maps, content, and the DB path."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from django.db.models.signals import post_init
+from django.test import override_settings
+
+from personalize.models import Event, Item, Subject
+from personalize.training.dataset import Dataset
+from personalize.training.readers import ItemContent
+
+DAY = 86_400.0
+
+
+def personalize(**overrides):
+    from django.conf import settings
+
+    return override_settings(PERSONALIZE={**settings.PERSONALIZE, **overrides})
+
+
+def dense(matrix):
+    return np.asarray(matrix.toarray())
+
+
+def flag_subject_two(subject_ids, counts):
+    """A SNAPSHOT_BOT_FILTER hook: flags subject 2."""
+    return subject_ids == 2
+
+
+# --- the pipeline, from arrays -------------------------------------------------
+
+
+def test_weights_per_event_type_are_summed_per_pair():
+    ds = Dataset.from_arrays([1, 1, 1, 2], [10, 10, 20, 20], ["view", "purchase", "click", "like"],
+                             timestamps=[1, 2, 3, 4])
+    assert ds.subject_ids.tolist() == [1, 2]
+    assert ds.item_ids.tolist() == [10, 20]
+    assert dense(ds.interactions).tolist() == [[9.0, 2.0], [0.0, 4.0]]
+    assert ds.interactions.dtype == np.float32
+    assert ds.ratings is None
+    assert sorted(ds.event_types) == ["click", "like", "purchase", "view"]
+
+
+def test_ratings_are_kept_apart_and_count_as_one_interaction():
+    ds = Dataset.from_arrays([1, 1, 2], [10, 20, 10], ["rating", "rating", "view"],
+                             values=[4.0, 2.5, None], timestamps=[1, 2, 3])
+    assert dense(ds.ratings).tolist() == [[4.0, 2.5], [0.0, 0.0]]
+    assert dense(ds.interactions).tolist() == [[1.0, 1.0], [1.0, 0.0]]
+
+
+def test_rating_weight_is_configurable():
+    with personalize(RATING_WEIGHT=0.5):
+        ds = Dataset.from_arrays([1], [10], ["rating"], values=[5.0], timestamps=[1])
+    assert dense(ds.interactions).tolist() == [[0.5]]
+
+
+def test_the_latest_rating_wins():
+    ds = Dataset.from_arrays([1, 1, 1], [10, 10, 10], "rating", values=[2.0, 5.0, 3.0],
+                             timestamps=[10, 30, 20])
+    assert dense(ds.ratings).tolist() == [[5.0]]
+
+
+def test_a_rating_without_a_value_is_dropped():
+    ds = Dataset.from_arrays([1, 2], [10, 10], "rating", values=[None, 4.0], timestamps=[1, 2])
+    assert ds.subject_ids.tolist() == [2]
+
+
+def test_non_preference_and_unknown_types_are_left_out():
+    ds = Dataset.from_arrays([1, 1, 1], [10, 20, 30], ["impression", "view", "teleport"],
+                             timestamps=[1, 2, 3])
+    assert ds.item_ids.tolist() == [20]
+    assert ds.meta["n_unknown_type"] == 1
+    assert ds.meta["n_type_filtered"] == 2
+
+
+def test_negative_weights_are_kept():
+    ds = Dataset.from_arrays([1, 1], [10, 10], ["view", "dislike"], timestamps=[1, 2])
+    assert dense(ds.interactions).tolist() == [[-3.0]]
+
+
+def test_event_types_filter():
+    ds = Dataset.from_arrays([1, 1], [10, 20], ["view", "purchase"], timestamps=[1, 2],
+                             event_types=["purchase"])
+    assert ds.item_ids.tolist() == [20]
+    with pytest.raises(ValueError, match="Unknown event type 'teleport'"):
+        Dataset.from_arrays([1], [10], "view", event_types=["teleport"])
+
+
+def test_custom_event_weights():
+    ds = Dataset.from_arrays([1, 1], [10, 20], ["wish", "view"], timestamps=[1, 2],
+                             event_weights={"wish": 3.0, "view": 1.0})
+    assert dense(ds.interactions).tolist() == [[3.0, 1.0]]
+
+
+def test_exact_duplicates_are_dropped_but_repeats_are_kept():
+    ds = Dataset.from_arrays([1, 1, 1], [10, 10, 10], "view", timestamps=[5, 5, 6])
+    assert ds.meta["n_duplicates"] == 1
+    assert len(ds.events) == 2
+    assert dense(ds.interactions).tolist() == [[2.0]]
+
+
+def test_excluded_subjects_are_dropped():
+    ds = Dataset.from_arrays([1, 2, 3], [10, 10, 20], "view", timestamps=[1, 2, 3],
+                             exclude_subjects=[2])
+    assert ds.subject_ids.tolist() == [1, 3]
+    assert ds.meta["n_bot_subjects"] == 1
+
+
+def test_hyperactive_subjects_are_treated_as_bots():
+    subjects = [1] * 5 + [2]
+    with personalize(SNAPSHOT_MAX_SUBJECT_EVENTS=4):
+        ds = Dataset.from_arrays(subjects, [10, 11, 12, 13, 14, 10], "view",
+                                 timestamps=list(range(6)))
+    assert ds.subject_ids.tolist() == [2]
+    assert ds.meta["n_bot_events"] == 5
+
+
+def test_bot_filter_hook():
+    with personalize(SNAPSHOT_BOT_FILTER=f"{__name__}.flag_subject_two"):
+        ds = Dataset.from_arrays([1, 2, 3], [10, 10, 20], "view", timestamps=[1, 2, 3])
+    assert ds.subject_ids.tolist() == [1, 3]
+
+
+def test_bot_filter_hook_must_return_one_flag_per_subject():
+    with personalize(SNAPSHOT_BOT_FILTER=lambda ids, counts: np.array([True])), \
+            pytest.raises(ValueError, match="one bool per subject"):
+        Dataset.from_arrays([1, 2], [10, 10], "view", timestamps=[1, 2])
+
+
+def test_minimum_item_support():
+    # item 30 has one subject: dropped; then subject 3 has nothing left
+    ds = Dataset.from_arrays([1, 2, 1, 2, 3], [10, 10, 20, 20, 30], "view",
+                             timestamps=[1, 2, 3, 4, 5], min_item_support=2)
+    assert ds.item_ids.tolist() == [10, 20]
+    assert ds.subject_ids.tolist() == [1, 2]
+    assert ds.meta["n_support_filtered"] == 1
+
+
+def test_minimum_support_is_applied_until_it_holds():
+    # subject 3 has two items; item 30 only them. With min subject 2 and min item 2:
+    # item 30 goes (1 subject), so subject 3 falls to one item and goes too.
+    subjects = [1, 1, 2, 2, 3, 3]
+    items = [10, 20, 10, 20, 20, 30]
+    with personalize(MIN_ITEM_SUPPORT=2, MIN_SUBJECT_SUPPORT=2):
+        ds = Dataset.from_arrays(subjects, items, "view", timestamps=list(range(6)))
+    assert ds.subject_ids.tolist() == [1, 2]
+    assert ds.item_ids.tolist() == [10, 20]
+
+
+def test_time_decay_halves_weight_per_half_life():
+    now = 1_700_000_000.0
+    ds = Dataset.from_arrays([1, 1], [10, 20], "view", timestamps=[now - 2 * DAY, now],
+                             half_life_days=2.0)
+    assert np.allclose(dense(ds.interactions), [[0.5, 1.0]])
+    assert ds.meta["reference_time"] == now
+
+
+def test_time_decay_from_settings():
+    now = 1_700_000_000.0
+    with personalize(TIME_DECAY_HALF_LIFE_DAYS=1.0):
+        ds = Dataset.from_arrays([1, 1], [10, 20], "view", timestamps=[now - 2 * DAY, now])
+    assert np.allclose(dense(ds.interactions), [[0.25, 1.0]])
+
+
+def test_event_log_is_in_time_order_and_indexes_the_maps():
+    ds = Dataset.from_arrays(["b", "a", "b"], ["y", "x", "x"], "view", timestamps=[30, 10, 20])
+    assert ds.subject_ids.tolist() == ["a", "b"]
+    log = ds.events
+    assert log.timestamp.tolist() == [10, 20, 30]
+    assert ds.subject_ids[log.subject_idx].tolist() == ["a", "b", "b"]
+    assert ds.item_ids[log.item_idx].tolist() == ["x", "x", "y"]
+    assert log.subject_idx.dtype == np.int32 and log.event_type.dtype == np.int16
+
+
+def test_catalog_items_without_events_get_empty_columns():
+    content = ItemContent(ids=np.array([10, 20, 30, 40]), titles=["a", "b", "c", "d"],
+                          texts=["ta", "", "tc", "td"],
+                          categories=[["x"], ["y"], [], ["x"]],
+                          attributes=[{}, {"p": 1}, {}, {}],
+                          available=np.array([True, True, True, False]))
+    ds = Dataset.from_arrays([1], [20], "view", timestamps=[1], content=content)
+    # 40 is unavailable and has no events: not a column
+    assert ds.item_ids.tolist() == [10, 20, 30]
+    assert ds.interactions.shape == (1, 3)
+    assert ds.item_titles == ["a", "b", "c"]
+    assert ds.item_texts == ["ta", "b", "tc"]  # an empty text falls back to the title
+    assert ds.item_categories == [["x"], ["y"], []]
+    assert ds.item_attributes[1] == {"p": 1}
+    only_events = Dataset.from_arrays([1], [20], "view", timestamps=[1], content=content,
+                                      include_catalog=False)
+    assert only_events.item_ids.tolist() == [20]
+    assert only_events.item_titles == ["b"]
+
+
+def test_with_events_keeps_the_id_maps():
+    ds = Dataset.from_arrays([1, 1, 2], [10, 20, 20], ["view", "rating", "view"],
+                             values=[None, 4.0, None], timestamps=[1, 2, 3])
+    part = ds.with_events(ds.events.timestamp < 2.5)
+    assert part.item_ids is ds.item_ids
+    assert part.interactions.shape == ds.interactions.shape
+    assert dense(part.interactions).tolist() == [[1.0, 1.0], [0.0, 0.0]]
+    assert dense(part.ratings).tolist() == [[0.0, 4.0], [0.0, 0.0]]
+
+
+def test_history_of_a_subject():
+    ds = Dataset.from_arrays([1, 1, 2], [20, 10, 10], ["rating", "view", "view"],
+                             values=[4.0, None, None], timestamps=[5, 3, 4])
+    history = ds.history(1)
+    assert history.item_ids == [10, 20]
+    assert history.weights == [1.0, 1.0]
+    assert history.timestamps == [3.0, 5.0]
+    assert history.ratings == {20: 4.0}
+    assert len(ds.history(99)) == 0
+
+
+def test_empty_input():
+    ds = Dataset.from_arrays([], [], "view")
+    assert ds.n_subjects == 0 and ds.n_items == 0
+    assert ds.interactions.shape == (0, 0)
+
+
+# --- from the database -------------------------------------------------------------
+
+T0 = datetime(2024, 3, 1, 12, 0, 0, 250000, tzinfo=UTC)
+
+
+@pytest.fixture
+def site(db):
+    shirt = Item.objects.create(external_id="shirt", title="Shirt", text="A red shirt",
+                                categories=["clothes", "red"], attributes={"price": 10})
+    shoe = Item.objects.create(external_id="shoe", title="Shoe", categories=["shoes"])
+    hat = Item.objects.create(external_id="hat", title="Hat")  # in the catalog, no events
+    Item.objects.create(external_id="gone", title="Gone", available=False)
+    ann, bob, bot = (Subject.objects.create() for _ in range(3))
+    rows = [
+        (ann, shirt, "view", None, T0),
+        (ann, shirt, "purchase", None, T0 + timedelta(hours=1)),
+        (ann, shoe, "rating", 4.5, T0 + timedelta(days=1)),
+        (bob, shoe, "click", None, T0 + timedelta(days=2)),
+        (bob, shirt, "impression", None, T0 + timedelta(days=2)),
+        (bot, shoe, "view", None, T0 + timedelta(days=3)),
+    ]
+    Event.objects.bulk_create([
+        Event(subject=s, item=i, event_type=t, value=v, timestamp=ts) for s, i, t, v, ts in rows
+    ])
+    Event.objects.create(subject=bob, item=None, event_type="search", timestamp=T0)
+    return {"shirt": shirt, "shoe": shoe, "hat": hat, "ann": ann, "bob": bob, "bot": bot}
+
+
+def test_from_database_uses_primary_keys_and_weights(site):
+    ds = Dataset.from_database()
+    ann, bob, bot = site["ann"].pk, site["bob"].pk, site["bot"].pk
+    shirt, shoe, hat = site["shirt"].pk, site["shoe"].pk, site["hat"].pk
+    assert ds.subject_ids.tolist() == sorted([ann, bob, bot])
+    assert ds.item_ids.tolist() == sorted([shirt, shoe, hat])
+    matrix = dense(ds.interactions)
+    row = ds.subject_index()
+    col = ds.item_index()
+    assert matrix[row[ann], col[shirt]] == 9.0  # view 1 + purchase 8
+    assert matrix[row[ann], col[shoe]] == 1.0  # a rating counts 1
+    assert matrix[row[bob], col[shoe]] == 2.0
+    assert matrix[row[bob], col[shirt]] == 0.0  # impressions are not preferences
+    assert dense(ds.ratings)[row[ann], col[shoe]] == 4.5
+    assert ds.meta["source"] == "database"
+
+
+def test_from_database_reads_item_content(site):
+    ds = Dataset.from_database()
+    col = ds.item_index()
+    shirt = col[site["shirt"].pk]
+    assert ds.item_titles[shirt] == "Shirt"
+    assert ds.item_texts[shirt] == "A red shirt"
+    assert ds.item_texts[col[site["shoe"].pk]] == "Shoe"  # no text: the title
+    assert ds.item_categories[shirt] == ["clothes", "red"]
+    assert ds.item_attributes[shirt] == {"price": 10}
+    assert ds.item_available.all()
+    only = Dataset.from_database(include_catalog=False)
+    assert site["hat"].pk not in only.item_ids.tolist()
+
+
+def test_from_database_timestamps_are_epoch_seconds(site):
+    ds = Dataset.from_database()
+    assert ds.events.timestamp.min() == pytest.approx(T0.timestamp(), abs=1e-3)
+    assert ds.events.timestamp.max() == pytest.approx(
+        (T0 + timedelta(days=3)).timestamp(), abs=1e-3)
+
+
+def test_from_database_window_and_types(site):
+    ds = Dataset.from_database(since=T0 + timedelta(minutes=30), until=T0 + timedelta(days=2))
+    assert len(ds.events) == 2  # the purchase and the rating
+    assert ds.meta["until"] == (T0 + timedelta(days=2)).isoformat()
+    purchases = Dataset.from_database(event_types=["purchase"])
+    assert purchases.event_types == ["purchase"]
+    assert len(purchases.events) == 1
+
+
+def test_from_database_filters_flagged_subjects(site):
+    ds = Dataset.from_database(exclude_subjects=[site["bot"].pk])
+    assert site["bot"].pk not in ds.subject_ids.tolist()
+
+
+def test_from_database_never_builds_a_model_per_event(site):
+    built = []
+
+    def count(sender, **kwargs):
+        built.append(sender)
+
+    post_init.connect(count, sender=Event)
+    try:
+        Dataset.from_database(chunk_size=2)
+    finally:
+        post_init.disconnect(count, sender=Event)
+    assert built == []
+
+
+def test_from_database_small_chunks_give_the_same_snapshot(site):
+    big = Dataset.from_database(chunk_size=1000)
+    small = Dataset.from_database(chunk_size=1)
+    assert (dense(big.interactions) == dense(small.interactions)).all()
+    assert big.events.timestamp.tolist() == small.events.timestamp.tolist()
+
+
+def test_from_database_with_no_events(db):
+    Item.objects.create(external_id="lonely", title="Lonely")
+    ds = Dataset.from_database()
+    assert ds.n_subjects == 0
+    assert ds.n_items == 1
