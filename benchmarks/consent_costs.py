@@ -5,7 +5,7 @@ Side by side in one run:
 * ``has_consent`` with a warm cache vs a bare ``cache.get`` of the same key
   (the service's overhead over the cache read it needs), with a request
   (GPC / DNT headers read), and cold (cache entry just deleted: one ledger
-  query plus a cache write);
+  query plus a cache write); ``has_consent_many`` per subject (batch ingestion);
 * ``export_subject`` and ``erase_subject`` of a subject with ``--events`` events;
 * ``purge_expired_events`` over ``--purge`` expired events (rows per second).
 
@@ -34,7 +34,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.testapp.settings")
 if "--services" in sys.argv:
     os.environ["PERSONALIZE_TEST_SERVICES"] = "1"
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -58,8 +58,9 @@ def per_call_us(fn, calls: int, rounds: int = 5) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", action="store_true")
-    parser.add_argument("--calls", type=int, default=20_000)
-    parser.add_argument("--subjects", type=int, default=1_000)
+    parser.add_argument("--calls", type=int, default=5_000)
+    parser.add_argument("--subjects", type=int, default=200,
+                        help="stay under LocMemCache MAX_ENTRIES (300) or it culls")
     parser.add_argument("--events", type=int, default=1_000)
     parser.add_argument("--purge", type=int, default=100_000)
     args = parser.parse_args()
@@ -76,7 +77,7 @@ def main() -> None:
 def run(args: argparse.Namespace) -> None:
     from personalize.consent.cache import consent_cache_key, get_cache
     from personalize.consent.rights import erase_subject, export_subject
-    from personalize.consent.service import grant_consent, has_consent
+    from personalize.consent.service import grant_consent, has_consent, has_consent_many
     from personalize.consent.tasks import purge_expired_events
     from personalize.models import Event, Item, Subject
 
@@ -99,6 +100,9 @@ def run(args: argparse.Namespace) -> None:
     warm = per_call_us(lambda i: has_consent(ids[i % n]), args.calls)
     warm_req = per_call_us(lambda i: has_consent(ids[i % n], request=request), args.calls)
 
+    batch_calls = max(args.calls // n, 5)
+    many = per_call_us(lambda i: has_consent_many(ids), batch_calls) / n
+
     def cold(i: int) -> None:
         cache.delete(consent_cache_key(ids[i % n]))
         has_consent(ids[i % n])
@@ -110,6 +114,7 @@ def run(args: argparse.Namespace) -> None:
     print(f"has_consent (warm)           {warm:8.1f} us/call  ({warm / bare:.2f}x bare get)")
     print(f"has_consent (warm, request)  {warm_req:8.1f} us/call")
     print(f"has_consent (cold: ledger)   {cold_us:8.1f} us/call")
+    print(f"has_consent_many (warm, {n})  {many:8.1f} us/subject")
 
     items = Item.objects.bulk_create([Item(external_id=f"bench-item-{i}") for i in range(200)])
     if not items[0].pk:

@@ -26,6 +26,7 @@ per-process Redis key prefix; needs the servers of ``make services``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -41,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("PERSONALIZE_TEST_SERVICES", "1")
 os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.tracking_settings"
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -59,7 +60,9 @@ from django.test.utils import (  # noqa: E402
 URL = "/api/personalize/events/"
 
 
-def load_ratings(data_dir: Path, limit: int | None, order: str) -> list[tuple[int, int, float, int]]:
+def load_ratings(
+    data_dir: Path, limit: int | None, order: str
+) -> list[tuple[int, int, float, int]]:
     path = data_dir / "movielens-latest-small" / "ratings.csv"
     with path.open(newline="") as fh:
         reader = csv.reader(fh)
@@ -81,7 +84,7 @@ def seed(rows):
                              batch_size=2000)
     Subject.objects.bulk_create([Subject() for _ in user_ids], batch_size=2000)
     subjects = list(Subject.objects.order_by("pk"))
-    subject_of = {u: s for u, s in zip(user_ids, subjects, strict=True)}
+    subject_of = dict(zip(user_ids, subjects, strict=True))
     ConsentRecord.objects.bulk_create([
         ConsentRecord(subject=s, purpose="personalization", granted=True, policy_version="1",
                       source="server") for s in subjects
@@ -195,10 +198,8 @@ def main() -> None:
     try:
         run(args)
     finally:
-        try:
-            caches["default"].delete_pattern("*")  # this process's prefix only
-        except AttributeError:
-            pass
+        with contextlib.suppress(AttributeError):  # django-redis: this process's prefix only
+            caches["default"].delete_pattern("*")
         teardown_databases(old, verbosity=0)
 
 

@@ -11,8 +11,8 @@ os.environ.setdefault("PERSONALIZE_TEST_SERVICES", "1")
 # A Redis database of its own: test runs flush theirs (django-redis clear() is FLUSHDB).
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/12")
 
-from tests.testapp.settings import *  # noqa: E402, F403
-from tests.testapp.settings import INSTALLED_APPS  # noqa: E402
+from tests.testapp.settings import *  # noqa: F403
+from tests.testapp.settings import INSTALLED_APPS
 
 INSTALLED_APPS = [*INSTALLED_APPS, "rest_framework.authtoken"]
 ROOT_URLCONF = "tests.tracking.urls"

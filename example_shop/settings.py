@@ -88,14 +88,16 @@ if os.environ.get("DATABASE_URL"):
     try:
         import dj_database_url
     except ImportError as exc:  # a dev dependency: `pip install -e ".[dev]"` brings it
-        raise ImproperlyConfigured("DATABASE_URL is set but dj-database-url is not installed.") from exc
+        raise ImproperlyConfigured(
+            "DATABASE_URL is set but dj-database-url is not installed."
+        ) from exc
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "example_shop.sqlite3",
+            "NAME": str(VAR_DIR / "example_shop.sqlite3"),
             # Seeding writes while the dev server reads: wait rather than fail.
             "OPTIONS": {"timeout": 30},
         }

@@ -198,7 +198,9 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 
     # --- columns --------------------------------------------------------------
 
-    def _metric(key: str, label: str) -> Any:  # noqa: N805 - a column factory for the class body
+    @staticmethod
+    def _column(key: str, label: str) -> Any:
+        """A list_display column showing one metric."""
         @admin.display(description=label)
         def column(self: Any, obj: ModelVersion) -> str:
             value = (obj.metrics or {}).get(key)
@@ -206,12 +208,11 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 
         return column
 
-    ndcg_10 = _metric("ndcg@10", "NDCG@10")
-    hit_rate_10 = _metric("hit_rate@10", "Hit rate@10")
-    recall_10 = _metric("recall@10", "Recall@10")
-    precision_10 = _metric("precision@10", "Precision@10")
-    coverage_10 = _metric("coverage@10", "Coverage@10")
-    del _metric
+    ndcg_10 = _column("ndcg@10", "NDCG@10")
+    hit_rate_10 = _column("hit_rate@10", "Hit rate@10")
+    recall_10 = _column("recall@10", "Recall@10")
+    precision_10 = _column("precision@10", "Precision@10")
+    coverage_10 = _column("coverage@10", "Coverage@10")
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj: ModelVersion) -> str:

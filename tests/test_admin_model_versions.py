@@ -10,25 +10,31 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from personalize.models import ModelVersion
-from personalize.training import service, tasks
+from personalize.training import active, service, tasks
 from personalize.training.active import get_active_model
 from personalize.training.plots import sparkline_svg
-from tests.training.conftest import (  # noqa: F401 - fixtures used here
-    _fresh_process_state,
-    catalog,
+from tests.training.conftest import (
+    create_catalog,
     make_events,
     use_strategies,
 )
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state():
+    active.clear_loaded()
+    yield
+    active.clear_loaded()
+
 CHANGELIST = "admin:personalize_modelversion_changelist"
 
 
 @pytest.fixture
-def trained(settings, catalog):
+def trained(settings, db):
     use_strategies(settings)
-    make_events(catalog)
+    make_events(create_catalog())
     service.train_strategy("cooc")
     service.train_strategy("cooc", force=True)
     return {v.version: v for v in ModelVersion.objects.filter(strategy="cooc")}
@@ -55,8 +61,7 @@ def test_changelist_shows_metrics_side_by_side_and_trends(admin_client, trained)
 def test_change_view_plots_ndcg_across_versions(admin_client, trained):
     url = reverse("admin:personalize_modelversion_change", args=[trained[1].pk])
     page = admin_client.get(url).content.decode()
-    svg = re.search(r'<svg xmlns="http://www.w3.org/2000/svg" class="personalize-sparkline".*?</svg>',
-                    page, re.S).group(0)
+    svg = re.search(r'<svg [^>]*class="personalize-sparkline".*?</svg>', page, re.S).group(0)
     assert svg.count("<circle") == 3  # two versions, the one shown highlighted
     assert 'fill="#c62828"' in svg
     assert "ndcg@10 of cooc v1-v2" in svg

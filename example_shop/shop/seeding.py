@@ -202,13 +202,14 @@ class ShopSeeder:
     def seed_users(self) -> None:
         user_model = get_user_model()
         if not user_model.objects.filter(username=ADMIN_USERNAME).exists():
-            user_model.objects.create_superuser(ADMIN_USERNAME, "admin@example.com", ADMIN_PASSWORD)
+            user_model.objects.create_superuser(
+                ADMIN_USERNAME, "admin@example.com", ADMIN_PASSWORD
+            )
             self.report.users += 1
 
         names = [user_name(u) for u in self.histories]
-        existing = set(
-            user_model.objects.filter(username__startswith="user").values_list("username", flat=True)
-        )
+        seeded = user_model.objects.filter(username__startswith="user")
+        existing = set(seeded.values_list("username", flat=True))
         missing = [name for name in names if name not in existing]
         if missing:
             password = make_password(DEMO_PASSWORD)  # once, shared by every seeded user
@@ -266,7 +267,7 @@ class ShopSeeder:
         prices = dict(Product.objects.values_list("asin", "price"))
         content_type = ContentType.objects.get_for_model(Product)
         item_by_product = {
-            int(object_id): pk
+            int(str(object_id)): pk
             for object_id, pk in Item.objects.filter(content_type=content_type).values_list(
                 "object_id", "pk"
             )

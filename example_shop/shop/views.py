@@ -45,7 +45,9 @@ def search(request: HttpRequest) -> HttpResponse:
     products = services.search_products(query) if query else Product.objects.none()
     if query and request.GET.get("page") in (None, "1"):
         services.record(request, "search", query=query)
-    return render(request, "shop/search.html", {"query": query, "page_obj": _page(request, products)})
+    return render(
+        request, "shop/search.html", {"query": query, "page_obj": _page(request, products)}
+    )
 
 
 def product_detail(request: HttpRequest, asin: str) -> HttpResponse:
@@ -108,7 +110,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
 @login_required
 def order_list(request: HttpRequest) -> HttpResponse:
     orders = (
-        Order.objects.filter(user=request.user)
+        Order.objects.filter(user_id=request.user.pk)
         .prefetch_related("lines__product")
         .order_by("-created_at", "-pk")
     )
@@ -118,6 +120,6 @@ def order_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def order_detail(request: HttpRequest, reference: str) -> HttpResponse:
     order = get_object_or_404(
-        Order.objects.prefetch_related("lines__product"), reference=reference, user=request.user
+        Order.objects.prefetch_related("lines__product"), reference=reference, user_id=request.user.pk
     )
     return render(request, "shop/order.html", {"order": order})

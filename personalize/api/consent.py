@@ -44,6 +44,10 @@ class VisitorSessionAuthentication(SessionAuthentication):
             self.enforce_csrf(request)
         return result
 
+    def enforce_csrf(self, request: Any) -> None:
+        # Check on the plain HttpRequest: DRF's request would parse the body first.
+        super().enforce_csrf(getattr(request, "_request", request))
+
 
 class ConsentStateSerializer(serializers.Serializer):
     purpose = serializers.CharField()

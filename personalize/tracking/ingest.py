@@ -193,7 +193,8 @@ def _item_pks(external_ids: list[str]) -> dict[str, int]:
     # work in the driver, and one query text the server can cache.
     meta = Item._meta
     q = connection.ops.quote_name
-    key, pk = meta.get_field("external_id").column, meta.pk.column
+    key = str(meta.get_field("external_id").column)
+    pk = str(meta.pk.column if meta.pk is not None else "id")
     sql = f"SELECT {q(key)}, {q(pk)} FROM {q(meta.db_table)} WHERE {q(key)} = ANY(%s)"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(sql, [external_ids])

@@ -23,9 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
-from django.utils.functional import SimpleLazyObject
 
-from personalize.tracking.subjects import STATE_ATTR, VisitorState
+from personalize.tracking.subjects import VisitorState
 
 
 class VisitorMiddleware:
@@ -39,10 +38,7 @@ class VisitorMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         state = VisitorState(request)
-        setattr(request, STATE_ATTR, state)
-        request.personalize_subject = SimpleLazyObject(  # type: ignore[attr-defined]
-            lambda: state.get(create=True)
-        )
+        state.attach()
         response = self.get_response(request)
         state.apply_cookie(response)
         return response

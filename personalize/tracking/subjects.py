@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from django.contrib.auth.models import AnonymousUser
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
 
 from personalize.conf import personalize_settings
 from personalize.models import ConsentRecord, Event, Subject
@@ -58,7 +59,7 @@ def subject_for_user(user: AbstractBaseUser, create: bool = True) -> Subject | N
     Returns:
         The user's subject, or ``None`` if there is none and ``create`` is false.
     """
-    subject = Subject.objects.filter(user_id=user.pk).first()
+    subject = _one(Subject.objects.filter(user_id=user.pk))
     if subject is None and create:
         try:
             with transaction.atomic():
@@ -70,9 +71,15 @@ def subject_for_user(user: AbstractBaseUser, create: bool = True) -> Subject | N
 
 def subject_for_visitor(visitor_id: str) -> Subject | None:
     """The live anonymous subject behind a visitor id (not merged, not signed in)."""
-    return Subject.objects.filter(
+    return _one(Subject.objects.filter(
         visitor_id=visitor_id, user__isnull=True, merged_into__isnull=True
-    ).first()
+    ))
+
+
+def _one(queryset: Any) -> Subject | None:
+    # A unique lookup: no ORDER BY (``first()`` would add one) and no COUNT (``get()``).
+    rows = list(queryset.order_by()[:1])
+    return rows[0] if rows else None
 
 
 def follow_merges(subject: Subject) -> Subject:
@@ -225,6 +232,13 @@ class VisitorState:
             self.cookie_action = self._anon_subject.visitor_id
         return self._anon_subject
 
+    def attach(self) -> None:
+        """Put this state and a fresh lazy ``request.personalize_subject`` on the request."""
+        setattr(self.request, STATE_ATTR, self)
+        self.request.personalize_subject = SimpleLazyObject(  # type: ignore[attr-defined]
+            lambda: self.get(create=True)
+        )
+
     def forget(self) -> None:
         """Drop what this request knew (login/logout): the next access resolves again.
 
@@ -241,6 +255,8 @@ class VisitorState:
             self.cookie_action = ""
         elif self.cookie_action:
             self.cookie_action = None
+        if self.with_middleware:  # the lazy object caches its first answer
+            self.attach()
 
     def apply_cookie(self, response: HttpResponse) -> None:
         """Set, refresh or delete the visitor cookie on the response as needed."""

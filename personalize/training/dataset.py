@@ -308,6 +308,8 @@ class Dataset:
         Returns:
             The dataset; ``meta`` records the window and filter counts.
         """
+        from django.db import transaction
+
         from personalize.models import Event
 
         started = time.perf_counter()
@@ -322,8 +324,12 @@ class Dataset:
         if until is not None:
             queryset = queryset.filter(timestamp__lt=until)
         chunk_size = chunk_size or personalize_settings.SNAPSHOT_CHUNK_SIZE
-        raw = _stream_events(queryset.order_by(), chunk_size)
-        content = _catalog_content(using, only_ids=None if include_catalog else raw.items)
+        # Inside a transaction PostgreSQL streams the server-side cursor as it is
+        # read; outside one Django declares it WITH HOLD, which materialises the
+        # whole result on the server before the first row arrives.
+        with transaction.atomic(using=queryset.db):
+            raw = _stream_events(queryset.order_by(), chunk_size)
+            content = _catalog_content(using, only_ids=None if include_catalog else raw.items)
         dataset = cls.from_raw(
             raw, content, event_types=wanted, include_catalog=include_catalog,
             exclude_subjects=exclude_subjects, min_item_support=min_item_support,
@@ -396,28 +402,17 @@ class Dataset:
         keep &= ~(is_rating & np.isnan(raw.values))
         stats["n_type_filtered"] = int(len(raw) - keep.sum())
 
-        subject_ids, subject_codes = np.unique(raw.subjects, return_inverse=True)
-        item_raw_ids, item_codes = np.unique(raw.items, return_inverse=True)
-        subject_codes = subject_codes.astype(np.int64).ravel()
-        item_codes = item_codes.astype(np.int64).ravel()
+        subject_ids, subject_codes = _factorize(raw.subjects)
+        item_raw_ids, item_codes = _factorize(raw.items)
 
         # 2. exact duplicates: same subject, item, type and timestamp
         index = np.flatnonzero(keep)
-        order = np.lexsort((raw.timestamps[index], raw.types[index],
-                            item_codes[index], subject_codes[index]))
-        sorted_index = index[order]
-        if len(sorted_index) > 1:
-            same = (
-                (np.diff(subject_codes[sorted_index]) == 0)
-                & (np.diff(item_codes[sorted_index]) == 0)
-                & (np.diff(raw.types[sorted_index]) == 0)
-                & (np.diff(raw.timestamps[sorted_index]) == 0)
-            )
-            duplicates = sorted_index[1:][same]
-            keep[duplicates] = False
-            stats["n_duplicates"] = len(duplicates)
-        else:
-            stats["n_duplicates"] = 0
+        duplicates = _duplicates(
+            index, (subject_codes * max(len(item_raw_ids), 1) + item_codes)
+            * max(len(raw.type_names), 1) + raw.types, raw.timestamps,
+        )
+        keep[duplicates] = False
+        stats["n_duplicates"] = len(duplicates)
 
         # 3. flagged subjects (bots)
         flagged = _flagged_subjects(subject_ids, subject_codes[keep], exclude_subjects)
@@ -435,8 +430,9 @@ class Dataset:
 
         # 5. compact the id maps and weight the events
         index = np.flatnonzero(keep)
-        kept_subjects = np.unique(subject_codes[index])
-        kept_items = np.unique(item_codes[index])
+        kept_subjects = np.flatnonzero(np.bincount(subject_codes[index],
+                                                   minlength=len(subject_ids)))
+        kept_items = np.flatnonzero(np.bincount(item_codes[index], minlength=len(item_raw_ids)))
         final_subject_ids = subject_ids[kept_subjects]
         item_ids = item_raw_ids[kept_items]
         if include_catalog and content is not None and len(content):
@@ -502,6 +498,47 @@ class Dataset:
 # --- pipeline helpers ---------------------------------------------------------
 
 
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(uniques, codes)`` with ``uniques[codes] == values``; uniques sorted.
+
+    Integer ids in a compact range (database primary keys) take a linear-time
+    path through a lookup table instead of a sort.
+    """
+    if values.dtype.kind in "iu" and len(values):
+        low, high = int(values.min()), int(values.max())
+        span = high - low + 1
+        if span <= 4 * len(values) + 1_000_000:
+            offset = values - low
+            present = np.zeros(span, dtype=bool)
+            present[offset] = True
+            lookup = np.cumsum(present) - 1
+            return np.flatnonzero(present).astype(values.dtype) + low, lookup[offset]
+    uniques, codes = np.unique(values, return_inverse=True)
+    return uniques, codes.astype(np.int64).ravel()
+
+
+def _duplicates(index: np.ndarray, key: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+    """Events of ``index`` repeating an earlier one's ``key`` and timestamp.
+
+    One cheap sort on the integer key finds the (few) events whose key repeats;
+    only those are sorted again by time to compare timestamps.
+    """
+    if len(index) < 2:
+        return np.empty(0, dtype=np.int64)
+    keys = key[index]
+    order = np.argsort(keys)
+    repeat = keys[order][1:] == keys[order][:-1]
+    if not repeat.any():
+        return np.empty(0, dtype=np.int64)
+    grouped = np.zeros(len(order), dtype=bool)
+    grouped[1:] |= repeat
+    grouped[:-1] |= repeat
+    candidates = index[order[grouped]]
+    candidates = candidates[np.lexsort((timestamps[candidates], key[candidates]))]
+    same = (np.diff(key[candidates]) == 0) & (np.diff(timestamps[candidates]) == 0)
+    return candidates[1:][same]
+
+
 def _wanted_types(
     weights: dict[str, float | None], event_types: Iterable[str] | None
 ) -> list[str]:
@@ -556,7 +593,8 @@ def _apply_support(
     keep = keep.copy()
     for _ in range(_MAX_SUPPORT_ROUNDS):
         index = np.flatnonzero(keep)
-        pairs = np.unique(subject_codes[index] * n_items + item_codes[index])
+        pairs = np.sort(subject_codes[index] * n_items + item_codes[index])
+        pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if len(pairs) else pairs
         item_support = np.bincount(pairs % n_items, minlength=n_items)
         subject_support = np.bincount(pairs // n_items, minlength=n_subjects)
         bad = (item_support[item_codes[index]] < min_item) | (

@@ -19,6 +19,8 @@ Work is split in two so that a large catalog embeds on many workers:
    activates it, so every web process loads it at its next pointer check.
 
 "Item-indexed" means: an array whose first dimension equals ``len(item_ids)``.
+Any other array the plugin removed from the partial (a derived ANN index) is
+removed from the merged artifact too, for the strategy to rebuild.
 
 Saving on every product save would make one version per item, so item changes
 are debounced: :func:`schedule` collects ids in the cache and queues a single
@@ -57,7 +59,7 @@ def upsert_function(strategy: Strategy) -> Upsert | None:
     """The ``embed_and_upsert`` that serves ``strategy``, or ``None`` if it has none."""
     method = getattr(strategy, "embed_and_upsert", None)
     if callable(method):
-        return method  # type: ignore[no-any-return]
+        return method
     package = type(strategy).__module__.split(".")[0]
     if package == "personalize":
         return None
@@ -98,6 +100,11 @@ def upsert_rows(base: Artifact, part: Artifact) -> int:
     n_base = len(base_ids)
     item_arrays = [name for name, a in base.arrays.items()
                    if name != "item_ids" and a.ndim >= 1 and a.shape[0] == n_base]
+    # A derived structure the plugin dropped from the part (an ANN index) is stale
+    # in the base too once rows change: drop it, the strategy rebuilds it lazily.
+    for name in [n for n in base.arrays if n not in part.arrays and n not in item_arrays
+                 and n != "item_ids"]:
+        del base.arrays[name]
     order = np.argsort(base_ids, kind="stable")
     where = np.searchsorted(base_ids[order], part_ids)
     found = where < n_base
@@ -158,8 +165,8 @@ def merge_parts(name: str, paths: Iterable[str | None]) -> Any:
     from personalize.training.locks import training_lock
     from personalize.training.service import _next_version, activate_version
 
-    paths = [p for p in paths if p]
-    if not paths:
+    stored = [p for p in paths if p]
+    if not stored:
         return None
     try:
         with training_lock(name, timeout=600):  # never interleave with a full training
@@ -169,7 +176,9 @@ def merge_parts(name: str, paths: Iterable[str | None]) -> Any:
                 return None
             base = Artifact(arrays={k: v.copy() for k, v in live.artifact.arrays.items()},
                             meta=dict(live.artifact.meta))
-            changed = sum(upsert_rows(base, load_artifact(path)) for path in paths)
+            changed = 0
+            for path in stored:
+                changed += upsert_rows(base, load_artifact(path))
             source = ModelVersion.objects.get(strategy=name, version=live.version)
             number = _next_version(name)
             base.meta.update({"version": number, "derived_from": live.version})
@@ -187,7 +196,7 @@ def merge_parts(name: str, paths: Iterable[str | None]) -> Any:
             )
             return activate_version(version)
     finally:
-        for partial in paths:
+        for partial in stored:
             try:
                 delete_artifact(partial)
             except Exception:

@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 LOCK_PREFIX = "personalize:lock:"
 
 
-class LockHeld(Exception):  # noqa: N818 - reads as a sentence where it is raised
+class LockHeld(Exception):
     """Someone else holds the lock."""
 
 

@@ -205,9 +205,8 @@ def evaluate_on_holdout(strategy: Strategy, artifact: Artifact, holdout: Holdout
     ordered = np.sort(valid, axis=1)
     if np.any(ordered[:, 1:] == ordered[:, :-1]):
         raise ValueError(f"{type(strategy).__name__} returned the same item twice in one list.")
-    result: dict[str, Any] = {
-        f"{name}@{K}": value for name, value in metrics.ranking_metrics(recs, holdout.relevant, K).items()
-    }
+    ranking = metrics.ranking_metrics(recs, holdout.relevant, K)
+    result: dict[str, Any] = {f"{name}@{K}": value for name, value in ranking.items()}
     result[f"coverage@{K}"] = metrics.catalog_coverage(recs, holdout.train.n_items, K)
     result["subjects"] = int(holdout.subjects.size)
     result["cannot_recommend"] = cannot
@@ -343,13 +342,13 @@ def _run(name: str, strategy: Strategy, version: ModelVersion, started: float,
     timestamps = train.events.timestamp
     version.n_subjects = int(np.count_nonzero(np.diff(sp.csr_array(train.interactions).indptr)))
     version.n_items = int(train.n_items)
-    version.n_events = int(len(train.events))
+    version.n_events = len(train.events)
     version.data_start = _ts(float(timestamps.min())) if len(timestamps) else None
     version.data_end = _ts(float(timestamps.max())) if len(timestamps) else None
     version.parameters = {
         **version.parameters,
         "holdout": {
-            "cut": _ts(holdout.cut).isoformat() if _ts(holdout.cut) else None,
+            "cut": cut.isoformat() if (cut := _ts(holdout.cut)) else None,
             "events": holdout.held_out_events,
             "subjects": int(holdout.subjects.size),
         },

@@ -20,7 +20,6 @@ from personalize.training.service import TRANSIENT_ERRORS
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "workers_running",
     "check_retrain_thresholds",
     "embed_catalog",
     "embed_chunk",
@@ -31,6 +30,7 @@ __all__ = [
     "precompute_top_n",
     "train_all",
     "train_strategy",
+    "workers_running",
 ]
 
 RETRY = {

@@ -71,7 +71,9 @@ def _last_event_id_from_db(name: str) -> int:
 
 
 def events_since_training(name: str, limit: int | None = None) -> int:
-    """New events since the last training of ``name`` started (at most ``limit`` when counted in the DB).
+    """New events since the last training of ``name`` started.
+
+    Exact from the cache counter; from the database at most ``limit``.
 
     Args:
         name: the strategy name.

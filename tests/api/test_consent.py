@@ -140,6 +140,18 @@ def test_malformed_json_is_400(browser):
     assert "JSON parse error" in response.json()["detail"]
 
 
+def test_csrf_is_checked_before_the_body_is_parsed(browser):
+    response = browser.post(CONSENT, "{not json", content_type="application/json")
+    assert response.status_code == 403
+
+
+def test_form_encoded_post_works_too(browser):
+    response = browser.post(CONSENT, {"purpose": "analytics", "granted": "true"},
+                            headers={"X-CSRFToken": browser.csrf})
+    assert response.status_code == 200
+    assert response.json()["purposes"]["analytics"]["granted"] is True
+
+
 def test_post_without_csrf_is_refused(browser):
     response = browser.post(CONSENT, {"purpose": "analytics", "granted": True},
                             content_type="application/json")

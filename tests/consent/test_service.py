@@ -18,6 +18,7 @@ from personalize.consent.service import (
     get_consent,
     grant_consent,
     has_consent,
+    has_consent_many,
     revoke_consent,
 )
 from personalize.models import ConsentRecord, Event, Subject
@@ -235,6 +236,37 @@ def test_every_ledger_write_invalidates_the_cache(subject):
     assert has_consent(subject) is True
     revoke_consent(subject)
     assert has_consent(subject) is False
+
+
+def test_many_at_once_matches_one_by_one(subject, django_assert_num_queries):
+    others = [Subject.objects.create() for _ in range(4)]
+    grant_consent(others[0])
+    revoke_consent(others[1])
+    grant_consent(others[2], "analytics")
+    everyone = [subject, *others]
+    assert has_consent(subject) is False  # one of them cached already
+    with django_assert_num_queries(1):  # the four not cached, in one query
+        result = has_consent_many([s.pk for s in everyone])
+    assert result == {s.pk: has_consent(s) for s in everyone}
+    assert result[others[0].pk] is True and list(result.values()).count(True) == 1
+    with django_assert_num_queries(0):
+        assert has_consent_many([s.pk for s in everyone]) == result
+    assert has_consent_many([s.pk for s in everyone], request=request_with(DNT="1")) == {
+        s.pk: False for s in everyone}
+    with personalize(CONSENT_MODE="opt-out"):
+        assert has_consent_many([others[1].pk, others[3].pk]) == {
+            others[1].pk: False, others[3].pk: True}
+    assert has_consent_many([]) == {}
+    with pytest.raises(ValueError, match="'nope'"):
+        has_consent_many([subject.pk], "nope")
+
+
+def test_many_survives_a_cache_outage(subject):
+    grant_consent(subject)
+    broken = mock.Mock()
+    broken.get_many.side_effect = ConnectionError("redis down")
+    with mock.patch.object(service, "get_cache", return_value=broken):
+        assert has_consent_many([subject.pk]) == {subject.pk: True}
 
 
 def test_cache_outage_falls_back_to_the_ledger(subject):

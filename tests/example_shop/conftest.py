@@ -38,7 +38,9 @@ def shop_settings(settings):
 def catalog(db):
     """Two departments and six products, one of them out of stock."""
     lab = Category.objects.create(name="Lab & Scientific Products", slug="lab-scientific-products")
-    tapes = Category.objects.create(name="Tapes, Adhesives & Sealants", slug="tapes-adhesives-sealants")
+    tapes = Category.objects.create(
+        name="Tapes, Adhesives & Sealants", slug="tapes-adhesives-sealants"
+    )
     products = [
         Product.objects.create(asin=f"B00TEST00{i}", name=name, brand=brand, category=cat,
                                description="Glassware & Labware", price=Decimal(price),

@@ -9,11 +9,10 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from personalize.models import ModelVersion
-from personalize.training import tasks
+from personalize.training import active, tasks
 from personalize.training.locks import training_lock
-from tests.training.conftest import (  # noqa: F401 - fixtures used here
-    _fresh_process_state,
-    catalog,
+from tests.training.conftest import (
+    create_catalog,
     make_events,
     set_options,
     use_strategies,
@@ -22,10 +21,17 @@ from tests.training.conftest import (  # noqa: F401 - fixtures used here
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_state():
+    active.clear_loaded()
+    yield
+    active.clear_loaded()
+
+
 @pytest.fixture
-def trainable(settings, catalog):
+def trainable(settings, db):
     use_strategies(settings)
-    make_events(catalog)
+    make_events(create_catalog())
     return settings
 
 
@@ -75,7 +81,8 @@ def test_already_running_is_reported(trainable):
 
 
 def test_unknown_names_are_refused(trainable):
-    with pytest.raises(CommandError, match="No strategy named 'nope'; configured: cooc, factors."):
+    message = r"No strategy named 'nope'; configured: cooc, factors\."
+    with pytest.raises(CommandError, match=message):
         run("cooc", "nope")
 
 

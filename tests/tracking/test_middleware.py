@@ -170,3 +170,12 @@ def test_logout_drops_the_visitor_cookie(browser):
     browser.force_login(user)
     response = browser.get("/logout/")
     assert response.cookies[COOKIE].value == ""
+
+
+def test_request_subject_follows_login_and_logout_within_a_request(browser):
+    user = get_user_model().objects.create_user("ann", password="pw")
+    Subject.objects.create(user=user)
+    answer = browser.get(f"/switch/{user.pk}/").json()
+    assert answer["after"] == Subject.objects.get(user=user).key
+    assert answer["before"] != answer["after"]
+    assert answer["after_logout"] not in (answer["before"], answer["after"])

@@ -41,6 +41,17 @@ def do_logout(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
+def switch(request: HttpRequest, user_id: int) -> JsonResponse:
+    """Reads the subject before and after a login within one request."""
+    before = request.personalize_subject.key
+    user = get_user_model().objects.get(pk=user_id)
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    after = request.personalize_subject.key
+    logout(request)
+    return JsonResponse({"before": before, "after": after,
+                         "after_logout": request.personalize_subject.key})
+
+
 def tracked(request: HttpRequest, external_id: str) -> HttpResponse:
     item = Item.objects.get(external_id=external_id)
     event = track(request, "view", item)
@@ -62,6 +73,7 @@ urlpatterns = [
     path("peek/", peek),
     path("login/<int:user_id>/", do_login),
     path("logout/", do_logout),
+    path("switch/<int:user_id>/", switch),
     path("tracked/<str:external_id>/", tracked),
     path("untracked/<str:external_id>/", untracked),
 ]

@@ -61,8 +61,7 @@ def fake_strategies(settings):
     return settings
 
 
-@pytest.fixture
-def catalog(db) -> dict[str, list[Item]]:
+def create_catalog() -> dict[str, list[Item]]:
     """Five categories of ten items each."""
     by_category: dict[str, list[Item]] = {}
     for category in CATEGORIES:
@@ -72,6 +71,12 @@ def catalog(db) -> dict[str, list[Item]]:
             for n in range(ITEMS_PER_CATEGORY)
         ]
     return by_category
+
+
+@pytest.fixture
+def catalog(db) -> dict[str, list[Item]]:
+    """Five categories of ten items each."""
+    return create_catalog()
 
 
 def make_events(catalog, n_subjects=40, per_subject=8, seed=7, start=START):

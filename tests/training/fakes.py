@@ -51,8 +51,8 @@ def _binary(dataset) -> sp.csr_array:
 
 def _scores_from_history(artifact: Artifact, history: History, matrix_name: str):
     index = artifact.index_of("item_ids")
-    pairs = [(index[i], w) for i, w in zip(history.item_ids, history.weight_array.tolist(), strict=True)
-             if i in index]
+    weights = history.weight_array.tolist()
+    pairs = [(index[i], w) for i, w in zip(history.item_ids, weights, strict=True) if i in index]
     if not pairs:
         raise CannotRecommend("no known history item")
     positions = np.array([p for p, _ in pairs])

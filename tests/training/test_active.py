@@ -129,7 +129,8 @@ def test_a_later_reload_forgets_the_erased_subject_too(fake_strategies, shop):
     live = get_active_model("factors")
 
     assert subject.pk not in live.artifact.index_of("subject_ids")
-    assert not np.any(live.artifact["subject_factors"][list(live.artifact["subject_ids"]).index(-1)])
+    tombstone = list(live.artifact["subject_ids"]).index(-1)
+    assert not np.any(live.artifact["subject_factors"][tombstone])
 
 
 def test_another_process_applies_an_erasure_at_its_next_check(fake_strategies, shop, settings):

@@ -42,26 +42,24 @@ def test_releasing_does_not_free_someone_elses_lock():
 def test_training_lock_raises_when_held():
     with training_lock("ease"):
         assert is_training("ease")
-        with pytest.raises(TrainingInProgress, match="'ease' is already running"):
-            with training_lock("ease"):
-                pass  # pragma: no cover
+        with pytest.raises(TrainingInProgress, match="'ease' is already running"), \
+                training_lock("ease"):
+            pass  # pragma: no cover
         with training_lock("item_knn"):  # other strategies are independent
             assert is_training("item_knn")
     assert not is_training("ease")
 
 
 def test_the_lock_is_released_when_the_block_raises():
-    with pytest.raises(RuntimeError):
-        with training_lock("ease"):
-            raise RuntimeError
+    with pytest.raises(RuntimeError), training_lock("ease"):
+        raise RuntimeError
     assert not is_training("ease")
 
 
 @pytest.mark.django_db
 def test_a_training_reports_already_running_while_the_lock_is_held(fake_strategies, shop):
-    with training_lock("cooc"):
-        with pytest.raises(TrainingInProgress):
-            service.train_strategy("cooc")
+    with training_lock("cooc"), pytest.raises(TrainingInProgress):
+        service.train_strategy("cooc")
     assert ModelVersion.objects.count() == 0
 
 
@@ -89,5 +87,6 @@ def test_two_concurrent_trainings_of_one_strategy(fake_strategies, catalog, sett
         fakes.RELEASE.set()
         thread.join(30)
     assert outcome["first"].status == "active"
-    assert list(ModelVersion.objects.filter(strategy="cooc").values_list("version", flat=True)) == [1]
+    versions = ModelVersion.objects.filter(strategy="cooc").values_list("version", flat=True)
+    assert list(versions) == [1]
     assert not is_training("cooc")

@@ -87,7 +87,8 @@ def test_a_fit_that_raises_leaves_the_old_model_live(fake_strategies, shop, sett
     assert failed.status == "failed"
     assert "RuntimeError: the fit exploded on purpose" in failed.error
     assert "Traceback" in failed.error
-    assert failed.note.startswith("Training failed: RuntimeError") and "v1 stays live" in failed.note
+    assert failed.note.startswith("Training failed: RuntimeError")
+    assert "v1 stays live" in failed.note
     assert failed.finished_at is not None and not failed.artifact
     assert ModelVersion.objects.get(strategy="cooc", version=1).status == "active"
     assert get_active_model("cooc").version == 1

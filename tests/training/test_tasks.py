@@ -41,7 +41,8 @@ def test_train_strategy_task_reports_already_running(fake_strategies, shop):
 def test_train_strategy_retries_transient_errors(fake_strategies, shop, settings):
     set_options(settings, "cooc", fail="operational-once")
     fakes.FAILURES["left"] = 1
-    with mock.patch.object(tasks.train_strategy, "retry", wraps=tasks.train_strategy.retry) as retry:
+    task = tasks.train_strategy
+    with mock.patch.object(task, "retry", wraps=task.retry) as retry:
         # throw=False: with eager propagation Celery raises Retry instead of re-running
         result = tasks.train_strategy.apply(args=["cooc"], throw=False).get()
     assert retry.call_count == 1
@@ -150,7 +151,8 @@ def test_active_subject_ids_are_the_recent_ones(catalog):
 
 @pytest.fixture
 def embedder(settings, shop):
-    use_strategies(settings, {"content": "tests.training.fakes.Embedder", "cooc": "tests.training.fakes.CoCount"})
+    use_strategies(settings, {"content": "tests.training.fakes.Embedder",
+                              "cooc": "tests.training.fakes.CoCount"})
     tasks.train_strategy.delay("content").get()
     return settings
 
@@ -244,3 +246,23 @@ def test_subject_model_is_untouched_by_training(fake_strategies, shop):
     before = Subject.objects.count()
     tasks.train_all.delay().get()
     assert Subject.objects.count() == before
+
+
+@pytest.mark.slow  # loads the sentence-transformers model
+def test_embed_items_with_the_real_embeddings_plugin(settings, shop, catalog):
+    pytest.importorskip("personalize_embeddings")
+    use_strategies(settings, {"embeddings": "personalize_embeddings.strategy.Embeddings"})
+    assert tasks.train_strategy.delay("embeddings").get()["status"] == "active"
+    assert embedding.embedding_strategy_names() == ["embeddings"]
+    new = Item.objects.create(external_id="garden-hose", title="Garden hose",
+                              text="A green garden hose for watering plants",
+                              categories=["Garden"])
+
+    tasks.embed_items.delay([new.pk]).get()
+
+    live = get_active_model("embeddings")
+    assert live.version == 2 and new.pk in live.artifact.index_of("item_ids")
+    assert live.artifact["vectors"].shape[0] == len(live.artifact["item_ids"]) == 51
+    garden = {item.pk for item in catalog["Garden"]}
+    similar = [item for item, _ in live.strategy.similar(live.artifact, new.pk, 5)]
+    assert len(similar) == 5 and len(garden & set(similar)) >= 4

@@ -74,7 +74,13 @@ def worker(django_db_setup, django_db_blocker):
     }
     media = tempfile.mkdtemp(prefix="personalize-test-media-")
     env["PERSONALIZE_TEST_MEDIA_ROOT"] = media
-    log = tempfile.NamedTemporaryFile(prefix="celery-worker-", suffix=".log", delete=False)
+    log_path = Path(tempfile.gettempdir()) / f"{queue}.log"
+    with open(log_path, "wb") as log:
+        yield from _run_worker(app, env, log, log_path, queue, nodename, media,
+                               WORKER_PERSONALIZE)
+
+
+def _run_worker(app, env, log, log_path, queue, nodename, media, overrides):
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "tests.testapp.celery", "worker", "-l", "info",
          "-Q", queue, "-n", nodename, "--concurrency", "2", "--without-gossip",
@@ -88,8 +94,8 @@ def worker(django_db_setup, django_db_blocker):
         deadline = time.monotonic() + WAIT
         while not app.control.ping(timeout=0.5, destination=[nodename.replace("%h", _host())]):
             if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("The Celery worker did not start:\n" + Path(log.name).read_text())
-        yield {"app": app, "overrides": WORKER_PERSONALIZE, "log": log.name, "media": media}
+                pytest.fail("The Celery worker did not start:\n" + log_path.read_text())
+        yield {"app": app, "overrides": overrides, "log": str(log_path), "media": media}
     finally:
         app.conf.update(saved)
         process.send_signal(signal.SIGTERM)  # warm shutdown: finish the current task

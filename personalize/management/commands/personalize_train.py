@@ -98,7 +98,9 @@ class Command(BaseCommand):
         finally:
             bar.close()
         if failed:
-            raise CommandError(f"Training failed for {', '.join(failed)}; see the versions' errors.")
+            raise CommandError(
+                f"Training failed for {', '.join(failed)}; see the versions' errors."
+            )
 
     def _describe(self, version: Any, started: Any) -> str:
         head = f"{version.strategy} v{version.version}"

@@ -125,7 +125,7 @@ class Embeddings(Strategy):
     """Content-based recommendations from item text embeddings (sentence-transformers)."""
 
     name: ClassVar[str] = "embeddings"
-    options_class = EmbeddingsOptions
+    options_class: ClassVar[type[Options]] = EmbeddingsOptions
     needs: ClassVar[frozenset[str]] = frozenset({"texts"})
     artifact_version: ClassVar[int] = ARTIFACT_VERSION
     options: EmbeddingsOptions

@@ -486,7 +486,7 @@ class SVD(_FactorModel):
 
     name = "svd"
     algo_name = "SVD"
-    options_class = SVDOptions
+    options_class: ClassVar[type[RatingOptions]] = SVDOptions
 
 
 class NMF(_FactorModel):
@@ -494,7 +494,7 @@ class NMF(_FactorModel):
 
     name = "nmf"
     algo_name = "NMF"
-    options_class = NMFOptions
+    options_class: ClassVar[type[RatingOptions]] = NMFOptions
     non_negative = True
 
 
@@ -503,7 +503,7 @@ class SVDpp(_FactorModel):
 
     name = "svdpp"
     algo_name = "SVDpp"
-    options_class = SVDppOptions
+    options_class: ClassVar[type[RatingOptions]] = SVDppOptions
 
     def _biased(self) -> bool:
         return True
@@ -530,7 +530,7 @@ class BaselineOnly(SurpriseStrategy):
 
     name = "baseline_only"
     algo_name = "BaselineOnly"
-    options_class = BaselineOnlyOptions
+    options_class: ClassVar[type[RatingOptions]] = BaselineOnlyOptions
 
     def make_algo(self) -> Any:
         return surprise.BaselineOnly(verbose=False, **self.options.algo_kwargs())
@@ -572,7 +572,7 @@ class KNNBaseline(BaselineOnly):
 
     name = "knn_baseline"
     algo_name = "KNNBaseline"
-    options_class = KNNBaselineOptions
+    options_class: ClassVar[type[RatingOptions]] = KNNBaselineOptions
 
     def make_algo(self) -> Any:
         return surprise.KNNBaseline(**self.options.algo_kwargs())
@@ -771,7 +771,7 @@ class SlopeOne(SurpriseStrategy):
 
     name = "slope_one"
     algo_name = "SlopeOne"
-    options_class = SlopeOneOptions
+    options_class: ClassVar[type[RatingOptions]] = SlopeOneOptions
 
     def _check_size(self, data: RatingData) -> None:
         if data.n_items > self.options.max_matrix_rows:

@@ -137,7 +137,7 @@ def test_cart_and_checkout_record_events(client, shop, shopper):
     order = Order.objects.get(user=shopper)
     assert response.url == reverse("shop:order", args=[order.reference])
     assert order.total == Decimal("40.97")
-    assert sorted((l.product.asin, l.quantity) for l in order.lines.all()) == [
+    assert sorted((line.product.asin, line.quantity) for line in order.lines.all()) == [
         (beaker.asin, 2), (flask.asin, 1),
     ]
     purchases = events_of(shopper, "purchase")

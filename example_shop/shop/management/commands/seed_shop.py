@@ -34,6 +34,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-train", action="store_true", help="Skip training the strategies."
         )
+        parser.add_argument(
+            "--strategy", action="append", dest="strategies", metavar="NAME",
+            help="Train only this strategy (repeatable; default: every configured strategy).",
+        )
         parser.add_argument("--no-progress", action="store_true", help="Hide progress bars.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -88,5 +92,6 @@ class Command(BaseCommand):
             ))
             return
         # Training is idempotent too: a strategy whose data did not change is skipped.
-        call_command("personalize_train", verbosity=options["verbosity"],
+        call_command("personalize_train", *(options["strategies"] or []),
+                     verbosity=options["verbosity"],
                      stdout=self.stdout._out, stderr=self.stderr._out)

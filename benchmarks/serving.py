@@ -1,0 +1,323 @@
+"""Serving speed, side by side in one run, with gunicorn serving the demo shop.
+
+Measured (medians of interleaved requests from one bounded client, 127.0.0.1 only):
+
+* the recommendations endpoint on a cache hit vs a bare DRF endpoint returning a
+  same-sized precomputed JSON payload (target <= 1.1x);
+* the recommendations endpoint on a cache miss (the subject's generation is
+  bumped before each request, as an event would) vs the same bare endpoint
+  (target <= 1.5x);
+* the shop's home page with the "Recommended for You" block (cache hit) vs the
+  same page rendered from the same template with the tag removed (target <= 1.2x);
+* ``recommend()`` in-process on a cache hit (target median <= 1 ms).
+
+The shop is seeded (``seed_shop --limit-users N``, which also trains the
+strategies) into its own var directory on first use; later runs reuse it.
+Redis must be running (``make services``)::
+
+    .venv/bin/python benchmarks/serving.py [--rounds 300] [--users 1500]
+        [--var-dir /tmp/personalize-bench-serving] [--redis-url redis://127.0.0.1:6379/13]
+        [--json out.json]
+
+The views and URLs served besides the shop's own are defined here
+(:func:`bench_urlpatterns`); the script writes a three-line settings module
+and URLconf into the var directory so that gunicorn can import them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH_DIR = Path(__file__).resolve().parent
+PYTHON = sys.executable
+RECS_PATH = "/api/personalize/recommendations/?placement=home&limit=8"
+BARE_PATH = "/bench/bare/"
+HOME_WITH = "/bench/home-with/"
+HOME_WITHOUT = "/bench/home-without/"
+TAG_PATTERN = re.compile(r"{%\s*recommended_for_you\b.*?%}", re.S)
+
+
+# --- served by gunicorn (imported through the generated URLconf) --------------------
+
+
+def bench_urlpatterns() -> list[Any]:
+    """The shop's URLs plus the bare endpoint and the two home page variants."""
+    from django.shortcuts import render
+    from django.urls import path
+    from rest_framework.permissions import AllowAny
+    from rest_framework.renderers import JSONRenderer
+    from rest_framework.response import Response
+    from rest_framework.views import APIView
+
+    from example_shop.shop import views as shop_views
+    from example_shop.urls import urlpatterns as shop_urlpatterns
+
+    payload: dict[str, Any] = {}
+
+    class BareView(APIView):
+        """What the recommendations endpoint costs without recommending: same framework,
+        same middleware, same renderer, same-sized JSON."""
+
+        permission_classes = [AllowAny]
+        renderer_classes = [JSONRenderer]
+
+        def get(self, request: Any) -> Response:
+            if not payload:
+                payload.update(json.loads(Path(os.environ["BENCH_PAYLOAD"]).read_text()))
+            return Response(payload)
+
+    def home_variant(template: str) -> Any:
+        def view(request: Any) -> Any:
+            # The shop's own home view, with only its template swapped.
+            def swapped(req: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+                return render(req, template if name == "shop/home.html" else name, *args,
+                              **kwargs)
+
+            shop_views.render = swapped  # type: ignore[attr-defined]
+            try:
+                return shop_views.home(request)
+            finally:
+                shop_views.render = render  # type: ignore[attr-defined]
+
+        return view
+
+    return [
+        path("bench/bare/", BareView.as_view()),
+        path("bench/home-with/", home_variant("shop/home.html")),
+        path("bench/home-without/", home_variant("bench/home_without.html")),
+        *shop_urlpatterns,
+    ]
+
+
+# --- the driver ---------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _write_support_files(var_dir: Path) -> Path:
+    """Settings, URLconf and the home template without the block, under ``var_dir/py``."""
+    py = var_dir / "py"
+    (py / "templates" / "bench").mkdir(parents=True, exist_ok=True)
+    (py / "bench_settings.py").write_text(
+        "from example_shop.settings import *  # noqa\n"
+        "ROOT_URLCONF = 'bench_urls'\n"
+        f"TEMPLATES[0]['DIRS'] = [{str(py / 'templates')!r}]\n"
+        "DEBUG = False\n"
+        "ALLOWED_HOSTS = ['127.0.0.1', 'localhost', 'testserver']\n"
+        "LOGGING['loggers']['personalize']['level'] = 'WARNING'\n"
+    )
+    (py / "bench_urls.py").write_text(
+        "from serving import bench_urlpatterns\nurlpatterns = bench_urlpatterns()\n"
+    )
+    home = (REPO / "example_shop/shop/templates/shop/home.html").read_text()
+    without, count = TAG_PATTERN.subn("", home)
+    if count == 0:
+        raise SystemExit("shop/home.html has no {% recommended_for_you %} tag to remove")
+    (py / "templates" / "bench" / "home_without.html").write_text(without)
+    return py
+
+
+def _environment(var_dir: Path, redis_url: str, py: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "EXAMPLE_SHOP_VAR_DIR": str(var_dir / "var"),
+        "REDIS_URL": redis_url,
+        "DEBUG": "0",
+        "DJANGO_SETTINGS_MODULE": "bench_settings",
+        "PYTHONPATH": os.pathsep.join([str(py), str(BENCH_DIR), str(REPO)]),
+        "BENCH_PAYLOAD": str(var_dir / "payload.json"),
+    })
+    env.pop("CELERY_BROKER_URL", None)
+    return env
+
+
+def _seed(env: dict[str, str], users: int, var_dir: Path) -> None:
+    marker = var_dir / "seeded"
+    if marker.exists():
+        return
+    print(f"Seeding the demo shop ({users} users) into {var_dir} ...", flush=True)
+    manage = [PYTHON, str(REPO / "manage.py")]
+    subprocess.run([*manage, "migrate", "--noinput", "-v0"], env=env, check=True, cwd=REPO)
+    subprocess.run([*manage, "seed_shop", "--limit-users", str(users), "--no-progress"],
+                   env=env, check=True, cwd=REPO)
+    marker.write_text("ok\n")
+
+
+def _get(port: int, path: str, cookie: str) -> tuple[float, int, bytes]:
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path, headers={"Cookie": cookie, "Host": "127.0.0.1"})
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    return (time.perf_counter() - started) * 1000.0, response.status, body
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("gunicorn exited during start-up")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("gunicorn did not start within 60 s")
+
+
+def _summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "median_ms": statistics.median(ordered),
+        "p90_ms": ordered[int(0.9 * (len(ordered) - 1))],
+        "n": float(len(ordered)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=300, help="interleaved rounds (default 300)")
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--users", type=int, default=1500, help="users to seed (first run)")
+    parser.add_argument("--var-dir", default="/tmp/personalize-bench-serving")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--in-process", type=int, default=3000,
+                        help="recommend() calls timed in-process (default 3000)")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+
+    var_dir = Path(args.var_dir).resolve()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    py = _write_support_files(var_dir)
+    env = _environment(var_dir, args.redis_url, py)
+    _seed(env, args.users, var_dir)
+
+    os.environ.update(env)
+    sys.path[:0] = [str(py), str(BENCH_DIR), str(REPO)]
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from personalize.models import Event, Subject
+    from personalize.serving import cache as block_cache
+    from personalize.serving.service import recommend
+
+    # A seeded shopper with consent and the longest history: a personalized block.
+    subject = (
+        Subject.objects.filter(user__isnull=False, consent_records__granted=True,
+                               consent_records__purpose="personalization")
+        .exclude(user__username="admin")
+        .order_by("-pk").first()
+    )
+    if subject is None:
+        raise SystemExit("No seeded subject with consent; delete the var dir and re-seed.")
+    n_events = Event.objects.filter(subject=subject).count()
+    client = Client()
+    client.force_login(get_user_model().objects.get(pk=subject.user_id))
+    cookie = f"sessionid={client.cookies['sessionid'].value}"
+
+    port = _free_port()
+    gunicorn = subprocess.Popen(
+        [str(Path(PYTHON).parent / "gunicorn"), "example_shop.wsgi:application",
+         "--bind", f"127.0.0.1:{port}", "--workers", "1", "--log-level", "warning"],
+        env=env, cwd=REPO,
+    )
+    try:
+        _wait_ready(port, gunicorn)
+        _, status, body = _get(port, RECS_PATH, cookie)
+        if status != 200:
+            raise SystemExit(f"recommendations endpoint answered {status}: {body[:300]!r}")
+        block = json.loads(body)
+        (var_dir / "payload.json").write_bytes(body)
+        personalized = sum(r["personalized"] for r in block["results"])
+
+        def bump() -> None:
+            block_cache.bump_subjects([subject.pk])
+
+        targets: dict[str, tuple[str, Any]] = {
+            "recommendations (cache hit)": (RECS_PATH, None),
+            "recommendations (cache miss)": (RECS_PATH, bump),
+            "bare DRF endpoint": (BARE_PATH, None),
+            "home page with the block": (HOME_WITH, None),
+            "home page without it": (HOME_WITHOUT, None),
+        }
+        samples: dict[str, list[float]] = {name: [] for name in targets}
+        sizes: dict[str, int] = {}
+        rng = random.Random(42)
+        order = list(targets)
+        for round_no in range(args.warmup + args.rounds):
+            rng.shuffle(order)
+            # a miss must not leave the next "hit" measurement cold: hits follow misses
+            order.sort(key=lambda name: name != "recommendations (cache miss)")
+            for name in order:
+                path, before = targets[name]
+                if before is not None:
+                    before()
+                elapsed, status, body = _get(port, path, cookie)
+                if status != 200:
+                    raise SystemExit(f"{path} answered {status}")
+                sizes[name] = len(body)
+                if round_no >= args.warmup:
+                    samples[name].append(elapsed)
+    finally:
+        gunicorn.terminate()
+        gunicorn.wait(timeout=30)
+
+    # recommend() in this process, on a cache hit (same Redis, same entry as above)
+    recommend(subject, "home", limit=8)
+    timings = []
+    for _ in range(args.in_process):
+        started = time.perf_counter_ns()
+        recommend(subject, "home", limit=8)
+        timings.append((time.perf_counter_ns() - started) / 1e6)
+
+    figures = {name: _summary(values) for name, values in samples.items()}
+    figures["recommend() in-process (cache hit)"] = _summary(timings)
+    median = {name: f["median_ms"] for name, f in figures.items()}
+    bare = median["bare DRF endpoint"]
+    ratios = {
+        "hit / bare (target <= 1.1)": median["recommendations (cache hit)"] / bare,
+        "miss / bare (target <= 1.5)": median["recommendations (cache miss)"] / bare,
+        "home with / without (target <= 1.2)": (median["home page with the block"]
+                                                / median["home page without it"]),
+    }
+    print(f"\nsubject {subject.key[:8]} ({n_events} events), {len(block['results'])} items, "
+          f"{personalized} personalized; gunicorn 1 sync worker; Redis {args.redis_url}; "
+          f"{args.rounds} interleaved rounds after {args.warmup} warm-up")
+    print(f"{'measurement':40} {'median ms':>10} {'p90 ms':>10} {'bytes':>8}")
+    for name, f in figures.items():
+        print(f"{name:40} {f['median_ms']:10.3f} {f['p90_ms']:10.3f} {sizes.get(name, 0):8d}")
+    print()
+    for name, value in ratios.items():
+        print(f"{name:40} {value:10.3f}")
+    print(f"{'recommend() median (target <= 1 ms)':40} "
+          f"{median['recommend() in-process (cache hit)']:10.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"figures": figures, "ratios": ratios,
+                                               "sizes": sizes}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

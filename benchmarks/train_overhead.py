@@ -1,0 +1,240 @@
+"""Training overhead, fold-in latency and the model-pointer check, on MovieLens-100k.
+
+1. Imports ml-100k (943 subjects, 1,682 items, 100,000 rating events with their
+   timestamps) into a throw-away test database: SQLite in memory by default,
+   PostgreSQL + Redis with ``PERSONALIZE_TEST_SERVICES=1``.
+2. Times, side by side in this one run (medians of ``--repeat`` runs):
+   * the whole ``train_strategy("ease")`` (lock, snapshot from the database,
+     temporal holdout, fit, evaluation of the candidate *and* of the live
+     version on the holdout, artifact save to a FileSystemStorage, the
+     ModelVersion row, activation);
+   * the bare ``EASE().fit(snapshot)`` on the same snapshot, full and train part.
+   Target (issue 5): whole <= 1.5 x bare fit.
+3. Fold-in for one subject, median over ``--subjects`` subjects: what serving
+   does between trainings, ``subject_history`` (one query) + ``recommend`` on
+   the live EASE artifact; and the factor fold-in of the Surprise SVD plugin
+   (``fold_in`` from a 20-rating history) when that plugin is installed.
+   Target: median <= 5 ms.
+4. ``get_active_model`` per call: checking the shared pointer on every call
+   (``ACTIVE_MODEL_CHECK_INTERVAL=0``: one cache round trip) against the
+   default 1 s interval (a dictionary lookup).
+
+Usage::
+
+    .venv/bin/python benchmarks/train_overhead.py [--repeat 3] [--subjects 200]
+    PERSONALIZE_TEST_SERVICES=1 .venv/bin/python benchmarks/train_overhead.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.testapp.settings")
+
+TARGET_RATIO = 1.5
+TARGET_FOLD_IN_MS = 5.0
+
+
+def import_movielens(folder: Path) -> tuple[int, int, int]:
+    """Subjects, Items and rating Events from ml-100k, in bulk."""
+    from personalize.models import Event, Item, Subject
+
+    titles: dict[str, tuple[str, list[str]]] = {}
+    genres = [line.split("|")[0] for line in
+              (folder / "u.genre").read_text(encoding="latin-1").splitlines() if line]
+    for line in (folder / "u.item").read_text(encoding="latin-1").splitlines():
+        parts = line.split("|")
+        flags = parts[5:24]
+        titles[parts[0]] = (parts[1], [g for g, f in zip(genres, flags, strict=False) if f == "1"])
+    items = Item.objects.bulk_create(
+        [Item(external_id=f"ml:{mid}", title=title, text=title, categories=cats,
+              primary_category=cats[0] if cats else "")
+         for mid, (title, cats) in titles.items()], batch_size=2000)
+    item_pk = {item.external_id: item.pk for item in items}
+    rows = [line.split("\t") for line in (folder / "u.data").read_text().splitlines() if line]
+    users = sorted({row[0] for row in rows}, key=int)
+    subjects = Subject.objects.bulk_create(
+        [Subject(visitor_id=f"ml-user-{u}") for u in users], batch_size=2000)
+    subject_pk = dict(zip(users, (s.pk for s in subjects), strict=True))
+    Event.objects.bulk_create(
+        [Event(subject_id=subject_pk[u], item_id=item_pk[f"ml:{i}"], event_type="rating",
+               value=float(r), timestamp=datetime.fromtimestamp(int(t), tz=UTC), source="import")
+         for u, i, r, t in rows], batch_size=5000)
+    return len(subjects), len(items), len(rows)
+
+
+def _median_ms(samples: list[float]) -> float:
+    return 1000.0 * statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--subjects", type=int, default=200)
+    parser.add_argument("--data-dir", default=os.environ.get("PERSONALIZE_DATA_DIR")
+                        or str(ROOT.parent / "shared" / "data"))
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.test.utils import override_settings, setup_test_environment
+
+    setup_test_environment()
+    old_name = connection.settings_dict["NAME"]
+    connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    media = tempfile.mkdtemp(prefix="personalize-bench-")
+    overrides = override_settings(
+        STORAGES={"default": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                              "OPTIONS": {"location": media}},
+                  "staticfiles": {"BACKEND":
+                                  "django.contrib.staticfiles.storage.StaticFilesStorage"}},
+        PERSONALIZE={"STRATEGIES": {"ease": "personalize.strategies.ease.EASE",
+                                    "popular": "personalize.strategies.popularity.Popularity"},
+                     "DEFAULT_STRATEGY": "ease", "FALLBACK_STRATEGY": "popular",
+                     "LOAD_ENTRY_POINTS": False},
+    )
+    overrides.enable()
+    try:
+        run(args, Path(args.data_dir) / "movielens-100k")
+    finally:
+        overrides.disable()
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+        import shutil
+
+        shutil.rmtree(media, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, folder: Path) -> None:
+    from django.core.cache import caches
+    from django.db import connection
+
+    from personalize.conf import personalize_settings
+    from personalize.models import Subject
+    from personalize.strategies.registry import get_strategy
+    from personalize.tracking.history import subject_history
+    from personalize.training import active, service
+    from personalize.training.active import get_active_model
+
+    caches[personalize_settings.CACHE_ALIAS].clear()
+    started = time.perf_counter()
+    n_subjects, n_items, n_events = import_movielens(folder)
+    print(f"database: {connection.vendor}; cache: "
+          f"{type(caches[personalize_settings.CACHE_ALIAS]).__name__}")
+    print(f"imported ml-100k: {n_subjects} subjects, {n_items} items, {n_events} events "
+          f"in {time.perf_counter() - started:.1f}s")
+
+    strategy = get_strategy("ease")
+    snapshot_s, fit_full_s, fit_train_s, whole_s = [], [], [], []
+    versions = []
+    for _ in range(args.repeat):
+        # the whole training (after the first, a live version is evaluated too)
+        t0 = time.perf_counter()
+        version = service.train_strategy("ease", force=True)
+        whole_s.append(time.perf_counter() - t0)
+        versions.append(version)
+        # the bare fit, on the same snapshot
+        t0 = time.perf_counter()
+        snapshot = service.take_snapshot()
+        snapshot_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        strategy.fit(snapshot)
+        fit_full_s.append(time.perf_counter() - t0)
+        holdout = service.temporal_holdout(snapshot, personalize_settings.HOLDOUT_FRACTION,
+                                           personalize_settings.HOLDOUT_MAX_SUBJECTS)
+        t0 = time.perf_counter()
+        strategy.fit(holdout.train)
+        fit_train_s.append(time.perf_counter() - t0)
+
+    steady = whole_s[1:] or whole_s
+    last = versions[-1]
+    print("\n== train_strategy('ease') vs bare fit (median seconds) ==")
+    print(f"whole train_strategy, first (no live version):    {whole_s[0]:.3f}")
+    print(f"whole train_strategy, with a live version to beat: {statistics.median(steady):.3f}")
+    print(f"  of which fit (train part, from the row):        {last.fit_seconds:.3f}")
+    print(f"snapshot from the database:                        {statistics.median(snapshot_s):.3f}")
+    print(f"bare EASE.fit(full snapshot):                      {statistics.median(fit_full_s):.3f}")
+    print(f"bare EASE.fit(train part):                         {statistics.median(fit_train_s):.3f}")
+    ratio = statistics.median(steady) / statistics.median(fit_full_s)
+    print(f"ratio whole / bare fit: {ratio:.2f}x  (target <= {TARGET_RATIO}x: "
+          f"{'met' if ratio <= TARGET_RATIO else 'MISSED'})")
+    print(f"last version: v{last.version} {last.status}, ndcg@10 {last.metrics.get('ndcg@10')}, "
+          f"{last.metrics.get('subjects')} holdout subjects, artifact {last.artifact_size:,} B")
+
+    # --- fold-in between trainings ---------------------------------------------
+    live = get_active_model("ease")
+    ids = list(Subject.objects.order_by("pk").values_list("pk", flat=True)[: args.subjects])
+    with_history, scoring = [], []
+    for subject_id in ids:
+        t0 = time.perf_counter()
+        history = subject_history(subject_id)
+        t1 = time.perf_counter()
+        live.strategy.recommend(live.artifact, history, 10)
+        t2 = time.perf_counter()
+        with_history.append(t2 - t0)
+        scoring.append(t2 - t1)
+    print("\n== fold-in for one subject (median over "
+          f"{len(ids)} subjects) ==")
+    print(f"EASE, subject_history + recommend: {_median_ms(with_history):.2f} ms "
+          f"(target <= {TARGET_FOLD_IN_MS} ms: "
+          f"{'met' if _median_ms(with_history) <= TARGET_FOLD_IN_MS else 'MISSED'})")
+    print(f"EASE, recommend only:              {_median_ms(scoring):.2f} ms")
+    fold_in_svd(snapshot, ids)
+
+    # --- the pointer check ---------------------------------------------------------
+    from django.test.utils import override_settings
+
+    print("\n== get_active_model per call (median of 5,000) ==")
+    for interval in (0, 1.0):
+        with override_settings(PERSONALIZE={**personalize_settings.user_settings,
+                                            "ACTIVE_MODEL_CHECK_INTERVAL": interval}):
+            get_active_model("ease")
+            samples = []
+            for _ in range(5000):
+                t0 = time.perf_counter()
+                get_active_model("ease")
+                samples.append(time.perf_counter() - t0)
+        label = "pointer read every call" if interval == 0 else f"interval {interval:g}s"
+        print(f"{label:28s} {1e6 * statistics.median(samples):8.1f} us")
+    active.clear_loaded()
+
+
+def fold_in_svd(snapshot, subject_ids) -> None:
+    """Factor fold-in of the Surprise SVD plugin from a 20-rating history, if installed."""
+    try:
+        from personalize_surprise.strategies import SVD
+    except ImportError:
+        print("Surprise SVD fold-in: plugin not installed, skipped")
+        return
+    from personalize.strategies.base import History
+
+    strategy = SVD()
+    t0 = time.perf_counter()
+    artifact = strategy.fit(snapshot)
+    fit_s = time.perf_counter() - t0
+    item_ids = snapshot.item_ids
+    rng = __import__("numpy").random.default_rng(0)
+    samples = []
+    for n in range(len(subject_ids)):
+        chosen = rng.choice(len(item_ids), size=20, replace=False)
+        ratings = {int(item_ids[i]): float(rng.integers(1, 6)) for i in chosen}
+        history = History(item_ids=list(ratings), ratings=ratings, subject_id=-1 - n)
+        t1 = time.perf_counter()
+        strategy.fold_in(artifact, history)
+        samples.append(time.perf_counter() - t1)
+    print(f"Surprise SVD fold_in (20 ratings): {_median_ms(samples):.2f} ms "
+          f"(SVD fit {fit_s:.1f}s)")
+
+
+if __name__ == "__main__":
+    main()

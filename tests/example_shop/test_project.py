@@ -1,0 +1,95 @@
+"""The demo project itself, run the way `make demo` runs it: in a subprocess with its settings."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ENV_KEYS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")
+
+
+def shop_env(tmp_path, **extra):
+    env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
+    env.update(EXAMPLE_SHOP_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="example_shop.settings")
+    env.update(extra)
+    return env
+
+
+def run(args, env):
+    return subprocess.run(
+        [sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        check=False,
+    )
+
+
+def test_system_checks_pass(tmp_path):
+    result = run(["manage.py", "check"], shop_env(tmp_path))
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "no issues" in result.stdout
+
+
+def test_migrations_are_complete(tmp_path):
+    result = run(["manage.py", "makemigrations", "--check", "--dry-run"], shop_env(tmp_path))
+    assert result.returncode == 0, result.stderr + result.stdout
+
+
+SHOW_SETTINGS = """
+import json
+from django.conf import settings
+print(json.dumps({
+    "engine": settings.DATABASES["default"]["ENGINE"],
+    "db_name": str(settings.DATABASES["default"]["NAME"]),
+    "cache": settings.CACHES["default"]["BACKEND"],
+    "eager": settings.CELERY_TASK_ALWAYS_EAGER,
+    "broker": settings.CELERY_BROKER_URL,
+    "data_dir": settings.PERSONALIZE["DATA_DIR"],
+    "strategies": sorted(settings.PERSONALIZE["STRATEGIES"]),
+    "apps": settings.INSTALLED_APPS,
+}))
+"""
+
+
+def settings_with(tmp_path, **env):
+    result = run(["-c", "import django; django.setup()\n" + SHOW_SETTINGS],
+                 shop_env(tmp_path, **env))
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_embedded_defaults(tmp_path):
+    s = settings_with(tmp_path)
+    assert s["engine"] == "django.db.backends.sqlite3"
+    assert s["db_name"] == str(tmp_path / "example_shop.sqlite3")
+    assert s["cache"].endswith("LocMemCache")
+    assert s["eager"] is True
+    assert Path(s["data_dir"]) == REPO.parent / "shared" / "data"
+    assert {"popular", "trending", "item_knn", "ease", "hybrid"} <= set(s["strategies"])
+    assert s["apps"][-3:] == ["drf_spectacular", "personalize", "example_shop.shop"]
+
+
+def test_services_from_the_environment(tmp_path):
+    pytest.importorskip("dj_database_url")
+    s = settings_with(
+        tmp_path, DATABASE_URL="postgres://shop@db.example:5432/shop",
+        REDIS_URL="redis://cache.example:6379/1", CELERY_BROKER_URL="redis://cache.example:6379/2",
+        PERSONALIZE_DATA_DIR="/srv/data",
+    )
+    assert s["engine"] == "django.db.backends.postgresql"
+    assert s["db_name"] == "shop"
+    assert s["cache"] == "django_redis.cache.RedisCache"
+    assert s["eager"] is False
+    assert s["broker"] == "redis://cache.example:6379/2"
+    assert s["data_dir"] == "/srv/data"
+
+
+def test_celery_app_is_configured_from_settings(tmp_path):
+    code = ("import django; django.setup()\n"
+            "from example_shop.celery import app\n"
+            "import json; print(json.dumps([app.main, app.conf.task_always_eager]))")
+    result = run(["-c", code], shop_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == ["example_shop", True]
