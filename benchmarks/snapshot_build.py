@@ -108,7 +108,7 @@ def load(n_events: int, n_subjects: int, n_items: int, seed: int) -> dict:
         cursor.execute(f"ANALYZE {Event._meta.db_table}")
     loaded = time.perf_counter() - started
     return {"generate_s": round(generated, 2), "copy_s": round(loaded, 2),
-            "events": int(len(events)), "subjects": n_subjects, "items": n_items}
+            "events": len(events), "subjects": n_subjects, "items": n_items}
 
 
 # --- measuring (in a child process) -----------------------------------------------------
@@ -165,7 +165,7 @@ def main() -> None:
     parser.add_argument("--traced", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.chunk_size, args.traced)))  # noqa: T201
+        print(json.dumps(measure(args.chunk_size, args.traced)))
         return
 
     _setup_django()
@@ -179,30 +179,30 @@ def main() -> None:
     setup_test_environment()
     old = setup_databases(verbosity=0, interactive=False)
     try:
-        print(f"loading {args.events:,} events ({args.subjects:,} subjects, "  # noqa: T201
+        print(f"loading {args.events:,} events ({args.subjects:,} subjects, "
               f"{args.items:,} items) into {name} ...", flush=True)
         loaded = load(args.events, args.subjects, args.items, args.seed)
-        print(f"  generated in {loaded['generate_s']} s, COPY in {loaded['copy_s']} s")  # noqa: T201
+        print(f"  generated in {loaded['generate_s']} s, COPY in {loaded['copy_s']} s")
         parts = urlsplit(os.environ["DATABASE_URL"])
         url = urlunsplit(parts._replace(path=f"/{name}"))
         run = _child(url, args.chunk_size, traced=False)
-        print(f"Dataset.from_database(): {run['seconds']} s "  # noqa: T201
+        print(f"Dataset.from_database(): {run['seconds']} s "
               f"(target <= {TARGET_SECONDS:.0f} s) -> "
               f"{run['subjects']:,} subjects x {run['items']:,} items, "
               f"{run['events']:,} events, {run['nnz']:,} non-zeros, "
               f"{run['duplicates']:,} duplicates dropped")
-        print(f"  peak RSS of the process: {run['peak_rss_bytes'] / 1e9:.2f} GB "  # noqa: T201
+        print(f"  peak RSS of the process: {run['peak_rss_bytes'] / 1e9:.2f} GB "
               f"(before the build: {run['rss_before_bytes'] / 1e9:.2f} GB; "
               f"target <= {TARGET_BYTES / 1e9:.1f} GB)")
         traced = None
         if not args.no_tracemalloc:
             traced = _child(url, args.chunk_size, traced=True)
-            print(f"  tracemalloc peak (Python + NumPy allocations): "  # noqa: T201
+            print(f"  tracemalloc peak (Python + NumPy allocations): "
                   f"{traced['traced_peak_bytes'] / 1e9:.2f} GB "
                   f"(build slowed to {traced['seconds']} s by tracing)")
         ok = run["seconds"] <= TARGET_SECONDS and run["peak_rss_bytes"] <= TARGET_BYTES
-        print("targets met" if ok else "TARGETS MISSED")  # noqa: T201
-        print(json.dumps({"load": loaded, "build": run, "traced": traced}))  # noqa: T201
+        print("targets met" if ok else "TARGETS MISSED")
+        print(json.dumps({"load": loaded, "build": run, "traced": traced}))
     finally:
         teardown_databases(old, verbosity=0)
 

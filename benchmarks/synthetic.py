@@ -79,6 +79,7 @@ def item_texts(n_items: int, seed: int = 0) -> tuple[list[str], list[list[str]]]
     nouns = ("lamp", "mug", "guide", "drill", "ball", "album", "kit", "pot", "brush")
     a = rng.integers(0, len(adjectives), n_items)
     b = rng.integers(0, len(nouns), n_items)
-    texts = [f"{adjectives[x]} {nouns[y]} no. {n}" for n, (x, y) in enumerate(zip(a, b, strict=True))]
+    pairs = enumerate(zip(a.tolist(), b.tolist(), strict=True))
+    texts = [f"{adjectives[x]} {nouns[y]} no. {n}" for n, (x, y) in pairs]
     categories = [[CATEGORIES[n % len(CATEGORIES)]] for n in range(n_items)]
     return texts, categories

@@ -1,7 +1,7 @@
 """Synthetic prices: the Amazon data set has none, so a price is derived from the ASIN.
 
 Deterministic (the same ASIN always gets the same price, on every machine and
-every run), spread log-uniformly between about $4 and $400 like a real
+every run), spread log-uniformly between about $4 and $150 like a real
 industrial-supplies catalog, and ending in .99, .49 or .95.
 """
 
@@ -12,7 +12,7 @@ import math
 from decimal import Decimal
 
 MIN_PRICE = 4.0
-MAX_PRICE = 400.0
+MAX_PRICE = 150.0
 _ENDINGS = (Decimal("0.99"), Decimal("0.49"), Decimal("0.95"), Decimal("0.99"))
 
 

@@ -7,8 +7,8 @@ What a run creates (only what is missing, so a second run creates nothing):
 2. the superuser ``admin`` (password ``admin``) and one user per reviewer
    (8,442), named ``user<index>``, all with the password ``demo`` (hashed once:
    hashing 8,442 passwords one by one would take minutes);
-3. a personalize :class:`~personalize.models.Subject` per user and a
-   ``personalization`` consent grant in the ledger;
+3. a personalize :class:`~personalize.models.Subject` per user and a consent
+   grant for every configured purpose in the ledger;
 4. the catalog mirror (``personalize_sync_catalog``), so events can point at Items;
 5. one :class:`Order` per purchase in each user's history, and the matching
    personalize ``purchase`` Event, with deterministic ids (``uuid5``) and
@@ -53,7 +53,6 @@ ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin"  # noqa: S105 - the documented demo admin password
 CHUNK_SIZE = 2000
 SEED_ORDER_PREFIX = "S-"
-PERSONALIZATION = "personalization"
 
 T = TypeVar("T")
 #: ``progress(total, description)`` returns a callable advanced by a count.
@@ -241,22 +240,25 @@ class ShopSeeder:
         )
         self.subject_ids = {u: subject_by_user[uid] for u, uid in self.user_ids.items()}
 
-        # The seeded shoppers agreed to personalization (the demo's premise);
-        # a subject with any decision on record keeps it.
+        # The seeded shoppers agreed to every purpose (the demo's premise, and
+        # the banner does not ask them); a decision already on record is kept.
         decided = set(
-            ConsentRecord.objects.filter(purpose=PERSONALIZATION).values_list(
-                "subject_id", flat=True
-            )
+            ConsentRecord.objects.values_list("subject_id", "purpose").distinct()
         )
-        undecided = [sid for sid in self.subject_ids.values() if sid not in decided]
+        undecided = [
+            (sid, purpose)
+            for sid in self.subject_ids.values()
+            for purpose in personalize_settings.CONSENT_PURPOSES
+            if (sid, purpose) not in decided
+        ]
         version = str(personalize_settings.CONSENT_POLICY_VERSION)
         for chunk in _chunks(undecided):
             ConsentRecord.objects.bulk_create(
                 ConsentRecord(
-                    subject_id=sid, purpose=PERSONALIZATION, granted=True,
+                    subject_id=sid, purpose=purpose, granted=True,
                     policy_version=version, source=ConsentSource.SERVER,
                 )
-                for sid in chunk
+                for sid, purpose in chunk
             )
         self.report.consents = len(undecided)
 

@@ -110,7 +110,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
 @login_required
 def order_list(request: HttpRequest) -> HttpResponse:
     orders = (
-        Order.objects.filter(user_id=request.user.pk)
+        Order.objects.filter(user=request.user)  # type: ignore[misc]
         .prefetch_related("lines__product")
         .order_by("-created_at", "-pk")
     )
@@ -120,6 +120,7 @@ def order_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def order_detail(request: HttpRequest, reference: str) -> HttpResponse:
     order = get_object_or_404(
-        Order.objects.prefetch_related("lines__product"), reference=reference, user_id=request.user.pk
+        Order.objects.prefetch_related("lines__product"),
+        reference=reference, user=request.user,
     )
     return render(request, "shop/order.html", {"order": order})

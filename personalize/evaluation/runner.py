@@ -96,7 +96,7 @@ class _SplitContext:
 def _histories(train: Dataset, subjects: np.ndarray) -> list[History]:
     """The training History of each subject, built from sorted columns, not per event."""
     events = train.events
-    subject_ids = train.subject_ids
+    subject_ids = train.subject_ids.tolist()  # Python ids, whatever the array's dtype
     item_ids = train.item_ids
     if len(events) == 0:
         # A snapshot without an event log: the matrix row is the history.
@@ -106,7 +106,7 @@ def _histories(train: Dataset, subjects: np.ndarray) -> list[History]:
             start, end = matrix.indptr[row], matrix.indptr[row + 1]
             out.append(History(item_ids=item_ids[matrix.indices[start:end]].tolist(),
                                weights=matrix.data[start:end].tolist(),
-                               subject_id=subject_ids[row].item()))
+                               subject_id=subject_ids[row]))
         return out
     # Like subject_history(): events that carry no preference (weight 0) are
     # left out unless they are ratings.
@@ -131,7 +131,7 @@ def _histories(train: Dataset, subjects: np.ndarray) -> list[History]:
             # later events overwrite earlier ones: the latest rating wins
             ratings=dict(zip(np.asarray(ids, dtype=object)[rated].tolist(),
                              rating[rated].tolist(), strict=True)),
-            subject_id=subject_ids[row].item(),
+            subject_id=subject_ids[row],
         ))
     return out
 
@@ -203,12 +203,12 @@ def _predict(strategy: Any, artifact: Any, ctx: _SplitContext) -> tuple[float, f
     ratings = ctx.split.test_ratings
     if ratings is None or ctx.rating_subjects.size == 0:
         return math.nan, math.nan
-    subject_ids = ctx.split.train.subject_ids
+    subject_ids = ctx.split.train.subject_ids.tolist()
     predicted, actual = [], []
     for row in ctx.rating_subjects.tolist():
         start, end = ratings.indptr[row], ratings.indptr[row + 1]
         items = ctx.item_ids[ratings.indices[start:end]]
-        values = np.asarray(strategy.predict(artifact, subject_ids[row].item(), items.tolist()),
+        values = np.asarray(strategy.predict(artifact, subject_ids[row], items.tolist()),
                             dtype=np.float64)
         predicted.append(values)
         actual.append(ratings.data[start:end])

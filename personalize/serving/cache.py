@@ -48,6 +48,9 @@ GLOBAL_GEN_KEY = f"{PREFIX}:gen"
 #: A subject's generation outlives any block of theirs (blocks expire sooner);
 #: when it expires anyway, their entries stop matching, which is safe.
 SUBJECT_GEN_TTL = 60 * 60 * 24 * 7
+#: A subject generation meaning "this subject was deleted or merged": processes
+#: that remember its pk for a request resolve the request again.
+TOMBSTONE = "gone"
 #: Seconds between two "cache unreachable" warnings of one process.
 WARNING_INTERVAL = 30.0
 
@@ -171,6 +174,18 @@ def bump_global() -> None:
         get_cache().set(GLOBAL_GEN_KEY, new_token(), timeout=None)
     except Exception as exc:
         _warn("cached blocks expire by their TTL instead", exc)
+
+
+def tombstone_subjects(subject_ids: Iterable[int]) -> None:
+    """Mark subjects deleted or merged: their blocks stop matching and remembered pks expire."""
+    ids = {int(s) for s in subject_ids if s is not None}
+    if not ids:
+        return
+    try:
+        get_cache().set_many({subject_gen_key(s): TOMBSTONE for s in ids},
+                             timeout=SUBJECT_GEN_TTL)
+    except Exception as exc:
+        _warn("remembered subjects expire by time instead", exc)
 
 
 def bump_subjects(subject_ids: Iterable[int]) -> None:

@@ -159,6 +159,7 @@ _lock = threading.Lock()
 _index: CatalogIndex | None = None
 _items: dict[int, Item] = {}
 _items_generation: Any = STALE
+_urls: dict[int, str | None] = {}
 
 
 def _usable(index: CatalogIndex | None, generation: Any) -> bool:
@@ -205,6 +206,7 @@ def get_items(pks: Iterable[int], generation: Any) -> dict[int, Item]:
         return {pk: fetched[pk] for pk in wanted if pk in fetched}
     if generation != _items_generation:
         _items = {}
+        _urls.clear()
         _items_generation = generation
     found = {pk: _items[pk] for pk in wanted if pk in _items}
     missing = [pk for pk in wanted if pk not in found]
@@ -219,10 +221,26 @@ def get_items(pks: Iterable[int], generation: Any) -> dict[int, Item]:
     return {pk: found[pk] for pk in wanted if pk in found}
 
 
+def known_urls(pks: Iterable[int], generation: Any) -> dict[int, str | None]:
+    """The page URLs remembered for ``pks`` under ``generation`` (call after :func:`get_items`)."""
+    if generation != _items_generation or generation in (UNKNOWN, ANY, STALE):
+        return {}
+    return {pk: _urls[pk] for pk in pks if pk in _urls}
+
+
+def remember_urls(urls: dict[int, str | None], generation: Any) -> None:
+    """Keep page URLs until the generation moves (host objects change only with their Item)."""
+    if generation == _items_generation and generation not in (UNKNOWN, ANY, STALE):
+        if len(_urls) + len(urls) > int(personalize_settings.SERVING_ITEM_CACHE_SIZE):
+            _urls.clear()
+        _urls.update(urls)
+
+
 def clear() -> None:
     """Forget the index and the item rows of this process (tests use it)."""
     global _index, _items, _items_generation
     with _lock:
         _index = None
         _items = {}
+        _urls.clear()
         _items_generation = STALE

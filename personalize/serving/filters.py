@@ -140,7 +140,8 @@ def subject_excluded_items(subject_id: int, filters: FilterConfig) -> list[int]:
     if filters.exclude_window_days is not None:
         since = timezone.now() - timedelta(days=filters.exclude_window_days)
         events = events.filter(timestamp__gte=since)
-    return list(events.values_list("item_id", flat=True).distinct())
+    # order_by(): the model's default ordering would add the timestamp to DISTINCT
+    return list(events.order_by().values_list("item_id", flat=True).distinct())
 
 
 def allowed_mask(

@@ -37,14 +37,13 @@ _memo: dict[tuple[Any, ...], tuple[float, CatalogIndex, np.ndarray]] = {}
 
 
 def _model() -> Any:
-    from personalize.strategies.registry import configured_strategy_specs
     from personalize.training.active import get_active_model
 
     name = personalize_settings.POPULARITY_STRATEGY
+    if not name:
+        return None
     try:
-        if not name or name not in configured_strategy_specs():
-            return None
-        return get_active_model(name)
+        return get_active_model(name)  # None when not configured or not trained
     except Exception:
         logger.warning("Cannot load the popularity model %r", name, exc_info=True)
         return None

@@ -1,7 +1,10 @@
 """Signal receivers that keep the recommendation cache honest, connected from ``AppConfig.ready``.
 
-* ``event_recorded``, ``subject_erased`` and any consent decision: the
-  subjects' generation moves, so their cached blocks stop matching.
+* ``event_recorded`` and any consent decision: the subjects' generation
+  moves, so their cached blocks stop matching.
+* ``subject_erased``, a Subject deleted or merged into another: its
+  generation becomes a tombstone, so processes that remember its pk for a
+  request (:mod:`personalize.serving.subjects`) resolve that request again.
 * ``items_changed``, ``model_activated``, an Item or Placement saved or
   deleted: the global generation moves (after the transaction commits, once
   per transaction however many rows changed).
@@ -53,10 +56,29 @@ def on_event_recorded(sender: Any = None, subject_ids: Any = None, **kwargs: Any
         block_cache.bump_subjects(subject_ids)
 
 
+def _gone(subject_id: int) -> None:
+    from personalize.serving.subjects import forget_subject
+
+    forget_subject(subject_id)
+    block_cache.tombstone_subjects([subject_id])
+
+
 def on_subject_erased(sender: Any = None, subject_id: Any = None, **kwargs: Any) -> None:
-    """Receiver of ``subject_erased``."""
+    """Receiver of ``subject_erased``: blocks stop matching, remembered pks are re-checked."""
     if subject_id is not None:
-        block_cache.bump_subjects([subject_id])
+        _gone(int(subject_id))
+
+
+def on_subject_deleted(sender: Any, instance: Any = None, **kwargs: Any) -> None:
+    """``post_delete`` of Subject."""
+    if instance is not None and instance.pk is not None:
+        _gone(int(instance.pk))
+
+
+def on_subject_saved(sender: Any, instance: Any = None, raw: bool = False, **kwargs: Any) -> None:
+    """``post_save`` of Subject: a subject merged into another stops standing for anyone."""
+    if instance is not None and getattr(instance, "merged_into_id", None) is not None:
+        _gone(int(instance.pk))
 
 
 def on_catalog_or_model_change(sender: Any = None, **kwargs: Any) -> None:
@@ -83,7 +105,7 @@ def on_consent_recorded(sender: Any, instance: Any = None, raw: bool = False,
 
 def connect_serving_signals() -> None:
     """Connect every serving receiver (idempotent)."""
-    from personalize.models import ConsentRecord, Item, Placement
+    from personalize.models import ConsentRecord, Item, Placement, Subject
 
     uid = "personalize.serving"
     signals.event_recorded.connect(on_event_recorded, dispatch_uid=f"{uid}.events")
@@ -95,3 +117,5 @@ def connect_serving_signals() -> None:
         post_save.connect(on_row_changed, sender=model, dispatch_uid=f"{uid}.save.{label}")
         post_delete.connect(on_row_changed, sender=model, dispatch_uid=f"{uid}.delete.{label}")
     post_save.connect(on_consent_recorded, sender=ConsentRecord, dispatch_uid=f"{uid}.consent")
+    post_save.connect(on_subject_saved, sender=Subject, dispatch_uid=f"{uid}.subject.save")
+    post_delete.connect(on_subject_deleted, sender=Subject, dispatch_uid=f"{uid}.subject.delete")

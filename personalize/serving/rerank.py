@@ -102,13 +102,10 @@ def _embedding_vectors(pks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     name = personalize_settings.DIVERSITY_EMBEDDINGS_STRATEGY
     if not name:
         return None
-    from personalize.strategies.registry import configured_strategy_specs
     from personalize.training.active import get_active_model
 
     try:
-        if name not in configured_strategy_specs():
-            return None
-        model = get_active_model(name)
+        model = get_active_model(name)  # None when not configured or not trained
     except Exception:
         logger.warning("Cannot load the %r model for diversity", name, exc_info=True)
         return None

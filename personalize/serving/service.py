@@ -41,7 +41,14 @@ from django.utils.translation import gettext
 from personalize.conf import personalize_settings
 from personalize.models import Item, Subject
 from personalize.serving import cache as block_cache
-from personalize.serving.catalog import ANY, CatalogIndex, catalog_index, get_items
+from personalize.serving.catalog import (
+    ANY,
+    CatalogIndex,
+    catalog_index,
+    get_items,
+    known_urls,
+    remember_urls,
+)
 from personalize.serving.filters import (
     allowed_mask,
     blocked_pks,
@@ -51,6 +58,7 @@ from personalize.serving.filters import (
 from personalize.serving.placements import PlacementConfig, get_placement
 from personalize.serving.popularity import popularity
 from personalize.serving.rerank import intra_list_diversity, mmr, similarity_matrix, stats
+from personalize.serving.subjects import subject_id_for
 from personalize.strategies.base import CannotRecommend, History, top_k
 
 logger = logging.getLogger(__name__)
@@ -116,14 +124,6 @@ def _as_request(obj: Any) -> HttpRequest | None:
     return inner if isinstance(inner, HttpRequest) else None
 
 
-def _resolve_subject(request_or_subject: Any) -> Subject | None:
-    if request_or_subject is None:
-        return None
-    from personalize.tracking.subjects import resolve_subject
-
-    return resolve_subject(request_or_subject, create=False)
-
-
 def _browser_signal(request: HttpRequest | None) -> str | None:
     if request is None:
         return None
@@ -132,10 +132,10 @@ def _browser_signal(request: HttpRequest | None) -> str | None:
     return browser_signal(request)
 
 
-def _consent(subject: Subject, request: HttpRequest | None) -> bool:
+def _consent(subject_id: int, request: HttpRequest | None) -> bool:
     from personalize.consent.service import has_consent
 
-    return bool(has_consent(subject, "personalization", request))
+    return bool(has_consent(subject_id, "personalization", request))
 
 
 def _consent_config() -> tuple[Any, ...]:
@@ -247,6 +247,20 @@ class _Block:
         self.trace = trace
         self.pks: list[int] = []
         self.rows: list[tuple[int, float, str, bool, Callable[[dict[int, Item]], str]]] = []
+        #: the last similarity matrix computed, and the pks of its rows
+        self.sim: tuple[list[int], np.ndarray] | None = None
+
+    def similarity(self, pks: list[int]) -> np.ndarray:
+        """Pairwise similarity of ``pks``, from the last matrix when it covers them."""
+        if self.sim is not None:
+            known, matrix = self.sim
+            where = {pk: n for n, pk in enumerate(known)}
+            if all(pk in where for pk in pks):
+                rows = np.asarray([where[pk] for pk in pks], dtype=np.int64)
+                return matrix[np.ix_(rows, rows)]
+        matrix = similarity_matrix(self.index, pks)
+        self.sim = (list(pks), matrix)
+        return matrix
 
     @property
     def need(self) -> int:
@@ -279,7 +293,7 @@ class _Block:
         order: list[int]
         if self.diversity > 0 and ids.size > 1:
             pool = self.pks + ids.tolist()
-            sim = similarity_matrix(self.index, pool)
+            sim = self.similarity(pool)
             order = mmr(scores, sim, self.diversity, self.need, selected=range(len(self.pks)))
         else:
             order = list(range(min(self.need, ids.size)))
@@ -414,7 +428,12 @@ def _finish(block: _Block, generation: Any, trace: Trace | None) -> tuple[list[R
     ]
     wanted = block.pks + [pk for pk in history_pks if pk is not None]
     items = get_items(wanted, generation)
-    urls = _urls({pk: items[pk] for pk in block.pks if pk in items})
+    urls = known_urls(block.pks, generation)
+    missing = {pk: items[pk] for pk in block.pks if pk in items and pk not in urls}
+    if missing:
+        found = _urls(missing)
+        remember_urls(found, generation)
+        urls.update(found)
     rows: list[Row] = [
         (pk, score, strategy, personalized, render(items), urls.get(pk))
         for pk, score, strategy, personalized, render in block.rows
@@ -422,7 +441,7 @@ def _finish(block: _Block, generation: Any, trace: Trace | None) -> tuple[list[R
     ]
     diversity = None
     if len(rows) >= 2:
-        diversity = intra_list_diversity(similarity_matrix(block.index, [r[0] for r in rows]))
+        diversity = intra_list_diversity(block.similarity([r[0] for r in rows]))
     if trace is not None:
         trace.diversity = diversity
     return rows, diversity
@@ -430,7 +449,7 @@ def _finish(block: _Block, generation: Any, trace: Trace | None) -> tuple[list[R
 
 def compute_block(
     config: PlacementConfig,
-    subject: Subject | None,
+    subject_id: int | None,
     consent: bool,
     limit: int,
     context_item: int | None,
@@ -441,7 +460,7 @@ def compute_block(
 
     Args:
         config: the placement.
-        subject: the subject (``None``: an anonymous visitor without a subject).
+        subject_id: the subject's pk (``None``: an anonymous visitor without a subject).
         consent: whether the subject's history may be used.
         limit: how many items.
         context_item: the pk of the page's item, if any.
@@ -454,15 +473,15 @@ def compute_block(
     index = catalog_index(generation)
     if len(index) == 0 or limit <= 0:
         return [], None, False
-    personal = consent and subject is not None
+    personal = consent and subject_id is not None
     filters = config.filters
     history = History()
     excluded: list[int] = []
-    if personal and subject is not None:
+    if personal and subject_id is not None:
         from personalize.tracking.history import subject_history
 
-        history = subject_history(subject.pk)
-        excluded = subject_excluded_items(subject.pk, filters)
+        history = subject_history(subject_id)
+        excluded = subject_excluded_items(subject_id, filters)
     # Fallback fills skip the history too, as strategies do: a block "for you"
     # does not offer back what the subject already engaged with.
     allowed = allowed_mask(index, filters, excluded_pks=[*excluded, *history.item_ids],
@@ -546,22 +565,21 @@ def recommend(
         empty catalog or a disabled placement.
     """
     request = _as_request(request_or_subject)
-    subject = _resolve_subject(request_or_subject)
-    signal = _browser_signal(request)
     # With a browser privacy signal, the shared non-personalized block is served.
-    keyed_subject = subject if subject is not None and not signal else None
+    signal = _browser_signal(request)
+    subject_id, remembered = (None, False) if signal else subject_id_for(request_or_subject)
     config = get_placement(placement)
     context_item = resolve_item((context or {}).get("item"))
     language = translation.get_language()
     model = _active_model(config.strategy)
-    entry_key = block_cache.block_key(
-        placement, keyed_subject.pk if keyed_subject else None, limit, context_item, language
-    )
-    keys = [block_cache.GLOBAL_GEN_KEY, entry_key]
-    if keyed_subject is not None:
-        subject_key = block_cache.subject_gen_key(keyed_subject.pk)
-        keys.append(subject_key)
-    values = block_cache.read(keys)
+    lookup = _Lookup(placement, subject_id, limit, context_item, language)
+    values = block_cache.read(lookup.keys)
+    if values is not None and remembered and values.get(lookup.subject_key) == \
+            block_cache.TOMBSTONE:
+        # the remembered subject was deleted or merged: resolve the request again
+        subject_id, _ = subject_id_for(request_or_subject, fresh=True)
+        lookup = _Lookup(placement, subject_id, limit, context_item, language)
+        values = block_cache.read(lookup.keys)
     generation = block_cache.global_generation(values)
     subject_generation = None
     if values is not None:
@@ -569,9 +587,13 @@ def recommend(
         if fresh is not config:
             config = fresh
             model = _active_model(config.strategy)
-        if keyed_subject is not None:
-            subject_generation = values.get(subject_key)
-        entry = values.get(entry_key)
+        subject_generation = values.get(lookup.subject_key) if lookup.subject_key else None
+        if subject_generation == block_cache.TOMBSTONE and subject_id is not None:
+            # resolved from the database just now, so the subject is alive
+            # (consent revoked, not deleted): give it a live generation again
+            block_cache.bump_subjects([subject_id])
+            subject_generation = None
+        entry = values.get(lookup.entry_key)
         if (
             isinstance(entry, tuple)
             and len(entry) == 6
@@ -585,16 +607,30 @@ def recommend(
     if not config.enabled:
         return []
     n = _clamp_limit(limit, config.limit)
-    consent = keyed_subject is not None and _consent(keyed_subject, request)
+    consent = subject_id is not None and _consent(subject_id, request)
     rows, diversity, fallback = compute_block(
-        config, keyed_subject, consent, n, context_item, generation
+        config, subject_id, consent, n, context_item, generation
     )
     stats.record_computed(placement, diversity=diversity, n_items=len(rows), fallback=fallback)
-    if values is not None:
+    if values is not None and subject_generation != block_cache.TOMBSTONE:
         entry_value = (ENTRY_FORMAT, generation, subject_generation, _model_key(model),
                        _consent_config(), tuple(rows))
-        block_cache.write(entry_key, entry_value, config.cache_ttl)
+        block_cache.write(lookup.entry_key, entry_value, config.cache_ttl)
     return _materialise(rows, generation)
+
+
+class _Lookup:
+    """The cache keys of one block lookup."""
+
+    def __init__(self, placement: str, subject_id: int | None, limit: int | None,
+                 context_item: int | None, language: str | None) -> None:
+        self.entry_key = block_cache.block_key(placement, subject_id, limit, context_item,
+                                               language)
+        self.subject_key = (block_cache.subject_gen_key(subject_id)
+                            if subject_id is not None else "")
+        self.keys = [block_cache.GLOBAL_GEN_KEY, self.entry_key]
+        if self.subject_key:
+            self.keys.append(self.subject_key)
 
 
 def preview(
@@ -611,12 +647,13 @@ def preview(
 
     config = load_placement(placement)
     generation = block_cache.global_generation(block_cache.read([block_cache.GLOBAL_GEN_KEY]))
-    consent = subject is not None and _consent(subject, None)
+    subject_id = subject.pk if subject is not None else None
+    consent = subject_id is not None and _consent(subject_id, None)
     trace = Trace(consent=consent, subject=subject.key if subject is not None else None,
                   source=popularity(catalog_index(generation))[1])
     context_item = resolve_item((context or {}).get("item"))
     n = _clamp_limit(limit, config.limit)
-    rows, _, _ = compute_block(config, subject, consent, n, context_item, generation, trace)
+    rows, _, _ = compute_block(config, subject_id, consent, n, context_item, generation, trace)
     return _materialise(rows, generation), trace, config
 
 

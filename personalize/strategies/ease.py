@@ -25,7 +25,7 @@ Artifact layout (``artifact_version`` 1):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -180,12 +180,32 @@ class EASE(VectorStrategy):
             return artifact["weights"][columns]
         return artifact.get_csr("weights")[columns].toarray()
 
-    def item_scores(self, artifact: Artifact, history: History) -> np.ndarray:
+    def _history(self, artifact: Artifact, history: History) -> tuple[np.ndarray, np.ndarray]:
         n = len(artifact["item_ids"])
         vector, columns = history_vector(artifact, history, n, binary=self.options.binary)
         if columns.size == 0:
             raise CannotRecommend("No history item is known to the EASE model.")
-        return vector[columns].astype(np.float64) @ self._rows(artifact, columns)
+        return vector[columns], columns
+
+    def item_scores(self, artifact: Artifact, history: History) -> np.ndarray:
+        weights, columns = self._history(artifact, history)
+        # float32 throughout: a float64 operand would make NumPy copy the gathered rows
+        return (weights @ self._rows(artifact, columns)).astype(np.float64)
+
+    def score_items(
+        self, artifact: Artifact, history: History, item_ids: Sequence[Any]
+    ) -> np.ndarray:
+        """Scores of ``item_ids`` only: gathers ``len(history) x len(item_ids)`` weights."""
+        ensure_artifact(self, artifact)
+        weights, columns = self._history(artifact, history)
+        targets, found = positions(artifact, item_ids)
+        out = np.full(len(found), np.nan)
+        if "weights" in artifact:
+            block = artifact["weights"][np.ix_(columns, targets)]
+        else:
+            block = artifact.get_csr("weights")[columns][:, targets].toarray()
+        out[found] = weights @ block
+        return out
 
     def similar(
         self, artifact: Artifact, item_id: Any, k: int, exclude: Iterable[Any] = ()

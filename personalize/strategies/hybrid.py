@@ -46,7 +46,15 @@ from personalize.strategies.base import (
     Strategy,
     top_k,
 )
-from personalize.strategies.common import artifact_meta, ensure_artifact, parse_exclude
+from personalize.strategies.common import (
+    VectorStrategy,
+    artifact_meta,
+    ensure_artifact,
+    mask_columns,
+    parse_exclude,
+    positions,
+    ranked,
+)
 from personalize.strategies.registry import (
     StrategyConfigError,
     configured_strategy_specs,
@@ -249,25 +257,39 @@ class Blend(HybridStrategy):
             return []
         exclude = parse_exclude(exclude)
         pool = max(self.options.candidates, k)
-        answered: list[tuple[float, Strategy, Artifact, Scored]] = []
+        answered: list[tuple[float, Strategy, Artifact, Scored, np.ndarray | None]] = []
         for name, weight in self.options.strategies.items():
             if not weight:
                 continue
             strategy, part = unpack_part(artifact, name)
             try:
-                answered.append((weight, strategy, part,
-                                 strategy.recommend(part, history, pool, exclude)))
+                if isinstance(strategy, VectorStrategy):
+                    # one score vector serves both the proposal and the blending
+                    ensure_artifact(strategy, part)
+                    vector = strategy.item_scores(part, history)
+                    masked = vector.copy()
+                    mask_columns(masked, part, history, exclude)
+                    answered.append((weight, strategy, part, ranked(part, masked, pool), vector))
+                else:
+                    scored = strategy.recommend(part, history, pool, exclude)
+                    answered.append((weight, strategy, part, scored, None))
             except CannotRecommend:
                 continue
         if not answered:
             raise CannotRecommend("No part of the blend can recommend for this history.")
-        listed = [pair for *_, scored in answered for pair in scored]
+        listed = [pair for _, _, _, scored, _ in answered for pair in scored]
         if not listed:
             return []
         candidates = np.unique(_as_arrays(listed)[0])
         total = np.zeros(len(candidates))
-        for weight, strategy, part, scored in answered:
-            total += weight * _minmax(_scores_for(strategy, part, history, candidates, scored))
+        for weight, strategy, part, scored, full in answered:
+            if full is not None:
+                columns, found = positions(part, candidates.tolist())
+                part_scores = np.full(len(candidates), np.nan)
+                part_scores[found] = full[columns]
+            else:
+                part_scores = _scores_for(strategy, part, history, candidates, scored)
+            total += weight * _minmax(part_scores)
         best = top_k(total, k)
         return list(zip(candidates[best].tolist(), total[best].tolist(), strict=True))
 

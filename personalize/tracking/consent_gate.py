@@ -35,6 +35,23 @@ def personalization_allowed(subject: Subject | None, request: Any = None) -> boo
         return False
 
 
+def personalization_allowed_many(subject_ids: set[int], request: Any = None) -> dict[int, bool]:
+    """:func:`personalization_allowed` for many subjects (one cache round trip).
+
+    Subject pks are taken as given: resolve merges first. Fails closed.
+    """
+    if not subject_ids:
+        return {}
+    try:
+        from personalize.consent.service import has_consent_many
+
+        allowed = has_consent_many(subject_ids, PURPOSE, request=request)
+        return {pk: bool(allowed.get(pk, False)) for pk in subject_ids}
+    except Exception:
+        logger.exception("Consent check failed for %d subjects; not recorded.", len(subject_ids))
+        return dict.fromkeys(subject_ids, False)
+
+
 def may_create_subject(request: Any) -> bool:
     """Whether tracking may create a subject (and so a cookie) for a new visitor.
 

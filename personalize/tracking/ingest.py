@@ -28,7 +28,7 @@ from personalize.conf import personalize_settings
 from personalize.models import Event, Item, Subject
 from personalize.models.events import EventSource
 from personalize.signals import event_recorded, items_changed
-from personalize.tracking.consent_gate import personalization_allowed
+from personalize.tracking.consent_gate import personalization_allowed_many
 from personalize.tracking.subjects import follow_merges
 from personalize.tracking.validation import CleanEvent, EventValidator, Problem
 
@@ -257,19 +257,21 @@ def ingest_events(
 
     subject_map = subjects_for_refs(refs) if refs else {}
     missing_subject = no_subject or Problem("subject", "required: a subject key or user id")
-    allowed: dict[int, bool] = {}
-    admitted: list[tuple[int, CleanEvent, Subject]] = []
-    external_ids: set[str] = set()
+    owned: list[tuple[int, CleanEvent, Subject]] = []
     for index, clean in cleaned:
         owner = subject if clean.subject_ref is None else subject_map.get(clean.subject_ref)
         if owner is None:
             reject(index, missing_subject if clean.subject_ref is None
                    else Problem("subject", "unknown subject"))
-            continue
-        ok = allowed.get(owner.pk)
-        if ok is None:
-            ok = allowed[owner.pk] = personalization_allowed(owner, request)
-        if not ok:
+        else:
+            owned.append((index, clean, owner))
+
+    # Consent for every subject of the batch in one cache round trip.
+    allowed = personalization_allowed_many({owner.pk for _, _, owner in owned}, request)
+    admitted: list[tuple[int, CleanEvent, Subject]] = []
+    external_ids: set[str] = set()
+    for index, clean, owner in owned:
+        if not allowed.get(owner.pk, False):
             reject(index, NO_CONSENT)
             continue
         admitted.append((index, clean, owner))

@@ -453,3 +453,22 @@ def test_against_real_postgresql_and_redis(consenting, items, settings):  # noqa
     limited = post(client, {"type": "view", "item": "sku-3"}, token)
     assert limited.status_code == 429 and int(limited["Retry-After"]) >= 1
     assert any(f"subject:{subject.pk}" in k for k in cache.keys("personalize:rl:*"))
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [("DataError", 400), ("OperationalError", 503)],
+)
+def test_database_errors_are_not_500(consenting, items, error, status):  # noqa: F811
+    from unittest import mock
+
+    from django import db
+
+    client, token, _ = consenting
+    with mock.patch("personalize.api.events.ingest_events",
+                    side_effect=getattr(db, error)("boom")):
+        response = post(client, {"type": "view", "item": "sku-1"}, token)
+    assert response.status_code == status
+    assert response.json()["detail"]
+    if status == 503:
+        assert response["Retry-After"] == "30"

@@ -175,7 +175,7 @@ def test_logged_in_shopper_sees_the_block_change_after_a_click(demo_server: Demo
     page.fill("#id_username", "user0")  # type: ignore[attr-defined]
     page.fill("#id_password", "demo")  # type: ignore[attr-defined]
     shot(page, "01-login")
-    page.click("button[type=submit]")  # type: ignore[attr-defined]
+    page.click("[data-testid=login-submit]")  # type: ignore[attr-defined]
     page.wait_for_url(url + "/")  # type: ignore[attr-defined]
     assert "Hi, user0" in page.inner_text("header")  # type: ignore[attr-defined]
 

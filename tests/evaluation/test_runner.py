@@ -237,3 +237,14 @@ def test_rank_gives_per_subject_lists_and_reuses_an_artifact():
     again = runner.rank(FakePopular(), split, k=2, artifact=first.artifact)
     assert again.fit_seconds == 0.0
     assert again.recs.tolist() == first.recs.tolist()
+
+
+def test_string_ids_in_object_arrays():
+    Recorder.seen = []
+    train = make_dataset([(0, 0, 1.0), (0, 1, 1.0), (1, 1, 1.0)],
+                         subject_ids=np.array(["ann", "bob"], dtype=object),
+                         item_ids=np.array(["x", "y", "z"], dtype=object))
+    test = sp.csr_array((np.ones(2), ([0, 1], [2, 0])), shape=(2, 3))
+    report = runner.evaluate_splits({"rec": Recorder()}, [Split("custom", train, test)], k=1)
+    assert [h.subject_id for h in Recorder.seen] == ["ann", "bob"]
+    assert report["results"][0]["hit_rate@1"] == pytest.approx(1.0)

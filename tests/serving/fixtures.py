@@ -14,7 +14,7 @@ import pytest
 
 from personalize.models import ConsentRecord, Item, Subject
 from personalize.serving import cache as block_cache
-from personalize.serving import catalog, placements, popularity
+from personalize.serving import catalog, placements, popularity, subjects
 from personalize.serving.rerank import stats
 from personalize.strategies.base import CannotRecommend, History, Strategy
 from personalize.training.active import ActiveModel
@@ -81,6 +81,7 @@ def fresh_serving_state():
     catalog.clear()
     placements.clear()
     popularity.clear()
+    subjects.clear()
     stats.reset()
     block_cache.reset_warning_throttle()
     FakeStrategy.calls = []

@@ -68,7 +68,7 @@ def test_ndcg_at_10_on_movielens_100k(movielens):
         "item_knn": ndcg(ItemKNN(), train, test_sets),
         "ease": ndcg(EASE(), train, test_sets),
     }
-    print(scores)  # noqa: T201 - shown with -s
+    print(scores)
     assert 0.22 <= scores["popular"] <= 0.28
     assert scores["item_knn"] >= 0.42
     assert scores["ease"] >= 0.48

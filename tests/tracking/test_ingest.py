@@ -198,3 +198,29 @@ def test_body_shapes_and_token():
     assert decode_payload(b'{"type": "view", "csrfmiddlewaretoken": "t"}') == (
         [{"type": "view"}], "t")
     assert decode_payload('\ufeff[{"type": "vïew"}]'.encode()) == ([{"type": "vïew"}], None)
+
+
+def test_consent_is_read_once_per_batch_for_all_subjects(items):
+    from unittest import mock
+
+    subjects = [Subject.objects.create() for _ in range(3)]
+    for s in subjects[:2]:
+        grant_consent(s)
+    batch = [{"type": "view", "item": "sku-1", "subject": s.key} for s in subjects * 2]
+    with mock.patch("personalize.consent.service.has_consent_many",
+                    wraps=__import__("personalize.consent.service",
+                                     fromlist=["x"]).has_consent_many) as spy:
+        report = ingest_events(batch, allow_subject=True)
+    assert spy.call_count == 1
+    assert set(spy.call_args.args[0]) == {s.pk for s in subjects}
+    assert [r.field for r in report.results] == [None, None, "consent"] * 2
+
+
+def test_consent_failure_fails_closed(subject, items):
+    from unittest import mock
+
+    with mock.patch("personalize.consent.service.has_consent_many",
+                    side_effect=RuntimeError("ledger down")):
+        report = ingest_events([{"type": "view", "item": "sku-1"}], subject=subject)
+    assert report.results[0].field == "consent"
+    assert Event.objects.count() == 0

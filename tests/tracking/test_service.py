@@ -190,3 +190,11 @@ def test_few_queries_per_event(subject, items):
     with CaptureQueriesContext(connection) as queries:
         track(subject, "view", items["sku-1"])
     assert len(queries) == 1  # the INSERT; consent is cached
+
+
+def test_consent_failure_fails_closed(subject, items):
+    from unittest import mock
+
+    with mock.patch("personalize.consent.service.has_consent", side_effect=RuntimeError("x")):
+        assert track(subject, "view", "sku-1") is None
+    assert Event.objects.count() == 0

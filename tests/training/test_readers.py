@@ -85,10 +85,10 @@ def test_amazon_parts_and_heldout(data_dir):
     assert train.item_attributes[0]["asin"]
     # train + held-out item = the full history, in order
     full_history = full.history(int(users[0])).item_ids
-    assert train.history(int(users[0])).item_ids + [int(held[0])] == full_history
+    assert [*train.history(int(users[0])).item_ids, int(held[0])] == full_history
     assert full.history(int(users[0])).timestamps == list(
         map(float, range(1, len(full_history) + 1)))
-    valid_users, valid_held = read_amazon_heldout(folder, part="valid")
+    _valid_users, valid_held = read_amazon_heldout(folder, part="valid")
     assert valid_held[0] == full_history[-2]
 
 

@@ -185,7 +185,7 @@ def _dim(vectors: dict[int, np.ndarray], previous: Artifact | None, model: str,
     return model_module.embedding_dim(model, device)
 
 
-def embed_and_upsert(artifact: Artifact, items: Iterable[Any]) -> int:
+def embed_and_upsert(artifact: Artifact, items: Iterable[Any]) -> Artifact:
     """Add or replace the vectors of new or changed items in a trained artifact.
 
     Call it when the catalog changes (``personalize.signals.items_changed``):
@@ -194,12 +194,16 @@ def embed_and_upsert(artifact: Artifact, items: Iterable[Any]) -> int:
     and options are the ones the artifact was trained with. Any ANN index in
     the artifact is dropped and rebuilt lazily on the next query.
 
+    ``personalize.training.embedding`` calls it (one Celery task per chunk of
+    changed items, merged into a new model version).
+
     Args:
         artifact: an embeddings artifact; modified in place (save it afterwards).
         items: see :func:`as_item_texts`.
 
     Returns:
-        How many texts were run through the model.
+        The same artifact; ``artifact.meta["encoded"]`` says how many texts
+        were run through the model.
     """
     options = artifact.meta.get("options", {})
     fresh = embed_items(
@@ -207,8 +211,9 @@ def embed_and_upsert(artifact: Artifact, items: Iterable[Any]) -> int:
         device=options.get("device", "cpu"), batch_size=options.get("batch_size", 32),
         normalize=bool(artifact.meta.get("normalize", True)),
     )
+    artifact.meta["encoded"] = fresh.encoded
     if len(fresh.item_ids) == 0:
-        return 0
+        return artifact
     index = artifact.index_of("item_ids")
     ids = fresh.item_ids.tolist()
     positions = np.asarray([index.get(item_id, -1) for item_id in ids], dtype=np.int64)
@@ -225,7 +230,7 @@ def embed_and_upsert(artifact: Artifact, items: Iterable[Any]) -> int:
         artifact.arrays["text_hashes"] = np.concatenate([hashes, fresh.text_hashes[keep]])
     artifact.arrays.pop("hnsw_index", None)
     artifact.cache.clear()
-    return fresh.encoded
+    return artifact
 
 
 def drop_items(artifact: Artifact, item_ids: Iterable[Any]) -> int:

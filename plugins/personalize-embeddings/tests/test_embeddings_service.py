@@ -65,8 +65,8 @@ def test_embed_and_upsert_makes_a_new_item_recommendable(catalog_artifact, count
     new = SimpleNamespace(pk="cylinder", title="Graduated cylinder",
                           text="Borosilicate glass graduated cylinder 250 ml, laboratory use.",
                           categories=["Lab"])
-    encoded = embed_and_upsert(artifact, [new, ("meter", CATALOG["meter"])])
-    assert encoded == 1
+    assert embed_and_upsert(artifact, [new, ("meter", CATALOG["meter"])]) is artifact
+    assert artifact.meta["encoded"] == 1
     assert count_encodes == [[new.text]]
     assert artifact["item_ids"].tolist() == [*CATALOG, "cylinder"]
     assert len(artifact["vectors"]) == len(artifact["text_hashes"]) == len(CATALOG) + 1
@@ -124,3 +124,23 @@ def test_unknown_model_is_not_downloaded():
 def test_model_is_loaded_once_per_process(model):
     assert load_model() is model
     assert load_model(DEFAULT_MODEL, "cpu") is model
+
+
+def test_works_with_the_training_packages_partial_upserts(catalog_artifact):
+    """personalize.training.embedding embeds a chunk into an empty copy, then merges it."""
+    from personalize.training.embedding import empty_like, upsert_function, upsert_rows
+
+    live = copy_of(catalog_artifact)
+    upsert = upsert_function(Embeddings())
+    assert upsert is embed_and_upsert
+    part = empty_like(live)
+    new = SimpleNamespace(pk="scope", title="Microscope", categories=[],
+                          text="Compound light microscope with LED illumination, 40x-1000x.")
+    result = upsert(part, [new, ItemText("tape", "Nitrile gloves, chemical resistant.")])
+    part = result if isinstance(result, Artifact) else part
+    assert part["item_ids"].tolist() == ["scope", "tape"]
+    upsert_rows(live, copy_of(part))
+    assert live["item_ids"].tolist() == [*CATALOG, "scope"]
+    recs = Embeddings().recommend(live, History(item_ids=["latex"]), k=2)
+    assert "tape" in [item for item, _ in recs]
+    assert Embeddings().similar(live, "scope", k=1)

@@ -56,7 +56,8 @@ def test_seed_a_slice(shop_settings, data_dir, histories):
     c = counts()
     assert c["products"] == c["items"] == len(bought)
     assert c["users"] == N_USERS + 1  # + the admin
-    assert c["subjects"] == c["consents"] == N_USERS
+    assert c["subjects"] == N_USERS
+    assert c["consents"] == N_USERS * len(("personalization", "analytics"))
     assert c["orders"] == c["lines"] == c["events"] == n_purchases
     assert c["placements"] == len(PLACEMENTS)
 
@@ -81,10 +82,12 @@ def test_seed_a_slice(shop_settings, data_dir, histories):
     assert [o.lines.get().product.asin for o in orders] == histories[0]
     assert all(o.total == o.lines.get().unit_price == o.lines.get().product.price for o in orders)
 
-    # The seeded shoppers consented to personalization.
+    # The seeded shoppers consented to every purpose, so the banner does not ask them.
     import personalize
 
-    assert personalize.get_consent(subject)["personalization"].granted
+    states = personalize.get_consent(subject)
+    assert set(states) == {"personalization", "analytics"}
+    assert all(state.granted and state.is_decided for state in states.values())
 
 
 def test_second_run_changes_nothing(shop_settings, data_dir):
