@@ -49,9 +49,16 @@ def generate(
     in_taste: float = 0.7,
     days: float = 90.0,
     now: float = 1_735_689_600.0,  # 2025-01-01
+    duplicate_share: float = 0.01,
 ) -> SyntheticEvents:
-    """Draw ``n_events`` events (see the module docstring)."""
+    """Draw ``n_events`` events (see the module docstring).
+
+    ``duplicate_share`` of them are exact copies of others (a client that
+    retried a send), which the snapshot must drop.
+    """
     rng = np.random.default_rng(seed)
+    n_copies = int(n_events * duplicate_share)
+    n_events -= n_copies
     activity = rng.lognormal(mean=0.0, sigma=1.2, size=n_subjects)
     cumulative = np.cumsum(activity) / activity.sum()
     subjects = np.minimum(np.searchsorted(cumulative, rng.random(n_events)), n_subjects - 1)
@@ -68,8 +75,10 @@ def generate(
     values = np.where(types == EVENT_TYPES.index("rating"),
                       rng.integers(1, 6, size=n_events).astype(np.float64), np.nan)
     timestamps = now - rng.random(n_events) * days * 86_400.0
-    return SyntheticEvents(subjects.astype(np.int64), items.astype(np.int64),
-                           types.astype(np.int16), values, timestamps)
+    copies = rng.integers(0, n_events, size=n_copies)
+    order = np.concatenate([np.arange(n_events), copies])
+    return SyntheticEvents(subjects[order].astype(np.int64), items[order].astype(np.int64),
+                           types[order].astype(np.int16), values[order], timestamps[order])
 
 
 def item_texts(n_items: int, seed: int = 0) -> tuple[list[str], list[list[str]]]:

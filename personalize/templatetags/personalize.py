@@ -60,7 +60,8 @@ def render_block(
         "placement": placement,
         "heading": heading,
         "strategy": strategy,
-        "item_template": item_template or ITEM_TEMPLATE,
+        # resolved once here rather than by {% include %} for every item
+        "item_template": get_template(item_template or ITEM_TEMPLATE),
     })
     return mark_safe(html)  # noqa: S308 - rendered by an autoescaping template
 

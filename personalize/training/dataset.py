@@ -73,14 +73,6 @@ class EventLog:
             timestamp=self.timestamp[mask], event_type=self.event_type[mask],
         )
 
-    @classmethod
-    def empty(cls) -> EventLog:
-        return cls(
-            subject_idx=np.empty(0, np.int32), item_idx=np.empty(0, np.int32),
-            weight=np.empty(0, np.float32), rating=np.empty(0, np.float32),
-            timestamp=np.empty(0, np.float64), event_type=np.empty(0, np.int16),
-        )
-
 
 @dataclass
 class Dataset:
@@ -435,14 +427,17 @@ class Dataset:
         kept_items = np.flatnonzero(np.bincount(item_codes[index], minlength=len(item_raw_ids)))
         final_subject_ids = subject_ids[kept_subjects]
         item_ids = item_raw_ids[kept_items]
+        event_item_ids = item_ids
         if include_catalog and content is not None and len(content):
             catalog_ids = _catalog_ids(content)
-            if catalog_ids.dtype.kind != item_ids.dtype.kind and len(item_ids):
-                catalog_ids = catalog_ids.astype(item_ids.dtype)
-            item_ids = np.union1d(item_ids, catalog_ids) if len(item_ids) else catalog_ids
+            if len(item_ids) and catalog_ids.dtype.kind != item_ids.dtype.kind:
+                # integer ids on one side, strings on the other: compare as strings
+                catalog_ids, event_item_ids = catalog_ids.astype(str), item_ids.astype(str)
+            item_ids = (np.union1d(event_item_ids, catalog_ids) if len(item_ids)
+                        else catalog_ids)
         subject_row = np.full(len(subject_ids), -1, dtype=np.int64)
         subject_row[kept_subjects] = np.arange(len(kept_subjects))
-        item_column = np.searchsorted(item_ids, item_raw_ids[kept_items])
+        item_column = np.searchsorted(item_ids, event_item_ids)
         item_col = np.full(len(item_raw_ids), -1, dtype=np.int64)
         item_col[kept_items] = item_column
 
@@ -652,7 +647,10 @@ def _align_content(
         return titles, texts, categories, attributes, available
     ids = np.asarray(content.ids)
     if ids.dtype.kind != item_ids.dtype.kind:
-        ids = ids.astype(item_ids.dtype)
+        try:
+            ids = ids.astype(str) if item_ids.dtype.kind == "U" else ids.astype(item_ids.dtype)
+        except ValueError:  # string ids that are not numbers match no integer id
+            return titles, texts, categories, attributes, available
     position = np.searchsorted(item_ids, ids)
     found = (position < n) & (item_ids[np.minimum(position, n - 1)] == ids)
     for source, target in zip(np.flatnonzero(found).tolist(), position[found].tolist(),

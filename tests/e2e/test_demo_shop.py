@@ -32,6 +32,10 @@ N_USERS = 500
 #: Enough for the home block (a blend of EASE and item kNN, popular as fallback);
 #: the embeddings model is left out to keep the test quick.
 STRATEGIES = ("popular", "item_knn", "ease", "hybrid")
+#: Headless Chromium says "HeadlessChrome" in its user agent, which the tracking bot
+#: filter rightly drops (BOT_USER_AGENT_PATTERN); the test browses as a person would.
+USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/126.0.0.0 Safari/537.36")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -125,7 +129,9 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    context = browser.new_context(  # type: ignore[attr-defined]
+        viewport={"width": 1280, "height": 900}, user_agent=USER_AGENT
+    )
     page = context.new_page()
     page.set_default_timeout(30_000)
     yield page

@@ -84,7 +84,7 @@ class CoCount(Strategy):
             raise RuntimeError("the fit exploded on purpose")
         if flags.get("block"):
             cache.set("started", 1, version=FLAG_VERSION)
-            for _ in range(600):
+            for _ in range(3600):  # up to 3 minutes: a loaded CI machine is slow
                 if cache.get("release", version=FLAG_VERSION):
                     break
                 time.sleep(0.05)

@@ -329,3 +329,11 @@ def test_from_database_with_no_events(db):
     ds = Dataset.from_database()
     assert ds.n_subjects == 0
     assert ds.n_items == 1
+
+
+def test_catalog_ids_of_another_type_are_compared_as_strings():
+    content = ItemContent(ids=np.array(["10", "long-id-30"]), titles=["ten", "thirty"])
+    ds = Dataset.from_arrays([1], [10], "view", timestamps=[1], content=content)
+    assert ds.item_ids.tolist() == ["10", "long-id-30"]
+    assert ds.item_titles == ["ten", "thirty"]
+    assert ds.item_ids[ds.events.item_idx].tolist() == ["10"]
