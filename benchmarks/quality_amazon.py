@@ -94,15 +94,19 @@ def tfidf(texts: list[str]) -> sp.csr_array:
 
 
 def build_strategies(names: list[str] | None) -> dict[str, Strategy]:
+    """The default strategies (or ``names``), plus the hybrids whose class is installed."""
     configured = strategy_names()
-    chosen = names or [name for name in DEFAULT_STRATEGIES if name in configured]
-    strategies = {name: get_strategy(name) for name in chosen}
-    if names is None:
-        for name, (path, options) in HYBRIDS.items():
-            try:
-                strategies[name] = import_string(path)(**options)
-            except (ImportError, TypeError, ValueError) as exc:
-                print(f"(not evaluated: {name}, {exc})", file=sys.stderr)
+    chosen = names or [*(n for n in DEFAULT_STRATEGIES if n in configured), *HYBRIDS]
+    strategies: dict[str, Strategy] = {}
+    for name in chosen:
+        if name not in HYBRIDS:
+            strategies[name] = get_strategy(name)
+            continue
+        path, options = HYBRIDS[name]
+        try:
+            strategies[name] = import_string(path)(**options)
+        except (ImportError, TypeError, ValueError) as exc:
+            print(f"(not evaluated: {name}, {exc})", file=sys.stderr)
     return strategies
 
 

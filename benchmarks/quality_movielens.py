@@ -57,16 +57,20 @@ PUBLISHED = {"BiVAE": 0.475, "BPR": 0.442, "LightGCN": 0.420, "Surprise SVD (ran
 
 
 def build_strategies(names: list[str] | None, skip: list[str]) -> dict[str, Strategy]:
-    chosen = names or strategy_names()
-    strategies = {name: get_strategy(name) for name in chosen if name not in skip}
-    if names is None:
-        for name, (path, options) in EXTRA_STRATEGIES.items():
-            if name in skip:
-                continue
-            try:
-                strategies[name] = import_string(path)(**options)
-            except (ImportError, TypeError, ValueError) as exc:
-                print(f"(not evaluated: {name}, {exc})", file=sys.stderr)
+    """The configured strategies (or ``names``), plus the extras whose class is installed."""
+    chosen = names or [*strategy_names(), *EXTRA_STRATEGIES]
+    strategies: dict[str, Strategy] = {}
+    for name in chosen:
+        if name in skip:
+            continue
+        if name not in EXTRA_STRATEGIES:
+            strategies[name] = get_strategy(name)
+            continue
+        path, options = EXTRA_STRATEGIES[name]
+        try:
+            strategies[name] = import_string(path)(**options)
+        except (ImportError, TypeError, ValueError) as exc:
+            print(f"(not evaluated: {name}, {exc})", file=sys.stderr)
     return strategies
 
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import CATALOG, make_dataset
+from embeddings_factories import CATALOG, make_dataset
 from personalize_embeddings import Embeddings, ItemText, drop_items, embed_and_upsert, embed_items
 from personalize_embeddings.embedding import as_item_texts, compose_text, text_hash
 from personalize_embeddings.model import (

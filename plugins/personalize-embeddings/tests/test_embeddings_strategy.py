@@ -8,7 +8,7 @@ from importlib import metadata
 
 import numpy as np
 import pytest
-from conftest import CATALOG, make_dataset
+from embeddings_factories import CATALOG, make_dataset
 from personalize_embeddings import Embeddings
 from personalize_embeddings import ann as ann_module
 
