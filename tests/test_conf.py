@@ -2,7 +2,12 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from personalize.conf import DEFAULT_EVENT_TYPES, DEFAULTS, PersonalizeSettings, personalize_settings
+from personalize.conf import (
+    DEFAULT_EVENT_TYPES,
+    DEFAULTS,
+    PersonalizeSettings,
+    personalize_settings,
+)
 
 
 def test_defaults_apply_when_key_not_set():

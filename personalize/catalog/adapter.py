@@ -21,8 +21,8 @@ method/property on the model. ``external_id`` defaults to the primary key,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cache
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from django.apps import apps
@@ -134,7 +134,9 @@ def _freeze(value: Any) -> Any:
 
 
 @cache
-def _adapters(frozen: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]) -> tuple[CatalogAdapter, ...]:
+def _adapters(
+    frozen: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...],
+) -> tuple[CatalogAdapter, ...]:
     return tuple(CatalogAdapter(label, dict(items)) for label, items in frozen)
 
 

@@ -14,7 +14,9 @@ from personalize.catalog.sync import remove_object, sync_object
 logger = logging.getLogger(__name__)
 
 
-def _on_save(sender: type[models.Model], instance: models.Model, raw: bool = False, **kw: Any) -> None:
+def _on_save(
+    sender: type[models.Model], instance: models.Model, raw: bool = False, **kw: Any
+) -> None:
     if raw:  # loaddata: fixtures are synced by personalize_sync_catalog instead
         return
     sync_object(instance)

@@ -124,10 +124,10 @@ def sync_catalog(progress: Callable[[int], Any] | None = None) -> SyncReport:
             _sync_chunk(adapter, content_type, chunk, report, seen)
             if progress is not None:
                 progress(len(chunk))
-        stale = set(
-            Item.objects.filter(content_type=content_type).values_list("object_id", flat=True)
-        ) - seen
-        stale_ids = sorted(stale)
+        stored = Item.objects.filter(content_type=content_type, object_id__isnull=False)
+        stale_ids = sorted(
+            {oid for oid in stored.values_list("object_id", flat=True) if oid is not None} - seen
+        )
         for start in range(0, len(stale_ids), CHUNK_SIZE):
             _, per_model = Item.objects.filter(
                 content_type=content_type, object_id__in=stale_ids[start : start + CHUNK_SIZE]

@@ -35,7 +35,10 @@ class Item(models.Model):
     content_type = models.ForeignKey(
         ContentType, verbose_name=_("host model"), null=True, blank=True, on_delete=models.CASCADE
     )
-    object_id = models.CharField(_("host object id"), max_length=255, null=True, blank=True)
+    # NULL, not "": items without a host object must not collide in the unique constraint.
+    object_id = models.CharField(  # noqa: DJ001
+        _("host object id"), max_length=255, null=True, blank=True
+    )
     host_object = GenericForeignKey("content_type", "object_id")
     title = models.CharField(_("title"), max_length=500, blank=True)
     text = models.TextField(_("text"), blank=True, help_text=_("What content models embed."))
@@ -63,12 +66,12 @@ class Item(models.Model):
     def __str__(self) -> str:
         return self.title or self.external_id
 
-    def compute_content_hash(self) -> str:
-        return content_hash(self.title, self.text, self.categories, self.attributes)
-
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.primary_category = self.categories[0] if self.categories else ""
         self.content_hash = self.compute_content_hash()
         if "update_fields" in kwargs and kwargs["update_fields"] is not None:
             kwargs["update_fields"] = {*kwargs["update_fields"], "primary_category", "content_hash"}
         super().save(*args, **kwargs)
+
+    def compute_content_hash(self) -> str:
+        return content_hash(self.title, self.text, self.categories, self.attributes)

@@ -49,7 +49,7 @@ ItemId = Any
 Scored = list[tuple[ItemId, float]]
 
 
-class CannotRecommend(Exception):  # noqa: N818 - reads as a sentence where it is raised
+class CannotRecommend(Exception):  # named as a sentence: "raise CannotRecommend(...)"
     """The strategy has nothing sound to say for this request; the caller falls back."""
 
 

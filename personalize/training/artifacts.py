@@ -84,7 +84,9 @@ class Artifact:
         arrays[META_KEY] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
         for name, array in arrays.items():
             if array.dtype == object:
-                raise ArtifactFormatError(f"Array {name!r} has dtype object; artifacts hold no pickles.")
+                raise ArtifactFormatError(
+                    f"Array {name!r} has dtype object; artifacts hold no pickles."
+                )
         np.savez(buffer, **arrays)  # type: ignore[arg-type]
         return buffer.getvalue()
 

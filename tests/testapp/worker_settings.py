@@ -27,7 +27,7 @@ STORAGES = {
     **STORAGES,  # noqa: F405
     "default": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": os.environ.get("PERSONALIZE_TEST_MEDIA_ROOT", "/tmp/personalize-test-media")},  # noqa: E501
+        "OPTIONS": {"location": os.environ.get("PERSONALIZE_TEST_MEDIA_ROOT", "/tmp/personalize-test-media")},
     },
 }
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("PERSONALIZE_TEST_QUEUE", "celery")

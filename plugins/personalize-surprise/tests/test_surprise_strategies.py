@@ -7,9 +7,9 @@ from importlib import metadata
 import numpy as np
 import pytest
 import surprise
-from surprise_factories import dataset_from_triples, random_triples
 from personalize_surprise import NMF, SVD, BaselineOnly, KNNBaseline, SlopeOne, SVDpp
 from personalize_surprise.trainset import build_trainset, rating_data
+from surprise_factories import dataset_from_triples, random_triples
 
 from personalize.strategies.base import CannotRecommend, History
 from personalize.training.artifacts import Artifact
