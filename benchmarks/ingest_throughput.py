@@ -110,6 +110,16 @@ def truncate_events() -> None:
 def run(args: argparse.Namespace) -> None:
     from personalize.models import Event
 
+    if args.without_fk_indexes:
+        with connection.cursor() as cursor:
+            for field in ("subject", "item"):
+                column = Event._meta.get_field(field).column
+                cursor.execute(
+                    "SELECT indexname FROM pg_indexes WHERE tablename = %s AND indexdef LIKE %s",
+                    [Event._meta.db_table, f"%({column})"])
+                for (name,) in cursor.fetchall():
+                    cursor.execute(f'DROP INDEX "{name}"')
+                    print(f"dropped index {name}")
     rows = load_ratings(args.data_dir, args.limit, args.order)
     subject_of, item_pk = seed(rows)
     client = server_client()
@@ -191,6 +201,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--order", choices=["time", "user", "random"], default="time")
+    parser.add_argument(
+        "--without-fk-indexes", action="store_true",
+        help="drop the single-column indexes Django adds for Event.subject and Event.item "
+             "(the composite indexes starting with those columns already serve their lookups) "
+             "to show what db_index=False on both would gain")
     args = parser.parse_args()
     connections["default"].settings_dict["TEST"]["NAME"] = f"personalize_bench_{os.getpid()}"
     setup_test_environment()

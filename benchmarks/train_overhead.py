@@ -175,6 +175,10 @@ def run(args: argparse.Namespace, folder: Path) -> None:
         ratio = pick(steady) / pick(fit_full_s)
         print(f"ratio whole / bare fit ({label}): {ratio:.2f}x  (target <= {TARGET_RATIO}x: "
               f"{'met' if ratio <= TARGET_RATIO else 'MISSED'})")
+    for label, pick in (("median", statistics.median), ("min", min)):
+        ratio = pick(steady) / (pick(snapshot_s) + pick(fit_full_s))
+        print(f"ratio whole / (snapshot + bare fit) ({label}): {ratio:.2f}x  "
+              "(what training adds beyond reading the data and fitting)")
     print(f"last version: v{last.version} {last.status}, ndcg@10 {last.metrics.get('ndcg@10')}, "
           f"{last.metrics.get('subjects')} holdout subjects, artifact {last.artifact_size:,} B")
 

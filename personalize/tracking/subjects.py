@@ -20,10 +20,11 @@ On login the anonymous subject of the browser is folded into the user's subject
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import AnonymousUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
@@ -59,7 +60,7 @@ def subject_for_user(user: AbstractBaseUser, create: bool = True) -> Subject | N
     Returns:
         The user's subject, or ``None`` if there is none and ``create`` is false.
     """
-    subject = _one(Subject.objects.filter(user_id=user.pk))
+    subject = _lookup("user", user.pk)
     if subject is None and create:
         try:
             with transaction.atomic():
@@ -71,15 +72,33 @@ def subject_for_user(user: AbstractBaseUser, create: bool = True) -> Subject | N
 
 def subject_for_visitor(visitor_id: str) -> Subject | None:
     """The live anonymous subject behind a visitor id (not merged, not signed in)."""
-    return _one(Subject.objects.filter(
-        visitor_id=visitor_id, user__isnull=True, merged_into__isnull=True
-    ))
+    return _lookup("visitor_id", visitor_id)
 
 
-def _one(queryset: Any) -> Subject | None:
-    # A unique lookup: no ORDER BY (``first()`` would add one) and no COUNT (``get()``).
-    rows = list(queryset.order_by()[:1])
-    return rows[0] if rows else None
+#: The fields a lookup loads; the timestamps stay deferred (loaded on access).
+_LOOKUP_FIELDS = ("id", "key", "user_id", "visitor_id", "merged_into_id")
+
+
+@lru_cache(maxsize=8)
+def _lookup_sql(alias: str, by: str) -> str:
+    meta = Subject._meta
+    q = connections[alias].ops.quote_name
+    column = {f.attname: f.column for f in meta.concrete_fields}
+    where = f"{q(column[meta.get_field(by).attname])} = %s"
+    if by == "visitor_id":  # only a live anonymous subject answers to a cookie
+        where += f" AND {q(column['user_id'])} IS NULL AND {q(column['merged_into_id'])} IS NULL"
+    columns = ", ".join(q(column[name]) for name in _LOOKUP_FIELDS)
+    return f"SELECT {columns} FROM {q(meta.db_table)} WHERE {where}"  # noqa: S608
+
+
+def _lookup(by: str, value: Any) -> Subject | None:
+    # Runs on every tracked request: plain SQL over unique columns, because
+    # compiling the equivalent queryset costs more than the query itself.
+    alias = router.db_for_read(Subject)
+    with connections[alias].cursor() as cursor:
+        cursor.execute(_lookup_sql(alias, by), [value])
+        row = cursor.fetchone()
+    return Subject.from_db(alias, _LOOKUP_FIELDS, row) if row else None
 
 
 def follow_merges(subject: Subject) -> Subject:

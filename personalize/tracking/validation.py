@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,6 +39,7 @@ MAX_CONTEXT_KEY_LENGTH = 64
 #: Longest subject key (``Subject.key``).
 MAX_SUBJECT_KEY_LENGTH = 32
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(slots=True)
@@ -66,7 +68,7 @@ class CleanEvent:
     value: float | None
     timestamp: datetime
     context: dict[str, Any]
-    event_id: uuid.UUID | None
+    event_id: str | None
     subject_ref: str | int | None = None
     item_pk: int | None = None
 
@@ -218,16 +220,10 @@ class EventValidator:
             if problem is not None:
                 return problem
 
-        uid: uuid.UUID | None = None
+        uid: str | None = None
         if event_id is not None:
-            if isinstance(event_id, uuid.UUID):
-                uid = event_id
-            elif isinstance(event_id, str) and len(event_id) <= 64:
-                try:
-                    uid = uuid.UUID(event_id)
-                except ValueError:
-                    return Problem("event_id", "must be a UUID")
-            else:
+            uid = canonical_uuid(event_id)
+            if uid is None:
                 return Problem("event_id", "must be a UUID")
         return CleanEvent(event_type, item_ref, number, when, context, uid, subject_ref)
 
@@ -251,6 +247,23 @@ class EventValidator:
             return Problem("context", f"larger than {self.max_context} bytes as JSON")
         if b"\\u0000" in encoded:
             return Problem("context", "contains a NUL character")
+        return None
+
+
+def canonical_uuid(value: Any) -> str | None:
+    """The canonical text of a UUID (lower case, hyphenated), or ``None`` if it is not one.
+
+    Ids are compared as this text, so ``"ABC..."`` and ``"{abc...}"`` are one event.
+    """
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    if _CANONICAL_UUID.fullmatch(value):  # the usual form: no object needed
+        return value
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
         return None
 
 

@@ -159,48 +159,54 @@ def merge_parts(name: str, paths: Iterable[str | None]) -> Any:
     Returns:
         The new ModelVersion, or ``None`` when nothing was embedded or no version is live.
     """
-    from personalize.models import ModelVersion
-    from personalize.models.training import ModelStatus
-    from personalize.training.active import get_active_model, invalidate_local
     from personalize.training.locks import training_lock
-    from personalize.training.service import _next_version, activate_version
 
     stored = [p for p in paths if p]
     if not stored:
         return None
-    try:
-        with training_lock(name, timeout=600):  # never interleave with a full training
-            invalidate_local(name)
-            live = get_active_model(name)
-            if live is None:
-                return None
-            base = Artifact(arrays={k: v.copy() for k, v in live.artifact.arrays.items()},
-                            meta=dict(live.artifact.meta))
-            changed = 0
-            for path in stored:
-                changed += upsert_rows(base, load_artifact(path))
-            source = ModelVersion.objects.get(strategy=name, version=live.version)
-            number = _next_version(name)
-            base.meta.update({"version": number, "derived_from": live.version})
-            path, size = save_artifact(base, f"{name}/v{number}")
-            now = timezone.now()
-            version = ModelVersion.objects.create(
-                strategy=name, version=number, status=ModelStatus.READY,
-                parameters={**source.parameters, "derived_from": live.version,
-                            "upserted_items": changed},
-                metrics=source.metrics, data_start=source.data_start, data_end=source.data_end,
-                n_subjects=source.n_subjects, n_items=len(base.arrays["item_ids"]),
-                n_events=source.n_events, artifact=path, artifact_size=size,
-                fit_seconds=0.0, total_seconds=0.0, started_at=now, finished_at=now,
-                note=f"v{live.version} with {changed} new or changed items embedded.",
-            )
-            return activate_version(version)
-    finally:
-        for partial in stored:
-            try:
-                delete_artifact(partial)
-            except Exception:
-                logger.warning("Cannot delete partial artifact %s", partial, exc_info=True)
+    # On any error (TrainingInProgress, a database hiccup) the partials are kept,
+    # so that the task's retry can merge them.
+    with training_lock(name, timeout=600):  # never interleave with a full training
+        version = _merge_locked(name, stored)
+    for partial in stored:
+        try:
+            delete_artifact(partial)
+        except Exception:
+            logger.warning("Cannot delete partial artifact %s", partial, exc_info=True)
+    return version
+
+
+def _merge_locked(name: str, stored: list[str]) -> Any:
+    from personalize.models import ModelVersion
+    from personalize.models.training import ModelStatus
+    from personalize.training.active import get_active_model, invalidate_local
+    from personalize.training.service import _next_version, activate_version
+
+    invalidate_local(name)
+    live = get_active_model(name)
+    if live is None:
+        return None
+    base = Artifact(arrays={k: v.copy() for k, v in live.artifact.arrays.items()},
+                    meta=dict(live.artifact.meta))
+    changed = 0
+    for path in stored:
+        changed += upsert_rows(base, load_artifact(path))
+    source = ModelVersion.objects.get(strategy=name, version=live.version)
+    number = _next_version(name)
+    base.meta.update({"version": number, "derived_from": live.version})
+    path, size = save_artifact(base, f"{name}/v{number}")
+    now = timezone.now()
+    version = ModelVersion.objects.create(
+        strategy=name, version=number, status=ModelStatus.READY,
+        parameters={**source.parameters, "derived_from": live.version,
+                    "upserted_items": changed},
+        metrics=source.metrics, data_start=source.data_start, data_end=source.data_end,
+        n_subjects=source.n_subjects, n_items=len(base.arrays["item_ids"]),
+        n_events=source.n_events, artifact=path, artifact_size=size,
+        fit_seconds=0.0, total_seconds=0.0, started_at=now, finished_at=now,
+        note=f"v{live.version} with {changed} new or changed items embedded.",
+    )
+    return activate_version(version)
 
 
 def schedule(item_ids: Iterable[Any]) -> bool:

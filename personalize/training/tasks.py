@@ -138,7 +138,8 @@ def embed_items(item_ids: list[int], chunk_size: int | None = None) -> dict[str,
                               chunk_size or personalize_settings.TASK_CHUNK_SIZE)
     for name in names:
         if len(parts) == 1:
-            embed_merge([embed_chunk(name, parts[0])], name)
+            # one chunk: embed here, merge in its own task so it can retry alone
+            embed_merge.delay([embed_chunk(name, parts[0])], name)
         else:
             chord(embed_chunk.s(name, part) for part in parts)(embed_merge.s(name))
     return {"items": len(item_ids), "strategies": names, "chunks": len(parts)}

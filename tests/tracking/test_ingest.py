@@ -224,3 +224,18 @@ def test_consent_failure_fails_closed(subject, items):
         report = ingest_events([{"type": "view", "item": "sku-1"}], subject=subject)
     assert report.results[0].field == "consent"
     assert Event.objects.count() == 0
+
+
+def test_stored_fields_round_trip_exactly(subject, items):
+    ts = "2024-02-29T23:59:58.123456+02:00"
+    report = ingest_events([{"type": "rating", "item": "sku-4", "value": 4.5, "timestamp": ts,
+                             "context": {"q": "Grüße ✓", "n": 3, "f": 0.25, "b": False}}],
+                           subject=subject, source="browser")
+    event = Event.objects.get(event_id=report.results[0].event_id)
+    from datetime import datetime
+
+    assert event.timestamp == datetime.fromisoformat(ts)
+    assert (event.value, event.event_type, event.source) == (4.5, "rating", "browser")
+    assert event.context == {"q": "Grüße ✓", "n": 3, "f": 0.25, "b": False}
+    assert (event.subject_id, event.item_id) == (subject.pk, items["sku-4"].pk)
+    assert event.received_at is not None

@@ -95,7 +95,7 @@ def test_valid_event_is_cleaned():
                                                              "häufig": "ja ✓", "x": None},
         "subject": "ab12", }, allow_subject=True)
     assert isinstance(event, CleanEvent)
-    assert event.item_ref == "42" and event.value == 4.0 and event.event_id == uid
+    assert event.item_ref == "42" and event.value == 4.0 and event.event_id == str(uid)
     assert event.timestamp == datetime(2025, 6, 1, 11, tzinfo=UTC)
     assert event.subject_ref == "ab12"
 
@@ -128,3 +128,12 @@ def test_item_known_satisfies_the_item_requirement():
     assert isinstance(
         validator.clean_fields("view", None, None, None, None, None, item_known=True), CleanEvent
     )
+
+
+def test_event_ids_are_compared_in_canonical_form():
+    from personalize.tracking.validation import canonical_uuid
+
+    uid = uuid.uuid4()
+    forms = [str(uid), str(uid).upper(), "{" + str(uid) + "}", uid.hex, f"urn:uuid:{uid}", uid]
+    assert {canonical_uuid(f) for f in forms} == {str(uid)}
+    assert canonical_uuid("nope") is None and canonical_uuid(5) is None

@@ -266,3 +266,17 @@ def test_embed_items_with_the_real_embeddings_plugin(settings, shop, catalog):
     garden = {item.pk for item in catalog["Garden"]}
     similar = [item for item, _ in live.strategy.similar(live.artifact, new.pk, 5)]
     assert len(similar) == 5 and len(garden & set(similar)) >= 4
+
+
+def test_a_merge_blocked_by_a_running_training_keeps_its_parts_for_the_retry(embedder, catalog):
+    from personalize.training.artifacts import artifact_storage
+    from personalize.training.locks import TrainingInProgress
+
+    new = Item.objects.create(external_id="tool-new", categories=["Tools"])
+    part = embedding.embed_part("content", [new.pk])
+    with training_lock("content"), pytest.raises(TrainingInProgress):
+        embedding.merge_parts("content", [part])
+    assert artifact_storage().exists(part)
+    assert embedding.merge_parts("content", [part]).version == 2
+    assert not artifact_storage().exists(part)
+    assert new.pk in get_active_model("content").artifact.index_of("item_ids")

@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from celery.result import EagerResult
 from django.core.cache import cache
 from django.db import connection
 
@@ -54,8 +55,12 @@ def _database_url() -> str:
 @pytest.fixture(scope="module")
 def worker(django_db_setup, django_db_blocker):
     """A running worker on a private queue; stopped (warm, then hard) at the end."""
-    from tests.testapp.celery import app
     from tests.testapp.worker_settings import WORKER_PERSONALIZE
+
+    # The app the shared tasks resolve to here: the *current* Celery app, which
+    # is whichever project package was imported last (the test settings install
+    # example_shop.shop, whose package creates its own app).
+    app = tasks.train_strategy.app
 
     queue = f"personalize-test-{os.getpid()}"
     nodename = f"{queue}@%h"
@@ -146,7 +151,9 @@ def _wait_for(predicate, what: str, timeout: float = WAIT):
 def test_full_cycle_and_the_gate_on_a_real_worker(on_worker, catalog):
     make_events(catalog)
 
-    first = tasks.train_strategy.delay("cooc").get(timeout=WAIT)
+    sent = tasks.train_strategy.delay("cooc")
+    assert not isinstance(sent, EagerResult)  # it went through the broker
+    first = sent.get(timeout=WAIT)
     assert first["status"] == "active" and first["version"] == 1
     # the worker published the pointer in the shared Redis cache; this process follows it
     assert cache.get(active.pointer_key("cooc"))["version"] == 1
