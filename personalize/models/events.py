@@ -29,11 +29,15 @@ class Event(models.Model):
     subject = models.ForeignKey(
         "personalize.Subject", verbose_name=_("subject"), on_delete=models.CASCADE,
         related_name="events",
+        # Covered by the (subject, -timestamp) index; a second index only slows inserts.
+        db_index=False,
     )
     item = models.ForeignKey(
         "personalize.Item", verbose_name=_("item"), null=True, blank=True,
         on_delete=models.CASCADE, related_name="events",
         help_text=_("Empty for page-level events such as a search."),
+        # Covered by the (item, event_type) index; a second index only slows inserts.
+        db_index=False,
     )
     event_type = models.CharField(_("type"), max_length=32)
     value = models.FloatField(_("value"), null=True, blank=True, help_text=_("Rating or seconds."))

@@ -60,7 +60,7 @@ def subject_for_user(user: AbstractBaseUser, create: bool = True) -> Subject | N
     Returns:
         The user's subject, or ``None`` if there is none and ``create`` is false.
     """
-    subject = _lookup("user", user.pk)
+    subject = _lookup("user_id", user.pk)
     if subject is None and create:
         try:
             with transaction.atomic():
@@ -83,8 +83,8 @@ _LOOKUP_FIELDS = ("id", "key", "user_id", "visitor_id", "merged_into_id")
 def _lookup_sql(alias: str, by: str) -> str:
     meta = Subject._meta
     q = connections[alias].ops.quote_name
-    column = {f.attname: f.column for f in meta.concrete_fields}
-    where = f"{q(column[meta.get_field(by).attname])} = %s"
+    column = {f.attname: str(f.column) for f in meta.concrete_fields}
+    where = f"{q(column[by])} = %s"
     if by == "visitor_id":  # only a live anonymous subject answers to a cookie
         where += f" AND {q(column['user_id'])} IS NULL AND {q(column['merged_into_id'])} IS NULL"
     columns = ", ".join(q(column[name]) for name in _LOOKUP_FIELDS)
