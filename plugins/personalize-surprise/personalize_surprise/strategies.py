@@ -434,7 +434,10 @@ class _FactorModel(SurpriseStrategy):
             solution = self._nnls(design, target, reg, biased)
         else:
             gram = design.T @ design + reg * np.eye(design.shape[1])
-            solution = np.linalg.lstsq(gram, design.T @ target, rcond=None)[0]
+            try:  # positive definite when reg > 0: a Cholesky-speed solve
+                solution = np.linalg.solve(gram, design.T @ target)
+            except np.linalg.LinAlgError:  # reg == 0 and too few ratings: minimum norm
+                solution = np.linalg.lstsq(gram, design.T @ target, rcond=None)[0]
         if biased:
             subject.bu, vector = float(solution[0]), solution[1:]
         else:

@@ -362,3 +362,16 @@ def test_registry_builds_plugin_strategies(settings):
     strategy = get_strategy("knn_baseline")
     assert isinstance(strategy, KNNBaseline)
     assert strategy.needs == frozenset({"ratings"})
+
+
+def test_unregularised_fold_in_with_fewer_ratings_than_factors(small_dataset):
+    strategy = SVD(n_epochs=3, fold_in_reg=0.0)
+    artifact = strategy.fit(small_dataset)
+    items = small_dataset.item_ids[:2].tolist()
+    vector = strategy.fold_in(artifact, History(item_ids=items, ratings={items[0]: 5.0,
+                                                                          items[1]: 1.0}))
+    assert np.all(np.isfinite(vector))
+    predicted = strategy.predict(artifact, None, items,
+                                 history=History(item_ids=items, ratings={items[0]: 5.0,
+                                                                          items[1]: 1.0}))
+    np.testing.assert_allclose(predicted, [5.0, 1.0], atol=1e-6)  # exact fit, clipped scale
