@@ -156,6 +156,15 @@ class HybridStrategy(Strategy):
     def part_names(self) -> list[str]:
         raise NotImplementedError
 
+    def explain(self, artifact: Artifact, history: History, item_id: Any) -> Any:
+        """The first part's answer: a hybrid recommends what its parts support."""
+        for name in self.part_names():
+            strategy, part = unpack_part(artifact, name)
+            reason = strategy.explain(part, history, item_id)
+            if reason is not None:
+                return reason
+        return None
+
     def fit(self, dataset: Dataset) -> Artifact:
         """Fit every part on the same snapshot and pack their artifacts."""
         stack = _fitting.get()

@@ -204,3 +204,23 @@ def test_e021_runs_with_the_system_checks():
 
     with strategies(bad=("personalize.strategies.hybrid.Blend", {"strategies": {"zz": 1.0}})):
         assert "personalize.E021" in [m.id for m in check_strategies()]
+
+
+class Explaining(Fixed):
+    """Fixed scores whose explanation is the first history item when asked about item 3."""
+
+    def explain(self, artifact, history, item_id):
+        return history.item_ids[0] if item_id == 3 and len(history) else None
+
+
+def test_hybrid_explains_with_the_first_part_that_can():
+    PARTS["explaining"] = (f"{HERE}.Explaining", {"scores": B})
+    try:
+        blend = Blend(strategies={"a": 1.0, "explaining": 1.0})
+        with strategies():
+            artifact = blend.fit(DATASET)
+        history = History(item_ids=[1])
+        assert blend.explain(artifact, history, 3) == 1
+        assert blend.explain(artifact, history, 2) is None
+    finally:
+        del PARTS["explaining"]
