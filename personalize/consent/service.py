@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -171,9 +171,13 @@ def _latest(subject_id: int) -> _Latest:
         return _load_latest(subject_id)
     if cached is not None:
         return dict(cached)
+    return _load_and_cache(subject_id, cache)
+
+
+def _load_and_cache(subject_id: int, cache: Any) -> _Latest:
     latest = _load_latest(subject_id)
     try:
-        cache.set(key, latest, personalize_settings.CONSENT_CACHE_TTL)
+        cache.set(consent_cache_key(subject_id), latest, personalize_settings.CONSENT_CACHE_TTL)
     except Exception:
         logger.warning("Could not cache consent state of subject %s", subject_id, exc_info=True)
     return latest
@@ -267,6 +271,46 @@ def has_consent(
     if subject_id is None:
         return _default_granted()
     return _state(purpose, _latest(subject_id)).granted
+
+
+def has_consent_reading(
+    subject_id: int,
+    purpose: str,
+    request: HttpRequest | Any | None,
+    also: Sequence[str],
+) -> tuple[bool, dict[str, Any] | None]:
+    """:func:`has_consent` for a subject pk, reading other keys of the cache in the same trip.
+
+    Tracking uses it to check, with the consent state, that a subject pk it
+    remembers was not merged or erased meanwhile (serving's generation key).
+
+    Args:
+        subject_id: a live subject's pk (merges are not followed).
+        purpose: a configured purpose.
+        request: the current request, for the GPC / DNT headers.
+        also: more keys of the personalize cache to read.
+
+    Returns:
+        ``(allowed, values)``: ``values`` maps the keys of ``also`` that were
+        found to their values; ``None`` if the cache could not be read (the
+        decision then came from the ledger).
+
+    Raises:
+        ValueError: for an unknown purpose.
+    """
+    validate_purpose(purpose)
+    key = consent_cache_key(subject_id)
+    try:
+        cache = get_cache()
+        values = cache.get_many([key, *also])
+    except Exception:
+        logger.warning("Consent cache unavailable; reading the ledger", exc_info=True)
+        return has_consent(subject_id, purpose, request), None
+    cached = values.pop(key, None)
+    latest = dict(cached) if cached is not None else _load_and_cache(subject_id, cache)
+    if request is not None and browser_signal(request):
+        return False, values
+    return _state(purpose, latest).granted, values
 
 
 def _latest_many(subject_ids: set[int]) -> dict[int, _Latest]:

@@ -55,11 +55,14 @@ class Event(models.Model):
         indexes = [
             # Serving: a subject's recent history.
             models.Index(fields=["subject", "-timestamp"], name="personalize_ev_subj_ts"),
-            # Training: the time window scan; retention: deleting old rows.
+            # Training: the time window scan; retention: deleting old rows; the
+            # "trending" window of popularity (its type filter is not selective:
+            # most events are preference types, so (type, timestamp) would only
+            # slow every insert, and it lured the planner into scanning all of a
+            # type when a subject's history was asked for).
             models.Index(fields=["timestamp"], name="personalize_ev_ts"),
             # Popularity and "popular in category" counts.
             models.Index(fields=["item", "event_type"], name="personalize_ev_item_type"),
-            models.Index(fields=["event_type", "timestamp"], name="personalize_ev_type_ts"),
         ]
 
     def __str__(self) -> str:

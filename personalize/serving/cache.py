@@ -39,6 +39,7 @@ from typing import Any
 
 from django.core.cache import BaseCache, caches
 
+from personalize.cachebatch import CacheBatch
 from personalize.conf import personalize_settings
 
 logger = logging.getLogger(__name__)
@@ -188,13 +189,23 @@ def tombstone_subjects(subject_ids: Iterable[int]) -> None:
         _warn("remembered subjects expire by time instead", exc)
 
 
-def bump_subjects(subject_ids: Iterable[int]) -> None:
-    """Invalidate every cached block of these subjects (one ``set_many``)."""
+def bump_subjects(subject_ids: Iterable[int], batch: CacheBatch | None = None) -> None:
+    """Invalidate every cached block of these subjects (one ``set_many``).
+
+    Args:
+        subject_ids: Subject pks.
+        batch: queue the write there instead of sending it now (the
+            ``event_recorded`` path sends all its writes in one round trip).
+    """
     ids = {int(s) for s in subject_ids if s is not None}
     if not ids:
         return
     token = new_token()
+    generations = {subject_gen_key(s): token for s in ids}
+    if batch is not None:
+        batch.set_many(generations, timeout=SUBJECT_GEN_TTL)
+        return
     try:
-        get_cache().set_many({subject_gen_key(s): token for s in ids}, timeout=SUBJECT_GEN_TTL)
+        get_cache().set_many(generations, timeout=SUBJECT_GEN_TTL)
     except Exception as exc:
         _warn("cached blocks expire by their TTL instead", exc)

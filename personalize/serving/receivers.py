@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
 from personalize import signals
+from personalize.cachebatch import CacheBatch
 from personalize.serving import cache as block_cache
 
 
@@ -50,10 +51,11 @@ def _bump_global_after_commit() -> None:
     transaction.on_commit(batch.run)
 
 
-def on_event_recorded(sender: Any = None, subject_ids: Any = None, **kwargs: Any) -> None:
+def on_event_recorded(sender: Any = None, subject_ids: Any = None,
+                      cache_writes: CacheBatch | None = None, **kwargs: Any) -> None:
     """Receiver of ``event_recorded``: the subjects' blocks are recomputed on next view."""
     if subject_ids:
-        block_cache.bump_subjects(subject_ids)
+        block_cache.bump_subjects(subject_ids, batch=cache_writes)
 
 
 def _gone(subject_id: int) -> None:

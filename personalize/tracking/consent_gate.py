@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 PURPOSE = "personalization"
 
 
-def personalization_allowed(subject: Subject | None, request: Any = None) -> bool:
+def personalization_allowed(subject: Subject | int | None, request: Any = None) -> bool:
     """Whether events may be stored for ``subject`` (on this request, if given).
 
     ``subject=None`` asks about a visitor who has no subject yet: the site's
@@ -33,6 +33,28 @@ def personalization_allowed(subject: Subject | None, request: Any = None) -> boo
             getattr(subject, "pk", None),
         )
         return False
+
+
+def remembered_subject_allowed(subject_id: int, request: Any = None) -> bool | None:
+    """:func:`personalization_allowed` for a subject pk remembered by this process.
+
+    One cache round trip reads the consent state and the subject's serving
+    generation together; ``None`` means the pk may no longer stand for the
+    request (the subject was merged or erased, or the cache could not say), so
+    the caller resolves the request from the database again.
+    """
+    from personalize.consent.service import has_consent_reading
+    from personalize.serving.cache import TOMBSTONE, subject_gen_key
+
+    key = subject_gen_key(subject_id)
+    try:
+        allowed, values = has_consent_reading(subject_id, PURPOSE, request, also=[key])
+    except Exception:
+        logger.exception("Consent check failed for subject %s; resolving it again.", subject_id)
+        return None
+    if values is None or values.get(key) == TOMBSTONE:
+        return None
+    return allowed
 
 
 def personalization_allowed_many(subject_ids: set[int], request: Any = None) -> dict[int, bool]:

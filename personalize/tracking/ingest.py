@@ -27,7 +27,8 @@ from django.utils import timezone
 from personalize.conf import personalize_settings
 from personalize.models import Event, Item, Subject
 from personalize.models.events import EventSource
-from personalize.signals import event_recorded, items_changed
+from personalize.signals import items_changed
+from personalize.tracking.announce import announce_events
 from personalize.tracking.consent_gate import personalization_allowed_many
 from personalize.tracking.subjects import follow_merges
 from personalize.tracking.validation import CleanEvent, EventValidator, Problem
@@ -354,9 +355,8 @@ def store_rows(rows: Sequence[Row], source: str) -> dict[str, int | None]:
         item_ids = {row.item_id for row in stored if row.item_id is not None}
         count = len(stored)
         # Runs at once in autocommit mode, after the caller's commit otherwise.
-        transaction.on_commit(lambda: event_recorded.send(
-            sender=Event, subject_ids=subject_ids, item_ids=item_ids, count=count
-        ), using=alias)
+        transaction.on_commit(lambda: announce_events(subject_ids, item_ids, count),
+                              using=alias)
     return inserted
 
 
@@ -372,37 +372,63 @@ def _insert_portable(alias: str, rows: Sequence[Row], source: str) -> dict[str, 
     return dict.fromkeys((row.event_id for row in fresh), None)
 
 
-def _pg_insert_sql(connection: Any) -> str:
+_PG_TARGETS = ("event_id", "subject", "item", "event_type", "value", "context", "timestamp",
+               "source", "received_at")
+
+
+def _pg_insert_head(connection: Any) -> tuple[str, str]:
+    """``INSERT INTO event (columns)`` and ``ON CONFLICT ... RETURNING ...``, quoted."""
     # Only the model's own quoted identifiers are interpolated; values are parameters.
     meta = Event._meta
     column = {f.name: f.column for f in meta.concrete_fields}
-    targets = ["event_id", "subject", "item", "event_type", "value", "context", "timestamp",
-               "source", "received_at"]
     q = connection.ops.quote_name
+    head = f"INSERT INTO {q(meta.db_table)} ({', '.join(q(column[t]) for t in _PG_TARGETS)}) "
+    tail = (f" ON CONFLICT ({q(column['event_id'])}) DO NOTHING "
+            f"RETURNING {q(column['event_id'])}::text, {q(column['id'])}")
+    return head, tail
+
+
+def _pg_insert_sql(connection: Any) -> str:
+    head, tail = _pg_insert_head(connection)
     return (
-        f"INSERT INTO {q(meta.db_table)} ({', '.join(q(column[t]) for t in targets)}) "  # noqa: S608
-        "SELECT r.e, r.s, r.i, r.t, r.v, COALESCE(r.c, '{}'::jsonb), "
+        head
+        + "SELECT r.e, r.s, r.i, r.t, r.v, COALESCE(r.c, '{}'::jsonb), "
         "TIMESTAMPTZ 'epoch' + r.us * INTERVAL '1 microsecond', %s, %s "
         "FROM jsonb_to_recordset(%s::jsonb) AS r(e uuid, s bigint, i bigint, t text, "
-        "v double precision, c jsonb, us bigint) "
-        f"ON CONFLICT ({q(column['event_id'])}) DO NOTHING "
-        f"RETURNING {q(column['event_id'])}::text, {q(column['id'])}"
+        "v double precision, c jsonb, us bigint)"
+        + tail
     )
 
 
+def _pg_insert_one_sql(connection: Any) -> str:
+    head, tail = _pg_insert_head(connection)
+    return head + "VALUES (%s::uuid, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)" + tail
+
+
 def _insert_postgresql(connection: Any, rows: Sequence[Row], source: str) -> dict[str, int | None]:
-    # One parameter instead of nine per row: the driver quotes a single string
-    # and PostgreSQL unpacks it, which is several times faster than binding
-    # thousands of values (and no Event instance is built). Times travel as
-    # exact integer microseconds since the epoch.
-    us = _MICROSECOND
-    payload = json.dumps([
-        {"e": row.event_id, "s": row.subject_id, "i": row.item_id, "t": row.event_type,
-         "v": row.value, "c": row.context, "us": (row.timestamp - _EPOCH) // us}
-        for row in rows
-    ], ensure_ascii=False, allow_nan=False)
+    received_at = timezone.now()
     with connection.cursor() as cursor:
-        cursor.execute(_pg_insert_sql(connection), [source, timezone.now(), payload])
+        if len(rows) == 1:
+            # track() and single beacons: plain VALUES plans and runs faster than
+            # unpacking a one-element JSON array.
+            row = rows[0]
+            cursor.execute(_pg_insert_one_sql(connection), [
+                row.event_id, row.subject_id, row.item_id, row.event_type, row.value,
+                json.dumps(row.context or {}, ensure_ascii=False, allow_nan=False),
+                row.timestamp, source, received_at,
+            ])
+            return dict(cursor.fetchall())
+        # One parameter instead of nine per row: the driver quotes a single string
+        # and PostgreSQL unpacks it, which is several times faster than binding
+        # thousands of values (and no Event instance is built). Times travel as
+        # exact integer microseconds since the epoch.
+        us = _MICROSECOND
+        payload = json.dumps([
+            {"e": row.event_id, "s": row.subject_id, "i": row.item_id, "t": row.event_type,
+             "v": row.value, "c": row.context, "us": (row.timestamp - _EPOCH) // us}
+            for row in rows
+        ], ensure_ascii=False, allow_nan=False)
+        cursor.execute(_pg_insert_sql(connection), [source, received_at, payload])
         return dict(cursor.fetchall())
 
 

@@ -258,6 +258,15 @@ class VisitorState:
             lambda: self.get(create=True)
         )
 
+    def forget_resolution(self) -> None:
+        """Resolve the subject again on next use (it was found stale); the cookie stays."""
+        self._user_key = None
+        self._user_subject = None
+        self._anon_looked_up = False
+        self._anon_subject = None
+        if self.with_middleware:  # the lazy object caches its first answer
+            self.attach()
+
     def forget(self) -> None:
         """Drop what this request knew (login/logout): the next access resolves again.
 
@@ -335,7 +344,7 @@ def merge_subjects(source: Subject, target: Subject) -> int:
     Returns:
         How many events moved.
     """
-    from personalize.signals import event_recorded
+    from personalize.tracking.announce import announce_events
 
     if source.pk == target.pk:
         return 0
@@ -358,9 +367,7 @@ def merge_subjects(source: Subject, target: Subject) -> int:
         source.merged_into_id, source.visitor_id = target.pk, None
         if moved:
             transaction.on_commit(
-                lambda: event_recorded.send(
-                    sender=Subject, subject_ids={target.pk}, item_ids=item_ids, count=moved
-                )
+                lambda: announce_events({target.pk}, item_ids, moved, sender=Subject)
             )
     _invalidate_consent_cache(target)
     return moved

@@ -2,11 +2,13 @@
 
 A batch job (``personalize.training.tasks.precompute_top_n``) splits the active
 subjects into chunks that any number of workers score in parallel. Each list is
-stored under ``personalize:topn:<strategy>:<subject pk>`` with the model
-version it came from; :func:`get_precomputed` returns it only while that
-version is still live, and a new event of the subject deletes it (the receiver
-of ``event_recorded``), so a stored list is never staler than the subject's
-own history.
+stored under ``personalize:topn:<strategy>:subject:<pk>`` with the model
+version it came from and the subject's block generation
+(:mod:`personalize.serving.cache`) when it was computed. :func:`get_precomputed`
+returns it only while that version is still live and the generation has not
+moved: a new event, a consent decision or an erasure moves it, so a stored list
+is never staler than the subject's own history, and recording an event costs
+no extra cache write for it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from personalize.strategies.base import CannotRecommend, Scored
 logger = logging.getLogger(__name__)
 
 PREFIX = "personalize:topn:"
-NAMES_KEY = "personalize:topn:names"
 
 
 def _cache() -> Any:
@@ -32,7 +33,10 @@ def _cache() -> Any:
 
 
 def topn_key(name: str, subject_id: Any) -> str:
-    return f"{PREFIX}{name}:{subject_id}"
+    """Where a subject's list is stored; it carries ``subject:<pk>`` so erasure finds it."""
+    from personalize.consent.cache import subject_cache_token
+
+    return f"{PREFIX}{name}:{subject_cache_token(subject_id)}"
 
 
 def active_subject_ids(days: int) -> list[int]:
@@ -47,20 +51,46 @@ def active_subject_ids(days: int) -> list[int]:
     )
 
 
+def _generations(subject_ids: list[int]) -> dict[int, Any]:
+    """The subjects' current block generations, created where missing (one read, few adds)."""
+    from personalize.serving import cache as block_cache
+
+    cache = _cache()
+    keys = {subject_id: block_cache.subject_gen_key(subject_id) for subject_id in subject_ids}
+    found = cache.get_many(list(keys.values()))
+    generations = {}
+    for subject_id, key in keys.items():
+        generation = found.get(key)
+        if generation is None:
+            # A token now, so that the subject's next event (which replaces it) is noticed.
+            token = block_cache.new_token()
+            generation = token if cache.add(key, token, timeout=block_cache.SUBJECT_GEN_TTL) \
+                else cache.get(key)
+        generations[subject_id] = generation
+    return generations
+
+
 def precompute(name: str, subject_ids: list[int], k: int) -> int:
     """Score ``subject_ids`` with the live model of ``name`` and store their top ``k``.
 
     Returns:
         How many lists were stored (subjects the model cannot answer for are skipped).
     """
+    from personalize.serving.cache import TOMBSTONE
     from personalize.tracking.history import subject_history
     from personalize.training.active import get_active_model
 
     live = get_active_model(name)
     if live is None:
         return 0
+    # Generations first, histories second: an event in between moves the
+    # generation, so a list computed from the older history is never served.
+    generations = _generations(subject_ids)
     stored: dict[str, Any] = {}
     for subject_id in subject_ids:
+        generation = generations[subject_id]
+        if generation is None or generation == TOMBSTONE:
+            continue
         history = subject_history(subject_id)
         try:
             scored = live.strategy.recommend(live.artifact, history, k)
@@ -68,45 +98,30 @@ def precompute(name: str, subject_ids: list[int], k: int) -> int:
             continue
         stored[topn_key(name, subject_id)] = {
             "version": live.version,
+            "generation": generation,
             "items": [(item, float(score)) for item, score in scored],
         }
-    cache = _cache()
-    cache.set_many(stored, timeout=int(personalize_settings.PRECOMPUTE_TTL))
-    names = set(cache.get(NAMES_KEY) or ())
-    if name not in names:
-        cache.set(NAMES_KEY, sorted(names | {name}), timeout=None)
+    _cache().set_many(stored, timeout=int(personalize_settings.PRECOMPUTE_TTL))
     return len(stored)
 
 
 def get_precomputed(name: str, subject_id: Any) -> Scored | None:
-    """The stored top-N of a subject, or ``None`` if absent or from a version no longer live."""
+    """The stored top-N of a subject; ``None`` if absent, outdated or from a retired version."""
+    from personalize.serving.cache import subject_gen_key
     from personalize.training.active import get_active_model
 
+    key = topn_key(name, subject_id)
     try:
-        value = _cache().get(topn_key(name, subject_id))
+        found = _cache().get_many([key, subject_gen_key(subject_id)])
     except Exception:
+        return None
+    value = found.get(key)
+    if not value or value.get("generation") != found.get(subject_gen_key(subject_id)):
         return None
     live = get_active_model(name)
-    if not value or live is None or value.get("version") != live.version:
+    if live is None or value.get("version") != live.version:
         return None
     return [(item, score) for item, score in value["items"]]
-
-
-def invalidate(subject_ids: Any) -> None:
-    """Drop the stored lists of these subjects (their history changed)."""
-    cache = _cache()
-    names = cache.get(NAMES_KEY)
-    if not names or not subject_ids:
-        return
-    cache.delete_many([topn_key(name, sid) for name in names for sid in subject_ids])
-
-
-def on_event_recorded(sender: Any = None, subject_ids: Any = None, **kwargs: Any) -> None:
-    """Receiver of ``event_recorded``. Never raises."""
-    try:
-        invalidate(subject_ids)
-    except Exception:
-        logger.warning("Cannot invalidate precomputed lists", exc_info=True)
 
 
 def chunks(ids: list[Any], size: int) -> list[list[Any]]:

@@ -8,7 +8,7 @@ from django.core.signals import setting_changed
 
 from personalize import signals
 from personalize.catalog import sync
-from personalize.training import active, embedding, precompute, triggers
+from personalize.training import active, embedding, triggers
 
 
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
@@ -21,8 +21,6 @@ def connect_training_signals() -> None:
     """Count events, forget erased subjects, embed changed items (idempotent)."""
     signals.event_recorded.connect(triggers.on_event_recorded,
                                    dispatch_uid="personalize.training.threshold")
-    signals.event_recorded.connect(precompute.on_event_recorded,
-                                   dispatch_uid="personalize.training.precompute")
     signals.subject_erased.connect(active.on_subject_erased,
                                    dispatch_uid="personalize.training.erase")
     signals.items_changed.connect(embedding.on_items_changed,

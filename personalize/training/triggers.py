@@ -15,6 +15,7 @@ from typing import Any
 
 from django.core.cache import caches
 
+from personalize.cachebatch import CacheBatch
 from personalize.conf import personalize_settings
 
 logger = logging.getLogger(__name__)
@@ -28,24 +29,26 @@ def _cache() -> Any:
     return caches[personalize_settings.CACHE_ALIAS]
 
 
-def count_events(count: int) -> None:
-    """Add ``count`` new events to the shared counter."""
-    cache = _cache()
-    cache.add(COUNTER_KEY, 0, timeout=None)
-    try:
-        cache.incr(COUNTER_KEY, count)
-    except ValueError:  # evicted between add and incr: start again from this batch
-        cache.set(COUNTER_KEY, count, timeout=None)
+def count_events(count: int, batch: CacheBatch | None = None) -> None:
+    """Add ``count`` new events to the shared counter.
+
+    Queued on ``batch`` when given, else sent at once. Never raises: a lost
+    count is logged, and :func:`events_since_training` falls back to the database.
+    """
+    if batch is not None:
+        batch.incr(COUNTER_KEY, count)
+        return
+    own = CacheBatch(_cache())
+    own.incr(COUNTER_KEY, count)
+    own.send()
 
 
 def on_event_recorded(sender: Any = None, count: int | None = None,
-                      subject_ids: Any = None, **kwargs: Any) -> None:
-    """Receiver of ``event_recorded``: count towards the threshold. Never raises."""
+                      subject_ids: Any = None, cache_writes: CacheBatch | None = None,
+                      **kwargs: Any) -> None:
+    """Receiver of ``event_recorded``: count towards the threshold."""
     n = count if count is not None else len(subject_ids or ()) or 1
-    try:
-        count_events(int(n))
-    except Exception:  # the database fallback covers a lost count
-        logger.warning("Cannot count new events in the cache", exc_info=True)
+    count_events(int(n), batch=cache_writes)
 
 
 def mark_trained(name: str, last_event_id: int) -> None:

@@ -22,6 +22,7 @@ from personalize.consent.rights import (
 from personalize.consent.service import grant_consent, has_consent, revoke_consent
 from personalize.models import ConsentRecord, Event, Subject
 from personalize.signals import subject_erased
+from personalize.training.precompute import topn_key
 
 pytestmark = pytest.mark.django_db
 
@@ -96,6 +97,8 @@ def seed_cache(subject, anon, bystander):
     cache.set(f"personalize:rec:subject:{subject.pk}:home:v3", [[1, 0.9], [2, 0.5]])
     cache.set(f"personalize:rl:subject:{anon.pk}", 7)
     cache.set(f"personalize:vec:{subject.key}", [0.1, 0.2])
+    # A precomputed top-N list (personalize.training.precompute) names the subject too.
+    cache.set(topn_key("ease", subject.pk), {"version": 1, "items": [[1, 0.9]]})
     cache.set(f"personalize:rec:subject:{bystander.pk}:home:v3", [[3, 0.1]])
     cache.set("personalize:popular:home", [1, 2, 3])
 

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from personalize.cachebatch import CacheBatch
 from personalize.consent.service import grant_consent
 from personalize.models import Event, Item, Subject
 from personalize.signals import event_recorded, items_changed
@@ -155,6 +156,8 @@ def test_signal_after_commit_names_subjects_items_and_count(
                            {"type": "view", "item": "sku-2"}], subject=subject)
     finally:
         event_recorded.disconnect(dispatch_uid="t-ing")
+    assert len(received) == 1
+    assert isinstance(received[0].pop("cache_writes"), CacheBatch)
     assert received == [{
         "signal": event_recorded, "sender": Event, "subject_ids": {subject.pk},
         "item_ids": {items["sku-1"].pk, items["sku-2"].pk}, "count": 3,

@@ -198,3 +198,92 @@ def test_consent_failure_fails_closed(subject, items):
     with mock.patch("personalize.consent.service.has_consent", side_effect=RuntimeError("x")):
         assert track(subject, "view", "sku-1") is None
     assert Event.objects.count() == 0
+
+
+# --- the subject remembered per process (no subject query on later events) -------------
+
+
+def visitor_request(visitor_id):
+    """A browser request carrying ``visitor_id`` in a validly signed visitor cookie."""
+    from django.http import HttpResponse
+
+    from personalize.tracking.subjects import COOKIE_SALT
+
+    signed = HttpResponse()
+    signed.set_signed_cookie("personalize_vid", visitor_id, salt=COOKIE_SALT)
+    request = browser_request()
+    request.COOKIES["personalize_vid"] = signed.cookies["personalize_vid"].value
+    setattr(request, STATE_ATTR, VisitorState(request))
+    return request
+
+
+def subject_queries(queries):
+    return [q["sql"] for q in queries.captured_queries if "personalize_subject" in q["sql"]]
+
+
+# Outside a test transaction: the memory is only used in autocommit mode.
+remembered = pytest.mark.django_db(transaction=True)
+
+
+def in_another_process():
+    """Signals sent here make this process forget the subject; another web process
+    hears nothing and only has the cache to tell it."""
+    from unittest import mock
+
+    return mock.patch("personalize.serving.subjects.forget_subject")
+
+
+@remembered
+def test_later_events_of_a_visitor_need_no_subject_query(items):
+    subject = Subject.objects.create(visitor_id="v-1")
+    grant_consent(subject)
+    assert track(visitor_request("v-1"), "view", "sku-1").subject_id == subject.pk
+    with CaptureQueriesContext(connection) as queries:
+        event = track(visitor_request("v-1"), "view", items["sku-2"])
+    assert event.subject_id == subject.pk
+    assert subject_queries(queries) == []
+    assert Event.objects.filter(subject=subject).count() == 2
+
+
+@remembered
+def test_remembered_consent_is_still_read_every_time(items):
+    subject = Subject.objects.create(visitor_id="v-1")
+    grant_consent(subject)
+    assert track(visitor_request("v-1"), "view", "sku-1") is not None
+    revoke_consent(subject)
+    assert track(visitor_request("v-1"), "view", "sku-2") is None
+    assert not Event.objects.filter(item=items["sku-2"]).exists()
+
+
+@remembered
+def test_a_visitor_merged_at_sign_in_is_resolved_again(items, opt_out):
+    from personalize.tracking.subjects import merge_subjects
+
+    anonymous = Subject.objects.create(visitor_id="v-1")
+    assert track(visitor_request("v-1"), "view", "sku-1").subject_id == anonymous.pk
+    user_subject = Subject.objects.create(user=get_user_model().objects.create_user("ann"))
+    with in_another_process():
+        merge_subjects(anonymous, user_subject)  # leaves a tombstone in the cache
+
+    event = track(visitor_request("v-1"), "view", "sku-2")
+    # The old cookie no longer names anyone: a new anonymous subject, unlinkable.
+    assert event.subject_id not in (anonymous.pk, user_subject.pk)
+    assert Subject.objects.get(pk=event.subject_id).visitor_id != "v-1"
+
+
+@remembered
+def test_an_erased_subject_whose_tombstone_was_evicted(items, opt_out):
+    from django.core.cache import caches
+
+    from personalize.consent.rights import erase_subject
+
+    subject = Subject.objects.create(visitor_id="v-1")
+    assert track(visitor_request("v-1"), "view", "sku-1").subject_id == subject.pk
+    with in_another_process():
+        erase_subject(subject)
+    caches["default"].clear()  # the tombstone is gone too: only the insert can tell
+
+    event = track(visitor_request("v-1"), "view", "sku-2")
+    assert event is not None and event.subject_id != subject.pk
+    assert not Subject.objects.filter(pk=subject.pk).exists()
+    assert Event.objects.get().subject_id == event.subject_id
