@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from personalize.training.dataset import Dataset, EventLog
+from personalize.training.dataset import Dataset, EventLog, _matrices
 
 PROTOCOLS = ("stratified", "temporal", "leave-last-n", "kfold")
 
@@ -109,6 +109,13 @@ def _from_keys(keys: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> 
     return _csr(sp.coo_array((values.astype(np.float32), (rows, cols)), shape=shape), shape)
 
 
+def _sorted_union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.union1d`` of two integer key arrays, by one sort (no hashing)."""
+    keys = np.concatenate((a, b))
+    keys.sort()
+    return keys[np.r_[True, keys[1:] != keys[:-1]]] if keys.size else keys
+
+
 def _subset_events(events: EventLog, mask: np.ndarray) -> EventLog:
     return EventLog(**{f.name: getattr(events, f.name)[mask] for f in dataclasses.fields(events)})
 
@@ -123,7 +130,7 @@ def _pairs(dataset: Dataset) -> np.ndarray:
     shape = (dataset.n_subjects, dataset.n_items)
     keys = _entry_keys(_csr(dataset.interactions, shape))
     if dataset.ratings is not None:
-        keys = np.union1d(keys, _entry_keys(_csr(dataset.ratings, shape)))
+        keys = _sorted_union(keys, _entry_keys(_csr(dataset.ratings, shape)))
     return keys
 
 
@@ -181,7 +188,8 @@ def _finish(dataset: Dataset, protocol: str, params: dict[str, Any],
     if ratings is not None:
         has_train |= np.diff(ratings.indptr) > 0
     test_rows = np.repeat(np.arange(test.shape[0]), np.diff(test.indptr))
-    dropped = int(np.unique(test_rows[~has_train[test_rows]]).size)
+    dropped = int(np.count_nonzero(np.bincount(test_rows[~has_train[test_rows]],
+                                               minlength=test.shape[0])))
     test = _keep_entries(test, has_train[test_rows])
     params = {**params, "cold_subjects_dropped": dropped}
     train = dataclasses.replace(
@@ -302,58 +310,32 @@ def temporal_split(dataset: Dataset, ratio: float = 0.75) -> Split:
         raise ValueError(
             "The temporal protocol needs events with timestamps; this dataset has none."
         )
+    if np.any(events.timestamp[1:] < events.timestamp[:-1]):
+        # a log built by hand; the builder's is in time order, which "latest" relies on
+        events = _subset_events(events, np.argsort(events.timestamp, kind="stable"))
     shape = (dataset.n_subjects, dataset.n_items)
-    ordered = np.sort(events.timestamp)
-    cut = float(ordered[min(int(ratio * ordered.size), ordered.size - 1)])
+    position = min(int(ratio * len(events)), len(events) - 1)
+    cut = float(np.partition(events.timestamp, position)[position])
     before = events.timestamp < cut
-    keys = _event_keys(dataset)
+    keys = events.subject_idx.astype(np.int64) * dataset.n_items + events.item_idx
 
     train_events = _subset_events(events, before)
-    interactions = _interactions_from_events(dataset, train_events)
-    ratings = _latest_ratings(keys[before], events.rating[before], events.timestamp[before],
-                              shape) if dataset.ratings is not None else None
+    interactions, latest = _matrices(train_events, *shape, drop_zeros=True)
+    ratings = latest if dataset.ratings is not None else None
 
-    seen = _entry_keys(interactions)
+    later = np.flatnonzero(~before)
+    seen = _member(keys[later], _entry_keys(interactions))
     if ratings is not None:
-        seen = np.union1d(seen, _entry_keys(ratings))
-    after = ~before & ~_member(keys, seen)
-    weight_sum = _csr(sp.coo_array((events.weight[after].astype(np.float64),
-                                    np.divmod(keys[after], shape[1])), shape=shape), shape)
-    test_ratings = _latest_ratings(keys[after], events.rating[after], events.timestamp[after],
-                                   shape) if dataset.ratings is not None else None
-    weight_keys = _entry_keys(weight_sum)
-    relevant_keys = weight_keys[weight_sum.data > 0]
-    if test_ratings is not None:
-        relevant_keys = np.union1d(relevant_keys, _entry_keys(test_ratings))
+        seen |= _member(keys[later], _entry_keys(ratings))
+    weight_sum, test_ratings = _matrices(_subset_events(events, later[~seen]), *shape)
+    relevant_keys = _entry_keys(weight_sum)[weight_sum.data > 0]
+    if dataset.ratings is None:
+        test_ratings = None
+    else:
+        relevant_keys = _sorted_union(relevant_keys, _entry_keys(test_ratings))
     test = _from_keys(relevant_keys, np.ones(relevant_keys.size), shape)
     return _finish(dataset, "temporal", {"ratio": ratio, "cut": cut}, interactions, ratings,
                    train_events, test, test_ratings)
-
-
-def _interactions_from_events(dataset: Dataset, events: EventLog) -> sp.csr_array:
-    """Summed event weights per pair.
-
-    The builder stores each event's weight already decayed (when
-    ``TIME_DECAY_HALF_LIFE_DAYS`` is set), relative to the snapshot's latest
-    event. Decay relative to the cut would multiply every training weight by
-    the same constant, so the sum is used as is.
-    """
-    shape = (dataset.n_subjects, dataset.n_items)
-    weight = events.weight.astype(np.float64)
-    matrix = _csr(sp.coo_array((weight, (events.subject_idx, events.item_idx)), shape=shape), shape)
-    matrix.eliminate_zeros()  # impressions and searches carry no preference
-    matrix.data = matrix.data.astype(np.float32)
-    return matrix
-
-
-def _latest_ratings(keys: np.ndarray, rating: np.ndarray, timestamp: np.ndarray,
-                    shape: tuple[int, int]) -> sp.csr_array:
-    """The latest finite rating per key, as CSR."""
-    rated = np.isfinite(rating)
-    keys, rating, timestamp = keys[rated], rating[rated], timestamp[rated]
-    order = np.lexsort((np.arange(keys.size), timestamp, keys))
-    last = order[np.r_[keys[order][1:] != keys[order][:-1], True]] if order.size else order
-    return _from_keys(keys[last], rating[last], shape)
 
 
 def hold_out_items(split: Split, item_idx: np.ndarray) -> Split:

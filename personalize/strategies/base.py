@@ -14,6 +14,12 @@ implements:
     history. Raises :class:`CannotRecommend` when it has nothing sound to say
     (unknown subject, empty history for a history-based model) so the caller
     falls back; it never returns junk.
+``recommend_many(artifact, histories, k, exclude)`` (optional)
+    ``recommend`` for many histories at once (evaluation, precomputed lists):
+    one list per history, ``None`` where ``recommend`` would raise
+    :class:`CannotRecommend`. The default calls ``recommend`` in a loop;
+    strategies that can score a batch in one product override it and give
+    the same lists.
 ``similar(artifact, item_id, k, exclude)`` (optional)
     Items like one item. Raises :class:`CannotRecommend` by default.
 ``fold_in(artifact, history)`` (optional)
@@ -134,6 +140,25 @@ class Strategy(ABC):
     ) -> Scored:
         """The ``k`` best unseen, non-excluded items for ``history``, best first."""
 
+    def recommend_many(
+        self, artifact: Artifact, histories: Sequence[History], k: int,
+        exclude: Iterable[ItemId] = (),
+    ) -> list[Scored | None]:
+        """:meth:`recommend` for each of ``histories``, with the same ``exclude``.
+
+        Returns:
+            One list per history, in order; ``None`` where :meth:`recommend`
+            raises :class:`CannotRecommend`. Any other exception propagates.
+        """
+        excluded = list(exclude)
+        lists: list[Scored | None] = []
+        for history in histories:
+            try:
+                lists.append(self.recommend(artifact, history, k, excluded))
+            except CannotRecommend:
+                lists.append(None)
+        return lists
+
     def similar(
         self, artifact: Artifact, item_id: ItemId, k: int, exclude: Iterable[ItemId] = ()
     ) -> Scored:
@@ -168,3 +193,26 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     # lexsort: primary key -score, secondary key index, for deterministic ties
     order = np.lexsort((part, -scores[part]))
     return part[order]
+
+
+def top_k_rows(scores: np.ndarray, k: int) -> list[np.ndarray]:
+    """:func:`top_k` of each row of a ``(n_rows, n_items)`` score matrix.
+
+    Row ``r`` of the result equals ``top_k(scores[r], k)``: the partition runs
+    along each row with the same ``kth``, and the positions that are not
+    finite, which a row with fewer than ``k`` finite scores has in its first
+    ``k``, are dropped after the sort.
+    """
+    rows, n = scores.shape
+    k = min(int(k), n)
+    if k <= 0 or rows == 0:
+        return [np.empty(0, dtype=np.int64) for _ in range(rows)]
+    if k < n:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(n), (rows, n))
+    values = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -values), axis=1)
+    part = np.take_along_axis(part, order, axis=1)
+    finite = np.isfinite(np.take_along_axis(values, order, axis=1))
+    return [row[keep] for row, keep in zip(part, finite, strict=True)]

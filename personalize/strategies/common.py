@@ -12,9 +12,20 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
-from personalize.strategies.base import History, Scored, Strategy, top_k
+from personalize.strategies.base import (
+    CannotRecommend,
+    History,
+    Scored,
+    Strategy,
+    top_k,
+    top_k_rows,
+)
 from personalize.training.artifacts import Artifact, ArtifactFormatError
+
+#: Float64 score cells one block of ``recommend_many`` holds (32 MiB).
+_BLOCK_CELLS = 1 << 22
 
 
 def class_path(strategy: Strategy | type[Strategy]) -> str:
@@ -106,6 +117,47 @@ def history_vector(artifact: Artifact, history: History, n: int,
     return vector, np.unique(columns)
 
 
+def history_matrix(artifact: Artifact, histories: Sequence[History],
+                   binary: bool = False) -> sp.csr_array:
+    """Histories as a ``(len(histories), n_items)`` float32 CSR over the artifact's items.
+
+    Row ``r`` holds history ``r``'s summed weights (repeated items add up; 1.0
+    per item when ``binary``), on its known items only, with sorted columns:
+    what :func:`history_vector` gives for one history, for many in one pass.
+    A stored entry may be 0 (weights that cancel): every known item is stored.
+    """
+    from personalize.training.dataset import _csr_from_keys, _stable_order
+
+    n = len(artifact["item_ids"])
+    rows, columns, found = _known_items(artifact, histories)
+    keys = rows * max(n, 1) + columns
+    order = _stable_order(keys, len(histories) * max(n, 1))
+    ordered = keys[order]
+    first = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if keys.size else order
+    if binary:
+        values = np.ones(first.size, dtype=np.float32)
+    else:
+        weights = [h.weights if h.weights is not None else np.ones(len(h.item_ids))
+                   for h in histories]
+        flat = np.concatenate([np.asarray(w, dtype=np.float64) for w in weights] or [np.empty(0)])
+        # summed in float64 and rounded once, in the order of each history
+        values = (np.add.reduceat(flat[found][order], first) if first.size
+                  else np.empty(0)).astype(np.float32)
+    return _csr_from_keys(ordered[first], values, (len(histories), n))
+
+
+def _known_items(artifact: Artifact, histories: Sequence[History]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(rows, columns, found)`` of every history item the artifact knows, in one lookup.
+
+    ``found`` is a bool mask over all history items, concatenated.
+    """
+    lengths = np.fromiter((len(h.item_ids) for h in histories), dtype=np.int64,
+                          count=len(histories))
+    columns, found = positions(artifact, [i for h in histories for i in h.item_ids])
+    return np.repeat(np.arange(len(histories)), lengths)[found], columns, found
+
+
 def mask_columns(scores: np.ndarray, artifact: Artifact, history: History,
                  exclude: Iterable[Any]) -> None:
     """Set the scores of history and excluded items to ``-inf`` in place."""
@@ -144,6 +196,27 @@ class VectorStrategy(Strategy):
         """
         raise NotImplementedError
 
+    def item_scores_many(
+        self, artifact: Artifact, histories: Sequence[History]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`item_scores` of each history, as one ``(len(histories), n_items)`` matrix.
+
+        Returns:
+            ``(scores, answered)``: ``answered`` is False for the histories
+            :meth:`item_scores` raises CannotRecommend for (their row is
+            ``-inf``). Strategies that score a batch in one product override
+            this with one whose rows equal :meth:`item_scores`.
+        """
+        scores = np.full((len(histories), len(artifact["item_ids"])), -np.inf)
+        answered = np.zeros(len(histories), dtype=bool)
+        for row, history in enumerate(histories):
+            try:
+                scores[row] = self.item_scores(artifact, history)
+            except CannotRecommend:
+                continue
+            answered[row] = True
+        return scores, answered
+
     def recommend(
         self, artifact: Artifact, history: History, k: int, exclude: Iterable[Any] = ()
     ) -> Scored:
@@ -154,6 +227,36 @@ class VectorStrategy(Strategy):
         scores = self.item_scores(artifact, history)
         mask_columns(scores, artifact, history, parse_exclude(exclude))
         return ranked(artifact, scores, k)
+
+    def recommend_many(
+        self, artifact: Artifact, histories: Sequence[History], k: int,
+        exclude: Iterable[Any] = (),
+    ) -> list[Scored | None]:
+        """:meth:`recommend` for each history: one score matrix and one top-k per block.
+
+        The lists equal what :meth:`recommend` returns for each history
+        (``None`` where it raises CannotRecommend). A subclass that ranks in
+        its own ``recommend`` gets the base class's loop over it instead.
+        """
+        if type(self).recommend is not VectorStrategy.recommend:
+            return super().recommend_many(artifact, histories, k, exclude)
+        ensure_artifact(self, artifact)
+        if k <= 0:
+            return [[] for _ in histories]
+        item_ids = artifact["item_ids"]
+        excluded, _ = positions(artifact, parse_exclude(exclude))
+        block = max(1, _BLOCK_CELLS // max(len(item_ids), 1))
+        lists: list[Scored | None] = []
+        for start in range(0, len(histories), block):
+            part = histories[start:start + block]
+            scores, answered = self.item_scores_many(artifact, part)
+            rows, columns, _ = _known_items(artifact, part)
+            scores[rows, columns] = -np.inf
+            scores[:, excluded] = -np.inf
+            for row, best in enumerate(top_k_rows(scores, k)):
+                lists.append(list(zip(item_ids[best].tolist(), scores[row, best].tolist(),
+                                      strict=True)) if answered[row] else None)
+        return lists
 
     def score_items(
         self, artifact: Artifact, history: History, item_ids: Sequence[Any]

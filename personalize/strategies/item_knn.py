@@ -24,7 +24,7 @@ Artifact layout (``artifact_version`` 1):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -36,6 +36,7 @@ from personalize.strategies.common import (
     VectorStrategy,
     artifact_meta,
     ensure_artifact,
+    history_matrix,
     history_vector,
     parse_exclude,
     positions,
@@ -154,21 +155,38 @@ class ItemKNN(VectorStrategy):
         return artifact.cache[key]
 
     def item_scores(self, artifact: Artifact, history: History) -> np.ndarray:
-        n = len(artifact["item_ids"])
-        vector, columns = history_vector(artifact, history, n, binary=self.options.binary)
-        if columns.size == 0:
+        matrix = history_matrix(artifact, [history], binary=self.options.binary)
+        if matrix.nnz == 0:
             raise CannotRecommend("No history item is known to the item kNN model.")
+        return self._scores(artifact, matrix)[0]
+
+    def item_scores_many(
+        self, artifact: Artifact, histories: Sequence[History]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """All histories' scores in one pass over the supporters (see :meth:`_scores`)."""
+        matrix = history_matrix(artifact, histories, binary=self.options.binary)
+        return self._scores(artifact, matrix), np.diff(matrix.indptr) > 0
+
+    def _scores(self, artifact: Artifact, histories: sp.csr_array) -> np.ndarray:
+        """One float64 score row per history row; ``-inf`` where no history item supports.
+
+        Each row is summed in the order of its own entries, so a history scores
+        the same alone as in a batch.
+        """
+        rows, n = histories.shape
         supporters = self._supporters(artifact)
+        columns = histories.indices
         starts, ends = supporters.indptr[columns], supporters.indptr[columns + 1]
         lengths = ends - starts
-        # gather the CSR rows of the history items without a Python loop
+        # gather the CSR rows of every history item without a Python loop
         shift = starts - np.cumsum(lengths) + lengths
         offsets = np.repeat(shift, lengths) + np.arange(lengths.sum())
+        owner = np.repeat(np.repeat(np.arange(rows), np.diff(histories.indptr)), lengths)
         scores = np.bincount(
-            supporters.indices[offsets],
-            weights=supporters.data[offsets] * np.repeat(vector[columns], lengths),
-            minlength=n,
-        )
+            owner * n + supporters.indices[offsets],
+            weights=supporters.data[offsets] * np.repeat(histories.data, lengths),
+            minlength=rows * n,
+        ).reshape(rows, n)
         # only items some history item supports are sound recommendations
         scores[scores <= 0] = -np.inf
         return scores

@@ -128,6 +128,23 @@ def test_temporal_global_cut():
     assert split.test_ratings[2, 3] == 5.0
 
 
+def test_temporal_split_of_a_log_not_in_time_order():
+    # the builder's log is in time order; one built by hand may not be
+    events = [
+        (0, 0, 1.0, 4.0, 1.0), (0, 0, 1.0, 2.0, 2.0), (1, 0, 1.0, 3.0, 3.0),
+        (0, 2, 1.0, 2.0, 4.0), (1, 1, 1.0, 1.0, 5.0), (1, 1, 1.0, 5.0, 6.0),
+    ]
+    ordered = splits.temporal_split(make_dataset(events, with_ratings=True), ratio=0.5)
+    shuffled = splits.temporal_split(
+        make_dataset([events[n] for n in (5, 1, 3, 0, 4, 2)], with_ratings=True), ratio=0.5)
+    assert shuffled.params == ordered.params
+    for name in ("test", "test_ratings"):
+        assert (getattr(shuffled, name) != getattr(ordered, name)).nnz == 0
+    assert (shuffled.train.ratings != ordered.train.ratings).nnz == 0
+    assert ordered.train.ratings[0, 0] == 2.0  # the latest rating before the cut
+    assert shuffled.test_ratings[1, 1] == 5.0  # the latest after it
+
+
 def test_temporal_needs_timestamps():
     with pytest.raises(ValueError, match="needs events with timestamps"):
         splits.temporal_split(make_dataset([(0, 0, 1.0), (0, 1, 1.0)]))

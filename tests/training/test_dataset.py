@@ -103,6 +103,49 @@ def test_exact_duplicates_are_dropped_but_repeats_are_kept():
     assert dense(ds.interactions).tolist() == [[2.0]]
 
 
+def test_of_exact_duplicates_the_first_read_is_kept():
+    ds = Dataset.from_arrays([1, 1, 1, 2], [10, 10, 10, 10], "rating", values=[2.0, 5.0, 3.0, 4.0],
+                             timestamps=[7, 7, 7, 7])
+    assert ds.meta["n_duplicates"] == 2
+    assert dense(ds.ratings).tolist() == [[2.0], [4.0]]
+
+
+@pytest.mark.parametrize("bound", [50, 2**62])  # packed sort, and the fallback
+def test_stable_order_is_a_stable_argsort(bound):
+    from personalize.training.dataset import _stable_order
+
+    keys = np.random.default_rng(0).integers(0, 50, 5000)
+    assert _stable_order(keys, bound).tolist() == np.argsort(keys, kind="stable").tolist()
+    assert _stable_order(keys[:1], bound).tolist() == [0]
+
+
+@pytest.mark.parametrize("shape", ["shuffled", "nearly sorted", "constant"])
+def test_time_order_is_a_stable_argsort(shape):
+    from personalize.training.dataset import _time_order
+
+    rng = np.random.default_rng(1)
+    times = np.sort(rng.integers(0, 300, 4000).astype(np.float64) * 0.5)
+    if shape == "shuffled":
+        times = rng.permutation(times)
+    elif shape == "nearly sorted":
+        times[::97] += 3.0
+    else:
+        times[:] = 0.0
+    assert _time_order(times).tolist() == np.argsort(times, kind="stable").tolist()
+
+
+def test_matrices_can_leave_out_pairs_that_sum_to_zero():
+    from personalize.training.dataset import _matrices
+
+    ds = Dataset.from_arrays([1, 1, 2], [10, 20, 20], ["like", "view", "view"],
+                             timestamps=[1, 2, 3], event_weights={"like": 1.0, "view": 1.0})
+    ds.events.weight[:] = [1.0, 0.0, -1.0]  # the (1, 20) pair sums to 0
+    kept, _ = _matrices(ds.events, ds.n_subjects, ds.n_items)
+    dropped, _ = _matrices(ds.events, ds.n_subjects, ds.n_items, drop_zeros=True)
+    assert kept.nnz == 3 and dropped.nnz == 2
+    assert dense(kept).tolist() == dense(dropped).tolist() == [[1.0, 0.0], [0.0, -1.0]]
+
+
 def test_excluded_subjects_are_dropped():
     ds = Dataset.from_arrays([1, 2, 3], [10, 10, 20], "view", timestamps=[1, 2, 3],
                              exclude_subjects=[2])
@@ -322,6 +365,57 @@ def test_from_database_small_chunks_give_the_same_snapshot(site):
     small = Dataset.from_database(chunk_size=1)
     assert (dense(big.interactions) == dense(small.interactions)).all()
     assert big.events.timestamp.tolist() == small.events.timestamp.tolist()
+
+
+def test_from_database_pages_over_gaps_in_the_keys(site):
+    # deleted events leave gaps; pages of 2 keys hold 0, 1 or 2 events, of mixed types
+    whole = Dataset.from_database()
+    Event.objects.filter(event_type="purchase").delete()
+    Event.objects.create(subject=site["bob"], item=site["hat"], event_type="rating", value=2.5,
+                         timestamp=T0 + timedelta(days=4))
+    for chunk_size in (1, 2, 3, 1000):
+        ds = Dataset.from_database(chunk_size=chunk_size)
+        assert len(ds.events) == len(whole.events)  # a purchase out, a rating in
+        assert sorted(ds.event_types) == ["click", "rating", "view"]
+        col, row = ds.item_index(), ds.subject_index()
+        assert dense(ds.ratings)[row[site["bob"].pk], col[site["hat"].pk]] == 2.5
+        assert dense(ds.interactions)[row[site["ann"].pk], col[site["shirt"].pk]] == 1.0
+        assert ds.events.timestamp.max() == pytest.approx((T0 + timedelta(days=4)).timestamp(),
+                                                          abs=1e-3)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_from_database_outside_a_transaction_reads_one_snapshot():
+    # no test transaction around it: the snapshot opens its own (REPEATABLE READ
+    # on PostgreSQL, set as the transaction's first statement)
+    from django.db import connection
+
+    item = Item.objects.create(external_id="pen", title="Pen")
+    subject = Subject.objects.create()
+    Event.objects.create(subject=subject, item=item, event_type="view", timestamp=T0)
+    ds = Dataset.from_database(chunk_size=1)
+    assert len(ds.events) == 1 and ds.item_titles == ["Pen"]
+    assert not connection.in_atomic_block
+
+
+def test_from_database_times_are_exact_on_postgresql(site):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite's julianday() keeps about 10 microseconds")
+    ds = Dataset.from_database()
+    stored = sorted(moment.timestamp() for moment in Event.objects.filter(
+        item__isnull=False, event_type__in=ds.event_types).values_list("timestamp", flat=True))
+    assert ds.events.timestamp.tolist() == stored
+
+
+def test_json_columns_are_decoded_in_bulk_or_one_by_one():
+    from personalize.training.dataset import _json
+
+    assert _json(['["a", "b"]', None, '{"k": 1}']) == [["a", "b"], None, {"k": 1}]
+    # a malformed value, and one that would pass as two in a joined list
+    assert _json(['["a"]', "not json", "1, 2"]) == [["a"], "not json", "1, 2"]
+    assert _json([["already"], {"decoded": True}]) == [["already"], {"decoded": True}]
 
 
 def test_from_database_with_no_events(db):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 from django.db import OperationalError
 
@@ -12,6 +13,7 @@ from personalize.strategies.base import History
 from personalize.training import service
 from personalize.training.active import get_active_model
 from personalize.training.artifacts import artifact_storage, load_artifact
+from personalize.training.dataset import Dataset
 from tests.training.conftest import START, make_events, set_options, use_strategies
 
 pytestmark = pytest.mark.django_db
@@ -185,3 +187,64 @@ def test_old_artifacts_are_pruned_but_the_rows_stay(fake_strategies, shop, setti
 def test_an_unknown_strategy_is_a_key_error(fake_strategies, shop):
     with pytest.raises(KeyError, match="nope"):
         service.train_strategy("nope")
+
+
+# --- the holdout and its evaluation ----------------------------------------------
+
+
+def reference_histories(train, subjects):
+    """What the holdout's histories must be: each subject's kept events, oldest first."""
+    events = train.events
+    histories = []
+    for row in subjects.tolist():
+        chosen = [n for n in np.argsort(events.timestamp, kind="stable").tolist()
+                  if events.subject_idx[n] == row
+                  and (events.weight[n] != 0 or np.isfinite(events.rating[n]))]
+        rated = [n for n in chosen if np.isfinite(events.rating[n])]
+        histories.append(History(
+            item_ids=[train.item_ids[events.item_idx[n]].item() for n in chosen],
+            weights=[1.0 if np.isfinite(events.rating[n]) and events.weight[n] == 0
+                     else float(events.weight[n]) for n in chosen],
+            timestamps=[float(events.timestamp[n]) for n in chosen],
+            ratings={train.item_ids[events.item_idx[n]].item(): float(events.rating[n])
+                     for n in rated},
+            subject_id=train.subject_ids[row].item(),
+        ))
+    return histories
+
+
+def test_holdout_histories_are_the_training_events_oldest_first():
+    rng = np.random.default_rng(5)
+    n = 3000
+    types = rng.choice(["view", "purchase", "rating", "dislike", "impression"], size=n)
+    dataset = Dataset.from_arrays(
+        rng.integers(0, 60, n), rng.integers(0, 80, n), types,
+        values=np.where(types == "rating", rng.integers(1, 6, n), np.nan),
+        timestamps=rng.integers(1, 500, n).astype(float),  # shuffled, with ties
+        event_weights={"view": 1.0, "purchase": 8.0, "rating": None, "dislike": -2.0,
+                       "impression": 0.0},
+    )
+    holdout = service.temporal_holdout(dataset, 0.2, max_subjects=25)
+    assert holdout.subjects.size == 25
+    assert holdout.histories == reference_histories(holdout.train, holdout.subjects)
+    assert any(h.ratings for h in holdout.histories)
+
+
+def test_evaluation_is_the_same_as_recommending_one_subject_at_a_time(data_dir, monkeypatch):
+    from personalize.strategies.base import Strategy
+    from personalize.strategies.ease import EASE
+
+    dataset = Dataset.from_file("ml100k", data_dir / "movielens-100k")
+    holdout = service.temporal_holdout(dataset, 0.1, max_subjects=200)
+    artifact = EASE().fit(holdout.train)
+    batch = service.evaluate_on_holdout(EASE(), artifact, holdout)
+    # the base class's loop over recommend(), instead of EASE's batch
+    monkeypatch.setattr(EASE, "recommend_many", Strategy.recommend_many)
+    looped = service.evaluate_on_holdout(EASE(), artifact, holdout)
+    assert batch == looped
+    assert batch["ndcg@10"] > 0.1 and batch["subjects"] == holdout.subjects.size
+
+
+def test_fingerprint_counts_every_event_and_names_the_newest(shop):
+    newest = Event.objects.create(subject=shop["subjects"][0], item=None, event_type="search")
+    assert service.data_fingerprint() == {"events": 321, "last_event_id": newest.pk}

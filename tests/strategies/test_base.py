@@ -1,0 +1,54 @@
+"""The base class's defaults: ``recommend_many`` as a loop, and ``top_k_rows``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from personalize.strategies.base import CannotRecommend, History, Strategy, top_k, top_k_rows
+from personalize.training.artifacts import Artifact
+
+
+class Echo(Strategy):
+    """Recommends the history's own items reversed; cannot answer an empty one."""
+
+    def fit(self, dataset):
+        return Artifact()
+
+    def recommend(self, artifact, history, k, exclude=()):
+        if history.subject_id == "broken":
+            raise RuntimeError("a bug")
+        if not history.item_ids:
+            raise CannotRecommend("nothing to echo")
+        excluded = set(exclude)
+        kept = [i for i in reversed(history.item_ids) if i not in excluded]
+        return [(item, 1.0) for item in kept[:k]]
+
+
+def test_recommend_many_loops_over_recommend():
+    histories = [History(item_ids=[1, 2, 3]), History(), History(item_ids=[4])]
+    lists = Echo().recommend_many(Artifact(), histories, 2, exclude=iter([2]))
+    # the exclude iterable is read once and applies to every history
+    assert lists == [[(3, 1.0), (1, 1.0)], None, [(4, 1.0)]]
+
+
+def test_recommend_many_lets_other_errors_through():
+    with pytest.raises(RuntimeError):
+        Echo().recommend_many(Artifact(), [History(item_ids=[1], subject_id="broken")], 5)
+
+
+@pytest.mark.parametrize("k", [0, 1, 3, 7, 12, 15])
+def test_top_k_rows_is_top_k_of_each_row(k):
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 5, size=(40, 12)).astype(np.float64)  # many ties
+    scores[rng.random(scores.shape) < 0.3] = -np.inf
+    scores[5] = -np.inf  # nothing to recommend
+    scores[6, :2] = [7.0, 7.0]  # a tie at the top
+    rows = top_k_rows(scores, k)
+    assert len(rows) == len(scores)
+    for row, best in zip(scores, rows, strict=True):
+        assert best.tolist() == top_k(row, k).tolist()
+
+
+def test_top_k_rows_of_no_rows():
+    assert top_k_rows(np.empty((0, 4)), 3) == []

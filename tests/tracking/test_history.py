@@ -1,0 +1,67 @@
+"""subject_history: what serving feeds a strategy between trainings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from personalize.models import Event, Subject
+from personalize.tracking.history import subject_history
+
+T0 = datetime(2024, 5, 1, 9, 30, 0, 123456, tzinfo=UTC)
+
+
+@pytest.fixture
+def history_events(items):
+    ann, bob = Subject.objects.create(), Subject.objects.create()
+    rows = [
+        (ann, "sku-1", "view", None, 0),
+        (ann, "sku-2", "impression", None, 1),  # no preference: left out
+        (ann, "sku-2", "rating", 4.5, 2),
+        (ann, "sku-3", "purchase", None, 3),
+        (ann, None, "search", None, 4),  # no item: left out
+        (ann, "sku-1", "dislike", None, 5),
+        (bob, "sku-4", "click", None, 1),
+    ]
+    Event.objects.bulk_create([
+        Event(subject=subject, item=items[sku] if sku else None, event_type=kind, value=value,
+              timestamp=T0 + timedelta(hours=hours, microseconds=7 * hours))
+        for subject, sku, kind, value, hours in rows
+    ])
+    return {"ann": ann, "bob": bob, "items": items}
+
+
+def test_preference_events_oldest_first_with_their_weights(history_events):
+    items = history_events["items"]
+    history = subject_history(history_events["ann"].pk)
+    assert history.subject_id == history_events["ann"].pk
+    assert history.item_ids == [items[sku].pk for sku in ("sku-1", "sku-2", "sku-3", "sku-1")]
+    assert history.weights == [1.0, 1.0, 8.0, -4.0]  # a rating counts one interaction
+    assert history.ratings == {items["sku-2"].pk: 4.5}
+
+
+def test_timestamps_are_the_events_epoch_seconds_exactly(history_events):
+    history = subject_history(history_events["ann"].pk)
+    expected = [(T0 + timedelta(hours=h, microseconds=7 * h)).timestamp() for h in (0, 2, 3, 5)]
+    assert history.timestamps == expected
+
+
+def test_the_limit_keeps_the_latest(history_events):
+    items = history_events["items"]
+    history = subject_history(history_events["ann"].pk, limit=2)
+    assert history.item_ids == [items["sku-3"].pk, items["sku-1"].pk]
+    # the compiled query is per limit: the default one is not affected
+    assert len(subject_history(history_events["ann"].pk)) == 4
+
+
+def test_another_subject_and_an_unknown_one(history_events):
+    assert subject_history(history_events["bob"].pk).weights == [2.0]
+    empty = subject_history(10**9)
+    assert len(empty) == 0 and empty.ratings == {} and empty.timestamps == []
+
+
+def test_event_weights_are_read_at_call_time(history_events, settings):
+    settings.PERSONALIZE = {**settings.PERSONALIZE, "EXTRA_EVENT_TYPES": {"impression": 0.5}}
+    history = subject_history(history_events["ann"].pk)
+    assert len(history) == 5 and history.weights[1] == 0.5
