@@ -216,6 +216,56 @@ def _summary(samples: list[float]) -> dict[str, float]:
     }
 
 
+def _timed_misses(subject: Any, n: int) -> tuple[list[float], dict[str, list[float]]]:
+    """``n`` in-process misses: their wall times, and the time of each part in each."""
+    from personalize.serving import cache as block_cache
+    from personalize.serving import service
+    from personalize.tracking import history
+
+    spent: dict[str, float] = {}
+
+    def timing(part: str, function: Any) -> Any:
+        def timed(*a: Any, **k: Any) -> Any:
+            started = time.perf_counter_ns()
+            try:
+                return function(*a, **k)
+            finally:
+                spent[part] = spent.get(part, 0.0) + (time.perf_counter_ns() - started) / 1e6
+        return timed
+
+    def explainer(model: Any, used: Any) -> Any:
+        return timing("explain()", original_explainer(model, used))
+
+    patched = [
+        (service, "_run_strategy", "strategies"),
+        (history, "subject_history", "history query"),
+        (block_cache, "read_with_consent", "cache round trips"),
+        (block_cache, "write", "cache round trips"),
+    ]
+    originals = [(module, name, getattr(module, name)) for module, name, _ in patched]
+    original_explainer = service._explainer
+    for module, name, part in patched:
+        setattr(module, name, timing(part, getattr(module, name)))
+    service._explainer = explainer  # type: ignore[assignment]
+    misses: list[float] = []
+    parts: dict[str, list[float]] = {
+        part: [] for part in ["strategies", "explain()", "history query", "cache round trips"]}
+    try:
+        for _ in range(n):
+            block_cache.bump_subjects([subject.pk])
+            spent.clear()
+            started = time.perf_counter_ns()
+            service.recommend(subject, "home", limit=8)
+            misses.append((time.perf_counter_ns() - started) / 1e6)
+            for part, values in parts.items():
+                values.append(spent.get(part, 0.0))
+    finally:
+        for module, name, function in originals:
+            setattr(module, name, function)
+        service._explainer = original_explainer  # type: ignore[assignment]
+    return misses, parts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=300, help="interleaved rounds (default 300)")
@@ -317,35 +367,15 @@ def main() -> None:
         recommend(subject, "home", limit=8)
         timings.append((time.perf_counter_ns() - started) / 1e6)
 
-    # recommend() in this process on a cache miss, and the share of it spent in
-    # the strategies themselves (the rest is the pipeline: queries, filters,
-    # re-ranking, fallback, explanations, cache write)
-    from personalize.serving import service
-
-    strategy_ms: list[float] = []
-    original = service._run_strategy
-
-    def timed(*a: Any, **k: Any) -> Any:
-        started = time.perf_counter_ns()
-        try:
-            return original(*a, **k)
-        finally:
-            strategy_ms.append((time.perf_counter_ns() - started) / 1e6)
-
-    service._run_strategy = timed  # type: ignore[assignment]
-    misses, inside = [], []
-    for _ in range(max(20, args.in_process // 20)):
-        block_cache.bump_subjects([subject.pk])
-        strategy_ms.clear()
-        started = time.perf_counter_ns()
-        recommend(subject, "home", limit=8)
-        misses.append((time.perf_counter_ns() - started) / 1e6)
-        inside.append(sum(strategy_ms))
-    service._run_strategy = original  # type: ignore[assignment]
-
+    # recommend() in this process on a cache miss, and where its time goes: the
+    # strategies themselves, their explain() calls, the subject's history query,
+    # the two cache round trips (lookup, write); the rest is the pipeline's own
+    # work (exclusions query, filters, re-ranking, fallback, rows)
+    misses, parts = _timed_misses(subject, max(20, args.in_process // 20))
     figures = {name: _summary(values) for name, values in samples.items()}
     figures["recommend() in-process (cache miss)"] = _summary(misses)
-    figures["  of which strategies"] = _summary(inside)
+    for part, values in parts.items():
+        figures[f"  of which {part}"] = _summary(values)
     for name, values in cpu.items():
         figures[name]["server_cpu_median_ms"] = statistics.median(values)
     figures["recommend() in-process (cache hit)"] = _summary(timings)

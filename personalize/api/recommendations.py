@@ -18,8 +18,10 @@ them per item would cost more than a cache hit does.
 from __future__ import annotations
 
 import functools
+from types import MappingProxyType
 from typing import Any
 
+from django.http import QueryDict
 from django.urls import include, path, reverse
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -33,7 +35,7 @@ from rest_framework.views import APIView
 from personalize.conf import personalize_settings
 from personalize.models import Subject
 from personalize.serving.placements import get_placement
-from personalize.serving.service import Recommendation, recommend, resolve_item, similar_items
+from personalize.serving.service import Row, recommend_rows, resolve_item, similar_rows
 
 #: Staff with this permission may read any subject's recommendations.
 VIEW_ANY_PERMISSION = "personalize.view_any_recommendations"
@@ -46,7 +48,23 @@ def _limit_field() -> serializers.IntegerField:
     )
 
 
-class RecommendationsQuerySerializer(serializers.Serializer):
+class QuerySerializer(serializers.Serializer):
+    """A query string: its syntax here, what it names in :meth:`check_references`.
+
+    The syntax depends on nothing but ``MAX_LIMIT``, so a validated query
+    string is kept per process (see :func:`_validated`); whether the item or
+    strategy it names exists is checked on every request.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["limit"] = _limit_field()  # MAX_LIMIT is read at call time
+
+    def check_references(self, params: dict[str, Any]) -> None:
+        """Raise ``ValidationError`` naming a parameter whose target does not exist."""
+
+
+class RecommendationsQuerySerializer(QuerySerializer):
     """The query string of the recommendations endpoint."""
 
     placement = serializers.SlugField(
@@ -62,17 +80,12 @@ class RecommendationsQuerySerializer(serializers.Serializer):
         help_text="A subject key (staff with personalize.view_any_recommendations only).",
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["limit"] = _limit_field()  # MAX_LIMIT is read at call time
-
-    def validate_item(self, value: str) -> str:
-        if resolve_item(value) is None:
-            raise serializers.ValidationError("Unknown item.")
-        return value
+    def check_references(self, params: dict[str, Any]) -> None:
+        if "item" in params and resolve_item(params["item"]) is None:
+            raise exceptions.ValidationError({"item": ["Unknown item."]})
 
 
-class SimilarQuerySerializer(serializers.Serializer):
+class SimilarQuerySerializer(QuerySerializer):
     """The query string of the similar-items endpoint."""
 
     limit = serializers.IntegerField(required=False, min_value=1)
@@ -83,19 +96,14 @@ class SimilarQuerySerializer(serializers.Serializer):
         required=False, max_length=64, help_text="A placement whose filters apply."
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["limit"] = _limit_field()
-
-    def validate_strategy(self, value: str) -> str:
+    def check_references(self, params: dict[str, Any]) -> None:
         from personalize.strategies.registry import strategy_names
 
         names = strategy_names()
-        if value not in names:
-            raise serializers.ValidationError(
-                f"Unknown strategy; configured: {', '.join(names)}."
+        if "strategy" in params and params["strategy"] not in names:
+            raise exceptions.ValidationError(
+                {"strategy": [f"Unknown strategy; configured: {', '.join(names)}."]}
             )
-        return value
 
 
 class RecommendationSerializer(serializers.Serializer):
@@ -120,28 +128,27 @@ class BlockSerializer(serializers.Serializer):
     results = RecommendationSerializer(many=True)
 
 
-def recommendation_data(rec: Recommendation) -> dict[str, Any]:
-    """The JSON form of one recommendation."""
-    item = rec.item
+def recommendation_data(row: Row) -> dict[str, Any]:
+    """The JSON form of one recommended item."""
     return {
-        "item": item.external_id,
-        "title": item.title,
-        "url": rec.url,
-        "categories": item.categories,
-        "score": rec.score,
-        "strategy": rec.strategy,
-        "personalized": rec.personalized,
-        "explanation": rec.explanation,
+        "item": row.external_id,
+        "title": row.title,
+        "url": row.url,
+        "categories": row.categories,
+        "score": row.score,
+        "strategy": row.strategy,
+        "personalized": row.personalized,
+        "explanation": row.explanation,
     }
 
 
-def block_data(placement: str, heading: str, recs: list[Recommendation]) -> dict[str, Any]:
+def block_data(placement: str, heading: str, rows: list[Row]) -> dict[str, Any]:
     """The JSON form of a block."""
     return {
         "placement": placement,
         "heading": heading,
-        "personalized": any(r.personalized for r in recs),
-        "results": [recommendation_data(r) for r in recs],
+        "personalized": any(r.personalized for r in rows),
+        "results": [recommendation_data(r) for r in rows],
     }
 
 
@@ -150,23 +157,39 @@ _GENERIC_PARAMS = frozenset({"format"})
 
 
 @functools.lru_cache(maxsize=16)
-def _query_serializer(
-    serializer_class: type[serializers.Serializer], max_limit: int
-) -> serializers.Serializer:
+def _query_serializer(serializer_class: type[QuerySerializer], max_limit: int) -> QuerySerializer:
     # Built once per MAX_LIMIT value: instantiating a serializer deep-copies its
     # fields, which costs more than a cached block does. Validation keeps no
     # state on the instance, so one instance serves every request.
     return serializer_class()
 
 
-def _validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    """The validated query string; 400 naming the first bad (or unknown) parameter."""
-    known = _GENERIC_PARAMS | set(getattr(serializer_class, "_declared_fields", {}))
-    unknown = sorted(set(request.query_params) - known)
+@functools.lru_cache(maxsize=256)
+def _parsed_query(
+    serializer_class: type[QuerySerializer], max_limit: int,
+    query: tuple[tuple[str, tuple[str, ...]], ...],
+) -> MappingProxyType[str, Any]:
+    # Kept per process: pages ask the same few query strings over and over,
+    # and running the serializer costs about what a cached block does.
+    # Invalid ones raise, and exceptions are not cached.
+    known = _GENERIC_PARAMS | set(serializer_class._declared_fields)
+    unknown = sorted({name for name, _ in query} - known)
     if unknown:
         raise exceptions.ValidationError({unknown[0]: ["Unknown parameter."]})
-    serializer = _query_serializer(serializer_class, int(personalize_settings.MAX_LIMIT))
-    return dict(serializer.run_validation(request.query_params))
+    data = QueryDict(mutable=True)
+    for name, values in query:
+        data.setlist(name, list(values))
+    serializer = _query_serializer(serializer_class, max_limit)
+    return MappingProxyType(dict(serializer.run_validation(data)))
+
+
+def _validated(serializer_class: type[QuerySerializer], request: Request) -> dict[str, Any]:
+    """The validated query string; 400 naming the first bad (or unknown) parameter."""
+    max_limit = int(personalize_settings.MAX_LIMIT)
+    query = tuple((name, tuple(values)) for name, values in sorted(request.query_params.lists()))
+    params = dict(_parsed_query(serializer_class, max_limit, query))
+    _query_serializer(serializer_class, max_limit).check_references(params)
+    return params
 
 
 def may_view_any(user: Any) -> bool:
@@ -211,8 +234,8 @@ class RecommendationsView(APIView):
             who = subject
         placement = params["placement"]
         context = {"item": params["item"]} if "item" in params else None
-        recs = recommend(who, placement, limit=params.get("limit"), context=context)
-        response = Response(block_data(placement, get_placement(placement).heading, recs))
+        rows = recommend_rows(who, placement, limit=params.get("limit"), context=context)
+        response = Response(block_data(placement, get_placement(placement).heading, rows))
         response["Cache-Control"] = "private, no-store"
         return response
 
@@ -238,11 +261,11 @@ class SimilarItemsView(APIView):
         if resolve_item(external_id) is None:
             raise exceptions.NotFound("Unknown item.")
         placement = params.get("placement")
-        recs = similar_items(external_id, params.get("limit", 10), strategy=params.get("strategy"),
-                             placement=placement)
+        rows = similar_rows(external_id, params.get("limit", 10), strategy=params.get("strategy"),
+                            placement=placement)
         config = get_placement(placement) if placement else None
         heading = config.heading if config is not None and config.configured else "Similar items"
-        return Response(block_data(placement or "similar", heading, recs))
+        return Response(block_data(placement or "similar", heading, rows))
 
 
 class SchemaView(SpectacularAPIView):

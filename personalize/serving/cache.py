@@ -15,11 +15,12 @@ under:
   configuration.
 
 A lookup is a single ``get_many`` of the global generation, the subject's
-generation and the entry; the entry counts only if everything it carries still
-matches, so invalidating a subject's blocks is one ``set`` however many blocks
-they have, and nothing ever scans keys. Generations are random tokens, not
-counters: an evicted counter that restarted from zero could make an old entry
-look current again; a fresh random token cannot.
+generation and the entry (with the subject's cached consent state, which a
+miss needs: :func:`read_with_consent`); the entry counts only if everything it
+carries still matches, so invalidating a subject's blocks is one ``set``
+however many blocks they have, and nothing ever scans keys. Generations are
+random tokens, not counters: an evicted counter that restarted from zero could
+make an old entry look current again; a fresh random token cannot.
 
 Entries expire after the placement's ``cache_ttl``; stale entries are
 overwritten in place (same key) or expire.
@@ -110,14 +111,15 @@ def similar_key(
     )
 
 
-def _warn(action: str, exc: BaseException) -> None:
+def _warn(action: str, exc: BaseException | None) -> None:
     global _last_warning
     now = time.monotonic()
     if now - _last_warning >= WARNING_INTERVAL:
         _last_warning = now
+        cause = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
         logger.warning(
-            "Recommendation cache %r unreachable (%s: %s); %s",
-            personalize_settings.CACHE_ALIAS, type(exc).__name__, exc, action,
+            "Recommendation cache %r unreachable%s; %s",
+            personalize_settings.CACHE_ALIAS, cause, action,
         )
 
 
@@ -134,6 +136,31 @@ def read(keys: list[str]) -> dict[str, Any] | None:
     except Exception as exc:  # an accelerator: never an error for the visitor
         _warn("computing recommendations directly", exc)
         return None
+
+
+def read_with_consent(subject_id: int, keys: list[str]) -> tuple[bool, dict[str, Any] | None]:
+    """:func:`read` plus the subject's ``personalization`` consent, in the same ``get_many``.
+
+    A block computed on a miss needs the consent; reading its cached state
+    (see :func:`personalize.consent.service.has_consent_reading`) with the
+    generations saves that computation a round trip. The caller has already
+    served a request with a GPC / DNT signal the shared non-personalized
+    block, so no request is consulted here.
+
+    Args:
+        subject_id: a live subject's pk.
+        keys: the keys to read.
+
+    Returns:
+        ``(consent, values)``; ``values`` is ``None`` when the cache is
+        unreachable (the consent then came from the ledger).
+    """
+    from personalize.consent.service import PERSONALIZATION, has_consent_reading
+
+    consent, values = has_consent_reading(subject_id, PERSONALIZATION, None, keys)
+    if values is None:
+        _warn("computing recommendations directly", None)
+    return consent, values
 
 
 def write(key: str, value: Any, ttl: int) -> None:

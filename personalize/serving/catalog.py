@@ -45,6 +45,8 @@ class CatalogIndex:
         primary: the column of each item's primary category, ``-1`` for none.
         external_ids: external id -> pk.
         host_keys: ``(content_type_id, object_id)`` -> pk, for host catalog objects.
+        memo: what serving derives from the index (a placement's filter mask, ...),
+            kept as long as the index is.
     """
 
     pks: np.ndarray
@@ -56,6 +58,7 @@ class CatalogIndex:
     host_keys: dict[tuple[int, str], int]
     generation: Any = STALE
     built_at: float = field(default_factory=time.monotonic)
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False)
     _category_pos: dict[str, int] = field(default_factory=dict, repr=False)
     _norm_rows: np.ndarray | None = field(default=None, repr=False)
 
@@ -76,13 +79,13 @@ class CatalogIndex:
         if query.size == 0 or len(self.pks) == 0:
             return np.empty(0, dtype=np.int64), np.zeros(query.size, dtype=bool)
         try:
-            query = query.astype(np.int64)
+            query = query.astype(np.int64, copy=False)
         except (TypeError, ValueError):
             # ids of another type (a strategy trained on file ids) match nothing here
             return np.empty(0, dtype=np.int64), np.zeros(query.size, dtype=bool)
         where = np.minimum(np.searchsorted(self.pks, query), len(self.pks) - 1)
         found = self.pks[where] == query
-        return where[found].astype(np.int64), found
+        return where[found].astype(np.int64, copy=False), found
 
     def category_column(self, name: str) -> int | None:
         return self._category_pos.get(name)
@@ -94,13 +97,31 @@ class CatalogIndex:
             return np.zeros(len(self.pks), dtype=bool)
         return np.asarray(self.membership[:, columns].sum(axis=1)).ravel() > 0
 
-    def category_vectors(self, rows: np.ndarray) -> np.ndarray:
-        """L2-normalised category membership rows (zero rows for uncategorised items)."""
+    def _entries(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Membership entries of ``rows``: their positions in the CSR arrays, and which row each is.
+
+        NumPy over ``indptr`` instead of scipy row slicing, whose fixed cost is
+        many times that of the few entries a block's items have.
+        """
+        starts = self.membership.indptr[rows]
+        lengths = self.membership.indptr[rows + 1] - starts
+        owner = np.repeat(np.arange(len(rows)), lengths)
+        # position = the row's start + the entry's offset within the row
+        offsets = np.arange(owner.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return np.repeat(starts, lengths) + offsets, owner
+
+    def category_similarity(self, rows: np.ndarray) -> np.ndarray:
+        """Cosine similarity of the category memberships of ``rows`` (0 for uncategorised items)."""
+        rows = np.asarray(rows, dtype=np.int64)
         if self._norm_rows is None:
             counts = np.diff(self.membership.indptr).astype(np.float64)
             self._norm_rows = np.where(counts > 0, 1.0 / np.sqrt(np.maximum(counts, 1.0)), 0.0)
-        dense = self.membership[rows].toarray().astype(np.float64)
-        return dense * self._norm_rows[rows][:, None]
+        positions, owner = self._entries(rows)
+        # dense over only the categories these rows use: a handful, whatever the catalog has
+        used, column = np.unique(self.membership.indices[positions], return_inverse=True)
+        vectors = np.zeros((len(rows), used.size))
+        vectors[owner, column] = self.membership.data[positions] * self._norm_rows[rows][owner]
+        return vectors @ vectors.T
 
     def preferred_category(self, pks: Sequence[Any], weights: Sequence[float] | None) -> str | None:
         """The category a history engages with most (weights summed), if any."""
@@ -109,8 +130,11 @@ class CatalogIndex:
             return None
         w = np.ones(len(found)) if weights is None else np.asarray(weights, dtype=np.float64)
         w = np.clip(w[found], 0.0, None)
-        totals = self.membership[rows].T @ w
-        if not totals.size or totals.max() <= 0:
+        positions, owner = self._entries(rows)
+        totals = np.bincount(self.membership.indices[positions],
+                             weights=w[owner] * self.membership.data[positions],
+                             minlength=len(self.category_names))
+        if totals.max() <= 0:
             return None
         return self.category_names[int(np.argmax(totals))]
 

@@ -29,9 +29,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from django.db import connections, router
 from django.utils import timezone
 
 from personalize.conf import personalize_settings
@@ -132,16 +134,35 @@ def subject_excluded_items(subject_id: int, filters: FilterConfig) -> list[int]:
         subject_id: the subject's pk.
         filters: the placement's filters (``exclude_event_types`` and ``exclude_window_days``).
     """
-    if not filters.exclude_event_types:
+    types = filters.exclude_event_types
+    if not types:
         return []
-    events = Event.objects.filter(
-        subject_id=subject_id, item__isnull=False, event_type__in=filters.exclude_event_types
-    )
+    # Runs on every computed block: plain SQL, because compiling the equivalent
+    # queryset costs several times what the indexed query itself does.
+    alias = router.db_for_read(Event)
+    connection = connections[alias]
+    params: list[Any] = [subject_id, *types]
     if filters.exclude_window_days is not None:
         since = timezone.now() - timedelta(days=filters.exclude_window_days)
-        events = events.filter(timestamp__gte=since)
-    # order_by(): the model's default ordering would add the timestamp to DISTINCT
-    return list(events.order_by().values_list("item_id", flat=True).distinct())
+        params.append(connection.ops.adapt_datetimefield_value(since))
+    sql = _excluded_sql(alias, len(types), filters.exclude_window_days is not None)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+@lru_cache(maxsize=32)
+def _excluded_sql(alias: str, n_types: int, windowed: bool) -> str:
+    meta = Event._meta
+    q = connections[alias].ops.quote_name
+    column = {f.attname: q(str(f.column)) for f in meta.concrete_fields}
+    where = (
+        f"{column['subject_id']} = %s AND {column['item_id']} IS NOT NULL"
+        f" AND {column['event_type']} IN ({', '.join(['%s'] * n_types)})"
+    )
+    if windowed:
+        where += f" AND {column['timestamp']} >= %s"
+    return f"SELECT DISTINCT {column['item_id']} FROM {q(meta.db_table)} WHERE {where}"  # noqa: S608
 
 
 def allowed_mask(
@@ -160,17 +181,30 @@ def allowed_mask(
         current_item: the pk of the item of the page (removed when
             ``exclude_current_item`` is on).
     """
+    placement_mask = index.memo.get(("allowed", filters))
+    if placement_mask is None:  # the same for every visitor until the catalog changes
+        placement_mask = _placement_mask(index, filters)
+        index.memo[("allowed", filters)] = placement_mask
+    mask = placement_mask.copy()
+    removed = list(excluded_pks)
+    if current_item is not None and filters.exclude_current_item:
+        removed.append(current_item)
+    if removed:
+        rows, _ = index.positions(removed)
+        mask[rows] = False
+    return mask
+
+
+def _placement_mask(index: CatalogIndex, filters: FilterConfig) -> np.ndarray:
+    """What the placement's own filters allow: availability, categories, blocked items."""
     mask = index.available.copy() if filters.available_only else np.ones(len(index), dtype=bool)
     if filters.include_categories:
         mask &= index.in_categories(filters.include_categories)
     if filters.exclude_categories:
         mask &= ~index.in_categories(filters.exclude_categories)
-    blocked = [index.external_ids[e] for e in filters.blocked if e in index.external_ids]
-    removed = [*blocked, *excluded_pks]
-    if current_item is not None and filters.exclude_current_item:
-        removed.append(current_item)
-    if removed:
-        rows, _ = index.positions(removed)
+    blocked = blocked_pks(index, filters)
+    if blocked:
+        rows, _ = index.positions(blocked)
         mask[rows] = False
     return mask
 

@@ -21,6 +21,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -36,15 +37,20 @@ EMBEDDING_ARRAY_NAMES = ("embeddings", "item_embeddings", "item_vectors", "vecto
 
 
 def normalised_relevance(scores: np.ndarray) -> np.ndarray:
-    """Scores min-max scaled to [0, 1] (all ones when they are all equal)."""
+    """Scores min-max scaled to [0, 1] (all ones when they are all equal); non-finite ones 0."""
     scores = np.asarray(scores, dtype=np.float64)
     if scores.size == 0:
         return scores
-    finite = np.where(np.isfinite(scores), scores, np.nan)
-    low, high = np.nanmin(finite), np.nanmax(finite)
-    if not np.isfinite(low) or high - low <= 0:
-        return np.isfinite(finite).astype(np.float64)
-    return np.nan_to_num((finite - low) / (high - low), nan=0.0)
+    finite = np.isfinite(scores)
+    values = scores if finite.all() else scores[finite]
+    if values.size == 0:
+        return finite.astype(np.float64)
+    low, high = values.min(), values.max()
+    if high - low <= 0:
+        return finite.astype(np.float64)
+    scaled = (scores - low) / (high - low)
+    scaled[~finite] = 0.0
+    return scaled
 
 
 def mmr(
@@ -76,20 +82,23 @@ def mmr(
     offset = len(selected)
     if lam <= 0 and not offset:
         return list(range(k))
-    rel = normalised_relevance(relevance)
-    pool_sim = similarity[offset:, offset:]
-    # the largest similarity of each candidate to anything picked so far
-    closest = similarity[offset:, :offset].max(axis=1) if offset else np.full(n, -np.inf)
+    rel = (1.0 - lam) * normalised_relevance(relevance)
+    # lambda x similarity, so that each step is one subtraction (lam >= 0, so the
+    # largest scaled similarity is lambda x the largest similarity, exactly)
+    penalty = lam * similarity[offset:, offset:]
+    # the penalty of each candidate: its largest similarity to anything picked so
+    # far (nothing picked yet: none)
+    closest = lam * similarity[offset:, :offset].max(axis=1) if offset else None
+    picked = np.zeros(n, dtype=bool)
     chosen: list[int] = []
-    available = np.ones(n, dtype=bool)
     for _ in range(k):
-        penalty = np.where(np.isfinite(closest), closest, 0.0)
-        gain = (1.0 - lam) * rel - lam * penalty
-        gain[~available] = -np.inf
+        gain = rel - closest if closest is not None else rel.copy()
+        gain[picked] = -np.inf
         best = int(np.argmax(gain))
         chosen.append(best)
-        available[best] = False
-        closest = np.maximum(closest, pool_sim[:, best])
+        picked[best] = True
+        closest = penalty[:, best].copy() if closest is None else np.maximum(
+            closest, penalty[:, best], out=closest)
     return chosen
 
 
@@ -123,17 +132,22 @@ def _embedding_vectors(pks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 
             columns, found = positions(model.artifact, pks.tolist())
             matrix = model.artifact[array]
-            vectors = np.zeros((len(pks), matrix.shape[1]), dtype=np.float64)
-            vectors[found] = matrix[columns]
+            if found.all():
+                vectors = matrix[columns].astype(np.float64)
+            else:
+                vectors = np.zeros((len(pks), matrix.shape[1]), dtype=np.float64)
+                vectors[found] = matrix[columns]
     except Exception:
         logger.warning("Cannot read item vectors from %r", name, exc_info=True)
         return None
     if vectors.ndim != 2 or vectors.shape[0] != len(pks):
         return None
-    vectors = np.nan_to_num(vectors)
-    norms = np.linalg.norm(vectors, axis=1)
+    norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
+    if not np.isfinite(norms).all():  # a NaN or infinite entry: count it as 0
+        vectors = np.nan_to_num(vectors)
+        norms = np.linalg.norm(vectors, axis=1)
     known = norms > 0
-    vectors[known] /= norms[known][:, None]
+    vectors /= np.where(known, norms, 1.0)[:, None]  # unknown rows stay zero
     return vectors, known
 
 
@@ -143,17 +157,26 @@ def similarity_matrix(index: CatalogIndex, pks: Sequence[int] | np.ndarray) -> n
     n = len(pks)
     if n == 0:
         return np.zeros((0, 0))
-    rows, found = index.positions(pks)
-    categories = np.zeros((n, max(index.membership.shape[1], 1)))
-    if rows.size:
-        categories[found, : index.membership.shape[1]] = index.category_vectors(rows)
-    sim = categories @ categories.T
     embedded = _embedding_vectors(pks)
-    if embedded is not None:
-        vectors, known = embedded
-        both = known[:, None] & known[None, :]
-        sim = np.where(both, vectors @ vectors.T, sim)
+    if embedded is not None and embedded[1].all():
+        sim = embedded[0] @ embedded[0].T
+    else:
+        sim = _category_similarity(index, pks)
+        if embedded is not None:
+            vectors, known = embedded
+            both = known[:, None] & known[None, :]
+            sim = np.where(both, vectors @ vectors.T, sim)
     np.fill_diagonal(sim, 1.0)
+    return sim
+
+
+def _category_similarity(index: CatalogIndex, pks: np.ndarray) -> np.ndarray:
+    rows, found = index.positions(pks)
+    if found.all():
+        return index.category_similarity(rows)
+    sim = np.zeros((len(pks), len(pks)))  # pks the catalog does not know are like nothing
+    known = np.flatnonzero(found)
+    sim[np.ix_(known, known)] = index.category_similarity(rows)
     return sim
 
 
@@ -162,8 +185,12 @@ def intra_list_diversity(similarity: np.ndarray) -> float:
     n = similarity.shape[0]
     if n < 2:
         return 0.0
-    upper = np.triu_indices(n, k=1)
-    return float(np.mean(1.0 - similarity[upper]))
+    return float(np.mean(1.0 - similarity[_upper_triangle(n)]))
+
+
+@lru_cache(maxsize=128)
+def _upper_triangle(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(n, k=1)
 
 
 # --- the metrics -------------------------------------------------------------
@@ -222,6 +249,8 @@ class ServingStats:
             if diversity is not None and n_items >= 2:
                 stats.diversity_sum += diversity
                 stats.diversity_count += 1
+        if not metrics_logger.isEnabledFor(logging.DEBUG):  # skip formatting the arguments
+            return
         metrics_logger.debug(
             "placement=%s items=%d intra_list_diversity=%s fallback=%s",
             placement, n_items, "-" if diversity is None else f"{diversity:.4f}", fallback,

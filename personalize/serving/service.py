@@ -22,21 +22,27 @@
 * **Explanations**: "Because you viewed <title>" (the strategy's ``explain``),
   "Popular in <category>", "Similar to <title>", "Featured".
 * **Cache**: :mod:`personalize.serving.cache`; a hit is one cache round trip
-  and no query.
+  (which also brings the subject's consent state) and no query.
+
+:func:`recommend` gives :class:`Recommendation` objects holding the catalog
+:class:`~personalize.models.Item`; :func:`recommend_rows` gives the cached
+:class:`Row` tuples themselves, which carry everything the REST API renders,
+so a cached block goes to JSON without touching an Item.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from django.db import models
 from django.http import HttpRequest
 from django.utils import translation
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from personalize.conf import personalize_settings
 from personalize.models import Item, Subject
@@ -64,11 +70,29 @@ from personalize.strategies.base import CannotRecommend, History, top_k
 logger = logging.getLogger(__name__)
 
 #: Bumped when the cached entry layout changes, so old entries are ignored.
-ENTRY_FORMAT = 1
+ENTRY_FORMAT = 2
 PINNED = "pinned"
 
-# A cached row: (item pk, score, strategy, personalized, explanation, url)
-Row = tuple[int, float, str, bool, str, str | None]
+
+class Row(NamedTuple):
+    """One item of a block, with what the REST API shows of it.
+
+    Cached as a plain tuple (an entry must unpickle whatever this class
+    becomes; :data:`ENTRY_FORMAT` says which layout it has). ``external_id``,
+    ``title`` and ``categories`` are copied from the item when the block is
+    computed (the global generation moves when an item changes), so a cached
+    block is rendered without loading items.
+    """
+
+    pk: int
+    score: float
+    strategy: str
+    personalized: bool
+    explanation: str
+    url: str | None
+    external_id: str
+    title: str
+    categories: Any
 
 
 @dataclass(frozen=True)
@@ -234,7 +258,10 @@ def _urls(items: dict[int, Item]) -> dict[int, str | None]:
 
 
 class _Block:
-    """Collects a block stage by stage: each stage offers ranked candidates."""
+    """Collects a block stage by stage: each stage offers ranked candidates.
+
+    The block owns ``allowed`` and strikes each picked item off it.
+    """
 
     def __init__(
         self, index: CatalogIndex, allowed: np.ndarray, limit: int, diversity: float,
@@ -246,7 +273,7 @@ class _Block:
         self.diversity = diversity
         self.trace = trace
         self.pks: list[int] = []
-        self.rows: list[tuple[int, float, str, bool, Callable[[dict[int, Item]], str]]] = []
+        self.rows: list[tuple[int, float, str, bool, Render]] = []
         #: the last similarity matrix computed, and the pks of its rows
         self.sim: tuple[list[int], np.ndarray] | None = None
 
@@ -272,7 +299,7 @@ class _Block:
         scored: Sequence[tuple[Any, float]],
         strategy: str,
         personalized: bool,
-        explain: Callable[[int], Callable[[dict[int, Item]], str]],
+        explain: Explain,
     ) -> None:
         """Add the best allowed, new candidates of a stage (MMR-ordered when diversity is on)."""
         if self.need <= 0 or not scored:
@@ -282,10 +309,10 @@ class _Block:
         ids = np.asarray([pk for pk, _ in scored])
         scores = np.asarray([score for _, score in scored], dtype=np.float64)
         rows, found = self.index.positions(ids)
-        ids, scores = ids[found].astype(np.int64), scores[found]
         keep = self.allowed[rows]
-        ids, scores, rows = ids[keep], scores[keep], rows[keep]
-        if ids.size:
+        ids = ids[found][keep].astype(np.int64, copy=False)
+        scores, rows = scores[found][keep], rows[keep]
+        if len(set(ids.tolist())) < ids.size:
             # first occurrence only; the block may not repeat an item
             _, first = np.unique(ids, return_index=True)
             first.sort()
@@ -301,43 +328,50 @@ class _Block:
             pk = int(ids[i])
             self.pks.append(pk)
             self.rows.append((pk, float(scores[i]), strategy, personalized, explain(pk)))
-        self.allowed = self.allowed.copy()
         self.allowed[rows[order]] = False
         if self.trace is not None:
             self.trace.add(stage, len(scored), len(order), strategy=strategy)
 
 
-def _text(message: str) -> Callable[[dict[int, Item]], str]:
-    return lambda items: message
+# An item's explanation, rendered by _finish from the block's items (for titles) and a
+# translation function (each message is translated once per block, not once per item).
+Render = Callable[[dict[int, Item], Callable[[str], str]], str]
+# A stage's explainer: the Render of each item it offers, by pk.
+Explain = Callable[[int], Render]
 
 
-def _constant(
-    render: Callable[[dict[int, Item]], str],
-) -> Callable[[int], Callable[[dict[int, Item]], str]]:
+def _message(message: str) -> Render:
+    """A fixed explanation; ``message`` is an untranslated message id."""
+    return lambda items, translate: translate(message)
+
+
+def _constant(render: Render) -> Explain:
     """An explainer giving every item of a stage the same explanation."""
     return lambda pk: render
 
 
-def _popular_in(category: str) -> Callable[[dict[int, Item]], str]:
-    return lambda items: gettext("Popular in %(category)s") % {"category": category}
+def _popular_in(category: str) -> Render:
+    return lambda items, translate: translate(
+        gettext_noop("Popular in %(category)s")) % {"category": category}
 
 
-def _because(history_pk: Any) -> Callable[[dict[int, Item]], str]:
-    def render(items: dict[int, Item]) -> str:
+def _because(history_pk: Any) -> Render:
+    def render(items: dict[int, Item], translate: Callable[[str], str]) -> str:
         item = items.get(history_pk)
         if item is None:
-            return gettext("Recommended for you")
-        return gettext("Because you viewed %(title)s") % {"title": item.title or item.external_id}
+            return translate(gettext_noop("Recommended for you"))
+        return translate(gettext_noop("Because you viewed %(title)s")) % {
+            "title": item.title or item.external_id}
 
     render.history_pk = history_pk  # type: ignore[attr-defined]
     return render
 
 
-def _similar_to(pk: int) -> Callable[[dict[int, Item]], str]:
-    def render(items: dict[int, Item]) -> str:
+def _similar_to(pk: int) -> Render:
+    def render(items: dict[int, Item], translate: Callable[[str], str]) -> str:
         item = items.get(pk)
         title = item.title or item.external_id if item is not None else ""
-        return gettext("Similar to %(title)s") % {"title": title}
+        return translate(gettext_noop("Similar to %(title)s")) % {"title": title}
 
     render.history_pk = pk  # type: ignore[attr-defined]
     return render
@@ -358,19 +392,19 @@ def _run_strategy(
         return []
 
 
-def _explainer(model: Any, history: History) -> Callable[[int], Callable[[dict[int, Item]], str]]:
-    def explain(pk: int) -> Callable[[dict[int, Item]], str]:
+def _explainer(model: Any, history: History) -> Explain:
+    def explain(pk: int) -> Render:
         try:
             source = model.strategy.explain(model.artifact, history, pk)
         except Exception:
             logger.debug("explain() failed for %s", pk, exc_info=True)
             source = None
         if source is None:
-            return _text(gettext("Recommended for you"))
+            return _message(gettext_noop("Recommended for you"))
         try:
             return _because(int(source))
         except (TypeError, ValueError):  # ids that are not Item pks cannot be titled
-            return _text(gettext("Recommended for you"))
+            return _message(gettext_noop("Recommended for you"))
 
     return explain
 
@@ -408,13 +442,13 @@ def _popular_stages(
         best = top_k(masked, block.need * oversample)
         names = index.category_names
 
-        def explain(pk: int) -> Callable[[dict[int, Item]], str]:
+        def explain(pk: int) -> Render:
             row = int(np.searchsorted(index.pks, pk))
             if scores[row] > 0 and index.primary[row] >= 0:
                 return _popular_in(names[int(index.primary[row])])
             if scores[row] > 0:
-                return _text(gettext("Popular right now"))
-            return _text(gettext("You might also like"))
+                return _message(gettext_noop("Popular right now"))
+            return _message(gettext_noop("You might also like"))
 
         block.offer("popular", list(zip(index.pks[best].tolist(), masked[best].tolist(),
                                         strict=True)), name, False, explain)
@@ -434,8 +468,10 @@ def _finish(block: _Block, generation: Any, trace: Trace | None) -> tuple[list[R
         found = _urls(missing)
         remember_urls(found, generation)
         urls.update(found)
-    rows: list[Row] = [
-        (pk, score, strategy, personalized, render(items), urls.get(pk))
+    translate = functools.cache(gettext)
+    rows = [
+        Row(pk, score, strategy, personalized, render(items, translate), urls.get(pk),
+            items[pk].external_id, items[pk].title, items[pk].categories)
         for pk, score, strategy, personalized, render in block.rows
         if pk in items
     ]
@@ -495,7 +531,7 @@ def compute_block(
     pinned = pinned_pks(index, filters)
     if pinned:
         block.offer("pinned", [(pk, 0.0) for pk in pinned], PINNED, False,
-                    _constant(_text(gettext("Featured"))))
+                    _constant(_message(gettext_noop("Featured"))))
     primary = config.strategy
     if personal and block.need > 0:
         model = _active_model(primary)
@@ -515,30 +551,41 @@ def compute_block(
                                strategy_exclude + block.pks)
         if model is not None:
             explain = (_explainer(model, used) if len(used)
-                       else _constant(_text(gettext("Popular right now"))))
+                       else _constant(_message(gettext_noop("Popular right now"))))
             block.offer(fallback, scored, fallback, personal and len(used) > 0, explain)
-    categories: list[tuple[str, bool]] = []
-    if context_item is not None:
-        found, _ = index.positions([context_item])
-        if found.size and index.primary[found[0]] >= 0:
-            categories.append((index.category_names[int(index.primary[found[0]])], False))
-    if personal and len(history):
-        preferred = index.preferred_category(list(history.item_ids), history.weights)
-        if preferred and preferred not in [c for c, _ in categories]:
-            categories.append((preferred, True))
-    _popular_stages(block, index, categories, oversample)
+    if block.need > 0:  # the categories cost a pass over the history: only when filling
+        categories: list[tuple[str, bool]] = []
+        if context_item is not None:
+            found, _ = index.positions([context_item])
+            if found.size and index.primary[found[0]] >= 0:
+                categories.append((index.category_names[int(index.primary[found[0]])], False))
+        if personal and len(history):
+            preferred = index.preferred_category(history.item_ids, history.weights)
+            if preferred and preferred not in [c for c, _ in categories]:
+                categories.append((preferred, True))
+        _popular_stages(block, index, categories, oversample)
     fallback_used = len(block.pks) > filled_from
     rows, diversity = _finish(block, generation, trace)
     return rows, diversity, fallback_used
 
 
 def _materialise(rows: Sequence[Row], generation: Any) -> list[Recommendation]:
-    items = get_items([r[0] for r in rows], generation)
+    if not rows:
+        return []
+    items = get_items([r.pk for r in rows], generation)
     return [
-        Recommendation(items[pk], score, strategy, personalized, explanation, url)
-        for pk, score, strategy, personalized, explanation, url in rows
-        if pk in items
+        Recommendation(items[r.pk], r.score, r.strategy, r.personalized, r.explanation, r.url)
+        for r in rows
+        if r.pk in items
     ]
+
+
+def _cached_rows(rows: Sequence[tuple[Any, ...]]) -> list[Row]:
+    return [Row(*r) for r in rows]
+
+
+def _storable(rows: Sequence[Row]) -> tuple[tuple[Any, ...], ...]:
+    return tuple(tuple(r) for r in rows)
 
 
 def recommend(
@@ -564,6 +611,32 @@ def recommend(
         Up to ``limit`` :class:`Recommendation` objects; an empty list for an
         empty catalog or a disabled placement.
     """
+    rows, generation = _serve(request_or_subject, placement, limit, context)
+    return _materialise(rows, generation)
+
+
+def recommend_rows(
+    request_or_subject: Any,
+    placement: str = "home",
+    limit: int | None = None,
+    context: dict[str, Any] | None = None,
+) -> list[Row]:
+    """:func:`recommend` as :class:`Row` tuples, without loading the items (the REST API's).
+
+    Takes the same arguments as :func:`recommend` and serves the same cached
+    block; a row carries the item's pk, external id, title and categories
+    instead of the :class:`~personalize.models.Item`.
+    """
+    return _serve(request_or_subject, placement, limit, context)[0]
+
+
+def _serve(
+    request_or_subject: Any,
+    placement: str,
+    limit: int | None,
+    context: dict[str, Any] | None,
+) -> tuple[list[Row], Any]:
+    """The block's rows, from the cache or computed (and cached), and the global generation."""
     request = _as_request(request_or_subject)
     # With a browser privacy signal, the shared non-personalized block is served.
     signal = _browser_signal(request)
@@ -573,13 +646,13 @@ def recommend(
     language = translation.get_language()
     model = _active_model(config.strategy)
     lookup = _Lookup(placement, subject_id, limit, context_item, language)
-    values = block_cache.read(lookup.keys)
+    consent, values = lookup.read()
     if values is not None and remembered and values.get(lookup.subject_key) == \
             block_cache.TOMBSTONE:
         # the remembered subject was deleted or merged: resolve the request again
         subject_id, _ = subject_id_for(request_or_subject, fresh=True)
         lookup = _Lookup(placement, subject_id, limit, context_item, language)
-        values = block_cache.read(lookup.keys)
+        consent, values = lookup.read()
     generation = block_cache.global_generation(values)
     subject_generation = None
     if values is not None:
@@ -601,29 +674,29 @@ def recommend(
                               _consent_config())
         ):
             stats.record_hit(placement)
-            return _materialise(entry[5], generation)
+            return _cached_rows(entry[5]), generation
     else:
         config = get_placement(placement, generation)  # re-read: no generation to trust
     if not config.enabled:
-        return []
+        return [], generation
     n = _clamp_limit(limit, config.limit)
-    consent = subject_id is not None and _consent(subject_id, request)
     rows, diversity, fallback = compute_block(
         config, subject_id, consent, n, context_item, generation
     )
     stats.record_computed(placement, diversity=diversity, n_items=len(rows), fallback=fallback)
     if values is not None and subject_generation != block_cache.TOMBSTONE:
         entry_value = (ENTRY_FORMAT, generation, subject_generation, _model_key(model),
-                       _consent_config(), tuple(rows))
+                       _consent_config(), _storable(rows))
         block_cache.write(lookup.entry_key, entry_value, config.cache_ttl)
-    return _materialise(rows, generation)
+    return rows, generation
 
 
 class _Lookup:
-    """The cache keys of one block lookup."""
+    """The cache keys of one block lookup, and the one round trip that reads them."""
 
     def __init__(self, placement: str, subject_id: int | None, limit: int | None,
                  context_item: int | None, language: str | None) -> None:
+        self.subject_id = subject_id
         self.entry_key = block_cache.block_key(placement, subject_id, limit, context_item,
                                                language)
         self.subject_key = (block_cache.subject_gen_key(subject_id)
@@ -631,6 +704,12 @@ class _Lookup:
         self.keys = [block_cache.GLOBAL_GEN_KEY, self.entry_key]
         if self.subject_key:
             self.keys.append(self.subject_key)
+
+    def read(self) -> tuple[bool, dict[str, Any] | None]:
+        """``(personalization consent, the cached values)``: one ``get_many``."""
+        if self.subject_id is None:
+            return False, block_cache.read(self.keys)
+        return block_cache.read_with_consent(self.subject_id, self.keys)
 
 
 def preview(
@@ -704,9 +783,28 @@ def similar_items(
         popular items of the item's category when the strategy cannot answer;
         an empty list when ``item`` is not in the catalog.
     """
+    rows, generation = _serve_similar(item, limit, strategy, placement)
+    return _materialise(rows, generation)
+
+
+def similar_rows(
+    item: Any,
+    limit: int = 10,
+    *,
+    strategy: str | None = None,
+    placement: str | None = None,
+) -> list[Row]:
+    """:func:`similar_items` as :class:`Row` tuples, without loading the items (the REST API's)."""
+    return _serve_similar(item, limit, strategy, placement)[0]
+
+
+def _serve_similar(
+    item: Any, limit: int, strategy: str | None, placement: str | None
+) -> tuple[list[Row], Any]:
+    """The similar-items block's rows, from the cache or computed, and the global generation."""
     item_pk = resolve_item(item)
     if item_pk is None:
-        return []
+        return [], None
     config = get_placement(placement) if placement else None
     n = _clamp_limit(limit, limit)
     language = translation.get_language()
@@ -727,7 +825,7 @@ def similar_items(
         name = strategy_name(config)
         key = block_cache.similar_key(item_pk, name, placement, n, language)
     if config is not None and not config.enabled:
-        return []
+        return [], generation
     model = _active_model(name)
     entry = values.get(key) if values is not None else None
     if (
@@ -736,11 +834,12 @@ def similar_items(
         and entry[:3] == (ENTRY_FORMAT, generation, _model_key(model))
     ):
         stats.record_hit(placement or "similar")
-        return _materialise(entry[3], generation)
+        return _cached_rows(entry[3]), generation
     rows = _similar_rows(item_pk, name, config, n, generation)
     stats.record_computed(placement or "similar", diversity=None, n_items=len(rows),
                           fallback=False)
     if values is not None:
         ttl = config.cache_ttl if config is not None else int(personalize_settings.CACHE_TTL)
-        block_cache.write(key, (ENTRY_FORMAT, generation, _model_key(model), tuple(rows)), ttl)
-    return _materialise(rows, generation)
+        block_cache.write(key, (ENTRY_FORMAT, generation, _model_key(model), _storable(rows)),
+                          ttl)
+    return rows, generation

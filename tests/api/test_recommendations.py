@@ -81,6 +81,42 @@ def test_invalid_parameters_are_named(catalog_items, active_models, params, name
     assert name in response.json()
 
 
+def test_a_validated_query_string_still_checks_that_its_item_exists(
+    catalog_items, active_models, django_capture_on_commit_callbacks
+):
+    assert Client().get(URL, {"limit": 2, "item": "b5"}).status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        catalog_items["b5"].delete()
+    Client().get(URL, {"limit": 3})  # a block computed since: the process knows the catalog
+    response = Client().get(URL, {"limit": 2, "item": "b5"})
+    assert response.status_code == 400 and "item" in response.json()
+
+
+def test_a_validated_query_string_still_checks_its_strategy(
+    catalog_items, active_models, settings
+):
+    assert Client().get(similar_url("b1"), {"strategy": "item_knn"}).status_code == 200
+    settings.PERSONALIZE = {**settings.PERSONALIZE, "STRATEGIES": {
+        "popular": "personalize.strategies.popularity.Popularity"}}
+    response = Client().get(similar_url("b1"), {"strategy": "item_knn"})
+    assert response.status_code == 400 and "strategy" in response.json()
+
+
+def test_a_cache_hit_reads_no_item_row(shopper):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from personalize.serving import catalog
+
+    client, _ = shopper
+    first = client.get(URL, {"limit": 2}).json()
+    catalog.clear()  # forget the item rows this process keeps
+    with CaptureQueriesContext(connection) as queries:
+        again = client.get(URL, {"limit": 2}).json()
+    assert again == first
+    assert not [q["sql"] for q in queries if "personalize_item" in q["sql"]]
+
+
 def test_max_limit_is_read_at_call_time(catalog_items, active_models, settings):
     settings.PERSONALIZE = {**settings.PERSONALIZE, "MAX_LIMIT": 2}
     assert Client().get(URL, {"limit": 3}).status_code == 400

@@ -104,6 +104,33 @@ def test_subject_excluded_items_by_type_and_window(catalog_items):
 
 
 @pytest.mark.django_db
+def test_subject_excluded_items_skip_events_without_an_item_and_repeat_none(catalog_items):
+    c = catalog_items
+    subject = Subject.objects.create()
+    for _ in range(3):
+        Event.objects.create(subject=subject, item=c["t1"], event_type="purchase")
+    Event.objects.create(subject=subject, item=None, event_type="purchase")
+    Event.objects.create(subject=subject, item=c["t2"], event_type="add_to_cart")
+    bought = FilterConfig(exclude_event_types=("purchase", "add_to_cart"))
+    assert sorted(subject_excluded_items(subject.pk, bought)) == sorted([c["t1"].pk, c["t2"].pk])
+
+
+@pytest.mark.django_db
+def test_the_placement_mask_is_kept_per_index_but_exclusions_are_not(catalog_items):
+    c = catalog_items
+    index = build_index()
+    filters = FilterConfig(blocked=("b2",))
+    first = allowed_mask(index, filters, excluded_pks=[c["b1"].pk])
+    second = allowed_mask(index, filters)
+    rows = {ext: index.positions([pk])[0][0] for ext, pk in index.external_ids.items()}
+    assert not first[rows["b1"]] and second[rows["b1"]]  # one visitor's exclusions stay theirs
+    assert not first[rows["b2"]] and not second[rows["b2"]]
+    second[rows["b3"]] = False  # the caller owns its mask
+    assert allowed_mask(index, filters)[rows["b3"]]
+    assert list(index.memo) == [("allowed", filters)]
+
+
+@pytest.mark.django_db
 def test_index_handles_an_empty_catalog():
     index = build_index()
     assert len(index) == 0

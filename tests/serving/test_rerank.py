@@ -47,6 +47,32 @@ def test_items_shown_above_count_as_picked():
     assert mmr(np.array([1.0, 0.9]), sim, 0.6, 2, selected=[0]) == [1, 0]
 
 
+def _reference_mmr(relevance, similarity, lam, k, offset=0):
+    """MMR spelled out item by item, as the module docstring defines it."""
+    rel = normalised_relevance(relevance)
+    chosen: list[int] = []
+    for _ in range(min(k, len(rel))):
+        def gain(i):
+            shown = list(range(offset)) + [offset + j for j in chosen]
+            penalty = max((similarity[offset + i, s] for s in shown), default=0.0)
+            return (1 - lam) * rel[i] - lam * penalty
+        chosen.append(max((i for i in range(len(rel)) if i not in chosen),
+                          key=lambda i: (gain(i), -i)))
+    return chosen
+
+
+@pytest.mark.parametrize("lam", [0.2, 0.5, 1.0])
+@pytest.mark.parametrize("offset", [0, 2])
+def test_mmr_matches_the_definition_with_negative_similarities(lam, offset):
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(12 + offset, 3))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    sim = vectors @ vectors.T  # cosines, many of them negative
+    relevance = rng.normal(size=12)
+    got = mmr(relevance, sim, lam, 6, selected=range(offset))
+    assert got == _reference_mmr(relevance, sim, lam, 6, offset)
+
+
 def test_k_larger_than_pool_and_empty_pool():
     assert sorted(mmr(REL, SIM, 0.3, 10)) == [0, 1, 2, 3, 4]
     assert mmr(np.array([]), np.zeros((0, 0)), 0.5, 3) == []
@@ -73,6 +99,42 @@ def test_category_similarity(catalog_items, active_models):
     assert sim[0, 1] == pytest.approx(1.0)
     assert sim[0, 2] == 0.0 and sim[3, 0] == 0.0
     assert np.allclose(np.diag(sim), 1.0)
+
+
+@pytest.mark.django_db
+def test_category_similarity_is_the_cosine_of_memberships(db, active_models):
+    from personalize.models import Item
+
+    made = [Item.objects.create(external_id=f"m{n}", categories=cats) for n, cats in enumerate(
+        [["A", "B"], ["B"], ["A", "B", "C"], [], ["C"]])]
+    index = build_index()
+    rows, _ = index.positions([item.pk for item in made])
+    names = index.category_names
+    dense = np.array([[float(name in item.categories) for name in names] for item in made])
+    norms = np.linalg.norm(dense, axis=1)
+    unit = dense / np.where(norms > 0, norms, 1.0)[:, None]
+    assert np.allclose(index.category_similarity(rows), unit @ unit.T)
+    # a pk the catalog does not know is like nothing but itself
+    sim = similarity_matrix(index, [made[0].pk, 10**9, made[2].pk])
+    assert sim[0, 1] == sim[1, 2] == 0.0 and sim[1, 1] == 1.0
+    assert sim[0, 2] == pytest.approx(2 / np.sqrt(6))
+
+
+@pytest.mark.django_db
+def test_preferred_category_sums_positive_weights(db):
+    from personalize.models import Item
+
+    a = Item.objects.create(external_id="a", categories=["Books", "Tools"])
+    b = Item.objects.create(external_id="b", categories=["Tools"])
+    c = Item.objects.create(external_id="c", categories=["Books"])
+    index = build_index()
+    assert index.preferred_category([a.pk, b.pk], None) == "Tools"
+    assert index.preferred_category([a.pk, b.pk, c.pk], [1.0, 1.0, 3.0]) == "Books"
+    assert index.preferred_category([a.pk, b.pk, c.pk], None) == "Books"  # a tie: the first name
+    # a negative weight (a dislike) counts as nothing, not against the category
+    assert index.preferred_category([b.pk, c.pk], [-5.0, 1.0]) == "Books"
+    assert index.preferred_category([b.pk], [-1.0]) is None
+    assert index.preferred_category([10**9], None) is None
 
 
 @pytest.mark.django_db

@@ -255,6 +255,76 @@ def test_a_cache_hit_runs_no_query(catalog_items, crowd, active_models, consenti
     assert serving_stats()["home"]["cache_hits"] == 1
 
 
+def test_rows_carry_what_the_api_shows_and_a_hit_loads_no_item(
+    catalog_items, crowd, active_models, consenting_subject, django_assert_num_queries
+):
+    from personalize.serving import catalog
+
+    events(consenting_subject, catalog_items["b1"])
+    active_models["item_knn"] = make_model("item_knn", [catalog_items["b3"].pk])
+    recs = recommend(consenting_subject, "home", limit=3)
+    rows = service.recommend_rows(consenting_subject, "home", limit=3)
+    assert [(r.pk, r.external_id, r.title, r.categories, r.url, r.score, r.strategy,
+             r.personalized, r.explanation) for r in rows] == [
+        (r.item.pk, r.item.external_id, r.item.title, r.item.categories, r.url, r.score,
+         r.strategy, r.personalized, r.explanation) for r in recs]
+    catalog.clear()  # forget the item rows this process keeps
+    with django_assert_num_queries(0):
+        assert service.recommend_rows(consenting_subject, "home", limit=3) == rows
+    similar = service.similar_rows(catalog_items["b1"], limit=2)
+    assert [r.external_id for r in similar] == ext(similar_items(catalog_items["b1"], limit=2))
+
+
+def test_a_miss_reads_consent_in_the_same_round_trip(
+    catalog_items, active_models, consenting_subject, monkeypatch
+):
+    from django.core.cache import caches
+
+    from personalize.consent.cache import consent_cache_key
+
+    events(consenting_subject, catalog_items["b1"])
+    active_models["item_knn"] = make_model("item_knn", [catalog_items["b3"].pk])
+    assert recommend(consenting_subject, "home", limit=2)[0].personalized  # caches the consent
+    cache_class = type(caches["default"])
+    reads: list[tuple[str, list[str]]] = []
+    depth = [0]
+
+    def spying(name):
+        real = getattr(cache_class, name)
+
+        def spy(self, keys, *args, **kwargs):
+            if not depth[0]:  # a get_many of the local-memory cache calls get itself
+                reads.append((name, list(keys) if name == "get_many" else [keys]))
+            depth[0] += 1
+            try:
+                return real(self, keys, *args, **kwargs)
+            finally:
+                depth[0] -= 1
+        return spy
+
+    for name in ("get", "get_many"):
+        monkeypatch.setattr(cache_class, name, spying(name))
+    service.block_cache.bump_subjects([consenting_subject.pk])
+    recs = recommend(consenting_subject, "home", limit=2)
+    assert recs[0].personalized and recs[0].strategy == "item_knn"
+    consent_key = consent_cache_key(consenting_subject.pk)
+    assert [name for name, keys in reads if consent_key in keys] == ["get_many"]
+    assert service.block_cache.GLOBAL_GEN_KEY in reads[0][1] and consent_key in reads[0][1]
+
+
+def test_entries_of_an_older_layout_are_recomputed(crowd, active_models):
+    first = recommend(None, "home", limit=2)
+    key = service.block_cache.block_key("home", None, 2, None, "en-us")
+    cache = service.block_cache.get_cache()
+    entry = cache.get(key)
+    assert entry[0] == service.ENTRY_FORMAT
+    old_rows = tuple(row[:6] for row in entry[5])  # the layout before rows carried titles
+    cache.set(key, (service.ENTRY_FORMAT - 1, *entry[1:5], old_rows))
+    again = recommend(None, "home", limit=2)
+    assert ext(again) == ext(first)
+    assert serving_stats()["home"]["computed"] == 2
+
+
 def test_url_comes_from_the_item_attributes(db, active_models):
     Item.objects.create(external_id="u1", title="U", attributes={"url": "/u1/"})
     assert recommend(None, "home")[0].url == "/u1/"
