@@ -169,6 +169,23 @@ def _load_into(slot: _Slot, name: str, version: int, path: str) -> None:
     logger.info("Loaded %s v%s (%d bytes of arrays)", name, version, artifact.nbytes)
 
 
+def adopt(name: str, version: int, path: str, strategy: Strategy, artifact: Artifact) -> None:
+    """Hold ``artifact``, just saved to ``path`` as ``version``, as this process's live model.
+
+    The process that trained and activated a version already has its artifact
+    in memory: reading it back from storage (the next training's gate would)
+    only costs time. The pointer is still checked on the next
+    :func:`get_active_model` call, so if ``version`` did not go live after
+    all (its transaction rolled back) the live one is loaded then.
+    """
+    forget_in_artifact(artifact, _erased.keys())
+    slot = _slot(name)
+    with slot.lock:
+        slot.model = ActiveModel(name=name, version=version, strategy=strategy, artifact=artifact)
+        slot.pointer = (version, path)
+        slot.checked_at = float("-inf")
+
+
 def publish_pointer(name: str, version: int, path: str) -> None:
     """Tell every process that ``version`` of ``name`` is live (after the DB commit).
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from django.core.files.base import ContentFile
+from django.core.files.base import File
 from django.core.files.storage import storages
 
 from personalize.conf import personalize_settings
@@ -78,6 +78,10 @@ class Artifact:
         return self.cache[key]
 
     def to_bytes(self) -> bytes:
+        return self._write().getvalue()
+
+    def _write(self) -> io.BytesIO:
+        """The ``.npz`` file in memory (read it from the start)."""
         meta = {"format": FORMAT_VERSION, **self.meta}
         buffer = io.BytesIO()
         arrays = dict(self.arrays)
@@ -88,7 +92,8 @@ class Artifact:
                     f"Array {name!r} has dtype object; artifacts hold no pickles."
                 )
         np.savez(buffer, **arrays)  # type: ignore[arg-type]
-        return buffer.getvalue()
+        buffer.seek(0)
+        return buffer
 
     @classmethod
     def from_bytes(cls, payload: bytes) -> Artifact:
@@ -113,10 +118,13 @@ def artifact_storage() -> Any:
 
 def save_artifact(artifact: Artifact, name: str) -> tuple[str, int]:
     """Write ``artifact`` to the configured storage; returns (stored path, bytes)."""
-    payload = artifact.to_bytes()
+    # the storage reads the buffer itself: no copy of a (possibly large) payload as bytes
+    buffer = artifact._write()
+    size = buffer.seek(0, io.SEEK_END)
+    buffer.seek(0)
     path = f"{personalize_settings.ARTIFACT_PATH.rstrip('/')}/{name}.npz"
-    stored = artifact_storage().save(path, ContentFile(payload))
-    return stored, len(payload)
+    stored = artifact_storage().save(path, File(buffer, name=path))
+    return stored, size
 
 
 def load_artifact(path: str) -> Artifact:

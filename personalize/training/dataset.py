@@ -310,9 +310,10 @@ class Dataset:
         weights = dict(event_weights if event_weights is not None
                        else personalize_settings.event_weights)
         wanted = _wanted_types(weights, event_types)
-        queryset = Event.objects.filter(item__isnull=False, event_type__in=wanted)
+        queryset = Event.objects.all()
         if using:
             queryset = queryset.using(using)
+        queryset = queryset.filter(item__isnull=False, event_type__in=wanted)
         if since is not None:
             queryset = queryset.filter(timestamp__gte=since)
         if until is not None:
@@ -466,7 +467,8 @@ class Dataset:
 
         # the log in time order (stable: same-time events keep their read order)
         chronological = _time_order(timestamps)
-        used_names = sorted({raw.type_names[t] for t in np.unique(type_of).tolist()})
+        present = np.flatnonzero(np.bincount(type_of, minlength=len(raw.type_names)))
+        used_names = sorted({raw.type_names[t] for t in present.tolist()})
         remap = np.zeros(max(len(raw.type_names), 1), dtype=np.int16)
         for code, name in enumerate(raw.type_names):
             if name in used_names:
@@ -720,16 +722,19 @@ def _align_content(
             return titles, texts, categories, attributes, available
     position = np.searchsorted(item_ids, ids)
     found = (position < n) & (item_ids[np.minimum(position, n - 1)] == ids)
-    for source, target in zip(np.flatnonzero(found).tolist(), position[found].tolist(),
-                              strict=True):
-        if content.titles:
-            titles[target] = content.titles[source]
-        if content.texts:
-            texts[target] = content.texts[source] or titles[target]
-        if content.categories:
-            categories[target] = list(content.categories[source])
-        if content.attributes:
-            attributes[target] = dict(content.attributes[source])
+    # the content row of each item (-1: none); of repeated ids the last one read wins
+    source = np.full(n, -1, dtype=np.int64)
+    np.maximum.at(source, position[found], np.flatnonzero(found))
+    rows = source.tolist()
+    if content.titles:
+        titles = [content.titles[row] if row >= 0 else "" for row in rows]
+    if content.texts:
+        texts = [(content.texts[row] or titles[target]) if row >= 0 else ""
+                 for target, row in enumerate(rows)]
+    if content.categories:
+        categories = [list(content.categories[row]) if row >= 0 else [] for row in rows]
+    if content.attributes:
+        attributes = [dict(content.attributes[row]) if row >= 0 else {} for row in rows]
     if content.available is not None:
         available[position[found]] = np.asarray(content.available, dtype=bool)[found]
     return titles, texts, categories, attributes, available
@@ -846,12 +851,15 @@ def _rows_to_arrays(
 _PACKED_EVENT = np.dtype([("subject", ">i8"), ("item", ">i8"), ("value", ">f8"), ("time", ">i8")])
 #: ``timestamptz_send`` counts microseconds from 2000-01-01 00:00 UTC.
 _POSTGRES_EPOCH = 946_684_800.0
-#: One page of events (``{page}`` selects type, subject, item, value, time),
-#: each type's events packed into one ``bytea``, with their count.
+#: One page of events (``{events}`` selects type, subject, item, value, time
+#: and key; the two parameters bound the key), each type's events packed into
+#: one ``bytea``, with their count. PostgreSQL pushes the key range down into
+#: the scan of the events table.
 _PACK_EVENTS = (
     "SELECT e.type, count(*), string_agg(int8send(e.subject) || int8send(e.item) || "
     "float8send(COALESCE(e.value, 'NaN')) || timestamptz_send(e.moment), ''::bytea) "
-    "FROM ({page}) AS e (type, subject, item, value, moment) GROUP BY e.type"
+    "FROM ({events}) AS e (type, subject, item, value, moment, key) "
+    "WHERE e.key >= %s AND e.key < %s GROUP BY e.type"
 )
 
 
@@ -880,15 +888,17 @@ def _stream_postgresql(queryset: Any, type_names: list[str], chunk_size: int) ->
     if bounds["low"] is None:
         return _no_events()
     code_of = {name: code for code, name in enumerate(type_names)}
-    page = queryset.values_list("event_type", "subject_id", "item_id", "value", "timestamp")
+    events = queryset.values_list("event_type", "subject_id", "item_id", "value", "timestamp",
+                                  "pk")
+    # compiled once: only the key range changes from page to page
+    sql, params = events.query.get_compiler(using=queryset.db).as_sql()
+    sql = _PACK_EVENTS.format(events=sql)
     columns: list[list[np.ndarray]] = [[], [], [], [], []]
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         for low in range(int(bounds["low"]), int(bounds["high"]) + 1, chunk_size):
-            rows = page.filter(pk__gte=low, pk__lt=low + chunk_size)
-            sql, params = rows.query.get_compiler(using=queryset.db).as_sql()
             # Django's own cursors bind client-side, and those cannot return
             # binary values (bytea would come as hex text)
-            cursor.execute(_PACK_EVENTS.format(page=sql), params, binary=True, prepare=False)
+            cursor.execute(sql, (*params, low, low + chunk_size), binary=True, prepare=False)
             for name, count, packed in sorted(cursor.fetchall()):
                 packed = packed or b""
                 if len(packed) != count * _PACKED_EVENT.itemsize:

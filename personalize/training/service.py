@@ -390,6 +390,8 @@ def _run(name: str, strategy: Strategy, version: ModelVersion, started: float,
     version.save()
     if activate:
         activate_version(version)
+        # this process serves the new version from memory, not from a re-read
+        active.adopt(name, version.version, version.artifact, strategy, artifact)
     else:
         version.status = ModelStatus.REJECTED
         version.save(update_fields=["status"])

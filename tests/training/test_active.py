@@ -45,10 +45,48 @@ def test_the_interface_serving_codes_against(fake_strategies, shop):
 def test_the_artifact_is_loaded_once_not_per_request(fake_strategies, shop, settings):
     use_strategies(settings, ACTIVE_MODEL_CHECK_INTERVAL=0)  # check the pointer on every call
     service.train_strategy("cooc")
+    active.clear_loaded()  # a process that did not train it
     with mock.patch.object(active, "load_artifact", wraps=active.load_artifact) as load:
         models = [get_active_model("cooc") for _ in range(20)]
     assert load.call_count == 1
     assert all(m is models[0] for m in models)
+
+
+def test_the_training_process_serves_what_it_trained_without_reading_it_back(
+        fake_strategies, shop, settings):
+    use_strategies(settings, ACTIVE_MODEL_CHECK_INTERVAL=0)
+    with mock.patch.object(active, "load_artifact", wraps=active.load_artifact) as load:
+        version = service.train_strategy("cooc")
+        live = get_active_model("cooc")
+    load.assert_not_called()
+    assert (live.version, version.status) == (version.version, "active")
+    stored = active.load_artifact(version.artifact)
+    assert sorted(live.artifact.arrays) == sorted(stored.arrays)
+    for name, array in stored.arrays.items():
+        np.testing.assert_array_equal(live.artifact[name], array)
+
+
+def test_an_adopted_version_that_is_not_live_gives_way_at_the_next_check(
+        fake_strategies, shop, settings):
+    use_strategies(settings, ACTIVE_MODEL_CHECK_INTERVAL=3600)
+    v1 = service.train_strategy("cooc")
+    # as if v2's activation had been rolled back with its caller's transaction
+    v2 = service.train_strategy("cooc", force=True)
+    active.adopt("cooc", v2.version, v2.artifact, get_active_model("cooc").strategy,
+                 active.load_artifact(v2.artifact))
+    _other_process_activates(v1)
+    assert get_active_model("cooc").version == v1.version
+
+
+def test_adopting_applies_the_erasures_this_process_knows(fake_strategies, shop, settings):
+    use_strategies(settings)
+    artifact = Artifact(arrays={"subject_ids": np.array([5, 6]),
+                                "subject_vectors": np.ones((2, 2), dtype=np.float32)})
+    active._erased[6] = 0.0
+    active.adopt("cooc", 9, "cooc/v9.npz", mock.Mock(), artifact)
+    held = active.loaded_models()["cooc"].artifact
+    assert held["subject_ids"].tolist() == [5, -1]
+    assert held["subject_vectors"][1].tolist() == [0.0, 0.0]
 
 
 def test_another_process_activation_is_picked_up_at_the_next_check(fake_strategies, shop,

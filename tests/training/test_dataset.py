@@ -431,3 +431,27 @@ def test_catalog_ids_of_another_type_are_compared_as_strings():
     assert ds.item_ids.tolist() == ["10", "long-id-30"]
     assert ds.item_titles == ["ten", "thirty"]
     assert ds.item_ids[ds.events.item_idx].tolist() == ["10"]
+
+
+def test_content_is_aligned_by_id_with_gaps_and_repeats():
+    content = ItemContent(
+        ids=np.array([30, 10, 99, 10]),
+        titles=["thirty", "ten", "unknown", "ten again"],
+        texts=["", "about ten", "x", ""],
+        categories=[["c"], ["a", "b"], ["z"], ["b"]],
+        attributes=[{"k": 3}, {"k": 1}, {}, {"k": 2}],
+        available=np.array([True, True, True, False]),
+    )
+    ds = Dataset.from_arrays([1, 1, 2], [10, 20, 30], "view", timestamps=[1, 2, 3],
+                             content=content, include_catalog=False)
+    assert ds.item_ids.tolist() == [10, 20, 30]
+    # 10 is read twice: the later row wins; 20 has no row; 99 has no column
+    assert ds.item_titles == ["ten again", "", "thirty"]
+    assert ds.item_texts == ["ten again", "", "thirty"]  # an empty text falls back to the title
+    assert ds.item_categories == [["b"], [], ["c"]]
+    assert ds.item_attributes == [{"k": 2}, {}, {"k": 3}]
+    assert ds.item_available.tolist() == [False, True, True]
+    # the dataset's lists are its own
+    ds.item_categories[0].append("new")
+    ds.item_attributes[2]["new"] = True
+    assert content.categories[3] == ["b"] and content.attributes[0] == {"k": 3}
