@@ -368,9 +368,11 @@ def main() -> None:
         timings.append((time.perf_counter_ns() - started) / 1e6)
 
     # recommend() in this process on a cache miss, and where its time goes: the
-    # strategies themselves, their explain() calls, the subject's history query,
-    # the two cache round trips (lookup, write); the rest is the pipeline's own
-    # work (exclusions query, filters, re-ranking, fallback, rows)
+    # strategies themselves, their explanations (one explain_many() per stage),
+    # the subject's history query, the two cache round trips (lookup, write;
+    # the REST endpoint writes after its response has been sent, recommend()
+    # at once); the rest is the pipeline's own work (exclusions query, filters,
+    # re-ranking, fallback, rows)
     misses, parts = _timed_misses(subject, max(20, args.in_process // 20))
     figures = {name: _summary(values) for name, values in samples.items()}
     figures["recommend() in-process (cache miss)"] = _summary(misses)

@@ -34,6 +34,7 @@ from rest_framework.views import APIView
 
 from personalize.conf import personalize_settings
 from personalize.models import Subject
+from personalize.serving import cache as block_cache
 from personalize.serving.placements import get_placement
 from personalize.serving.service import Row, recommend_rows, resolve_item, similar_rows
 
@@ -192,6 +193,33 @@ def _validated(serializer_class: type[QuerySerializer], request: Request) -> dic
     return params
 
 
+class BlockResponse(Response):
+    """A block's response that writes the block's cache entry once it has been sent.
+
+    On a cache miss the entry is written in :meth:`close`, which the server
+    calls after the last byte went out (WSGI and ASGI alike), so the visitor
+    does not wait for that round trip. A response never closed leaves the
+    block uncached: the next request computes it again, nothing worse.
+    """
+
+    def __init__(self, data: Any, writes: list[tuple[str, Any, int]]) -> None:
+        super().__init__(data)
+        self.cache_writes = writes
+
+    def __getstate__(self) -> Any:
+        # a copy kept by a page cache must not write the entry again when served
+        state = super().__getstate__()
+        return {**state, "cache_writes": []} if isinstance(state, dict) else state
+
+    def close(self) -> None:
+        writes, self.cache_writes = self.cache_writes, []
+        try:
+            for key, entry, ttl in writes:
+                block_cache.write(key, entry, ttl)  # logs a failure, never raises
+        finally:
+            super().close()
+
+
 def may_view_any(user: Any) -> bool:
     """Whether ``user`` may read another subject's recommendations."""
     return bool(user and user.is_active and user.is_staff and user.has_perm(VIEW_ANY_PERMISSION))
@@ -234,8 +262,11 @@ class RecommendationsView(APIView):
             who = subject
         placement = params["placement"]
         context = {"item": params["item"]} if "item" in params else None
-        rows = recommend_rows(who, placement, limit=params.get("limit"), context=context)
-        response = Response(block_data(placement, get_placement(placement).heading, rows))
+        writes: list[tuple[str, Any, int]] = []
+        rows = recommend_rows(who, placement, limit=params.get("limit"), context=context,
+                              store=lambda *entry: writes.append(entry))
+        response = BlockResponse(block_data(placement, get_placement(placement).heading, rows),
+                                 writes)
         response["Cache-Control"] = "private, no-store"
         return response
 
@@ -261,11 +292,12 @@ class SimilarItemsView(APIView):
         if resolve_item(external_id) is None:
             raise exceptions.NotFound("Unknown item.")
         placement = params.get("placement")
+        writes: list[tuple[str, Any, int]] = []
         rows = similar_rows(external_id, params.get("limit", 10), strategy=params.get("strategy"),
-                            placement=placement)
+                            placement=placement, store=lambda *entry: writes.append(entry))
         config = get_placement(placement) if placement else None
         heading = config.heading if config is not None and config.configured else "Similar items"
-        return Response(block_data(placement or "similar", heading, rows))
+        return BlockResponse(block_data(placement or "similar", heading, rows), writes)
 
 
 class SchemaView(SpectacularAPIView):

@@ -19,7 +19,7 @@
 * **Fallback**: the placement's fallback strategy, then "popular in" the page's
   or the subject's favourite category, then globally popular items, until the
   block is full. An empty catalog gives an empty list.
-* **Explanations**: "Because you viewed <title>" (the strategy's ``explain``),
+* **Explanations**: "Because you viewed <title>" (the strategy's ``explain_many``),
   "Popular in <category>", "Similar to <title>", "Featured".
 * **Cache**: :mod:`personalize.serving.cache`; a hit is one cache round trip
   (which also brings the subject's consent state) and no query.
@@ -324,10 +324,10 @@ class _Block:
             order = mmr(scores, sim, self.diversity, self.need, selected=range(len(self.pks)))
         else:
             order = list(range(min(self.need, ids.size)))
-        for i in order:
-            pk = int(ids[i])
+        picked = ids[order].tolist()
+        for i, pk, render in zip(order, picked, explain(picked), strict=True):
             self.pks.append(pk)
-            self.rows.append((pk, float(scores[i]), strategy, personalized, explain(pk)))
+            self.rows.append((pk, float(scores[i]), strategy, personalized, render))
         self.allowed[rows[order]] = False
         if self.trace is not None:
             self.trace.add(stage, len(scored), len(order), strategy=strategy)
@@ -336,8 +336,8 @@ class _Block:
 # An item's explanation, rendered by _finish from the block's items (for titles) and a
 # translation function (each message is translated once per block, not once per item).
 Render = Callable[[dict[int, Item], Callable[[str], str]], str]
-# A stage's explainer: the Render of each item it offers, by pk.
-Explain = Callable[[int], Render]
+# A stage's explainer: the Render of each item it picked (pks, in order), in one call.
+Explain = Callable[[list[int]], list[Render]]
 
 
 def _message(message: str) -> Render:
@@ -347,7 +347,7 @@ def _message(message: str) -> Render:
 
 def _constant(render: Render) -> Explain:
     """An explainer giving every item of a stage the same explanation."""
-    return lambda pk: render
+    return lambda pks: [render] * len(pks)
 
 
 def _popular_in(category: str) -> Render:
@@ -393,20 +393,42 @@ def _run_strategy(
 
 
 def _explainer(model: Any, history: History) -> Explain:
-    def explain(pk: int) -> Render:
+    """The strategy's reasons for a stage's picks: one ``explain_many`` call.
+
+    Should it fail, each item is asked on its own with ``explain``, so one bad
+    item costs only its own reason ("Recommended for you").
+    """
+    def sources(pks: list[int]) -> list[Any]:
         try:
-            source = model.strategy.explain(model.artifact, history, pk)
+            found = list(model.strategy.explain_many(model.artifact, history, pks))
+            if len(found) == len(pks):
+                return found
+            logger.debug("explain_many() gave %d answers for %d items", len(found), len(pks))
+        except Exception:
+            logger.debug("explain_many() failed for %s", pks, exc_info=True)
+        return [one(pk) for pk in pks]
+
+    def one(pk: int) -> Any:
+        try:
+            return model.strategy.explain(model.artifact, history, pk)
         except Exception:
             logger.debug("explain() failed for %s", pk, exc_info=True)
-            source = None
-        if source is None:
-            return _message(gettext_noop("Recommended for you"))
-        try:
-            return _because(int(source))
-        except (TypeError, ValueError):  # ids that are not Item pks cannot be titled
-            return _message(gettext_noop("Recommended for you"))
+            return None
+
+    def explain(pks: list[int]) -> list[Render]:
+        return [_render_source(source) for source in sources(pks)] if pks else []
 
     return explain
+
+
+def _render_source(source: Any) -> Render:
+    """The reason naming ``source`` ("Because you viewed X"), else the generic one."""
+    if source is None:
+        return _message(gettext_noop("Recommended for you"))
+    try:
+        return _because(int(source))
+    except (TypeError, ValueError):  # ids that are not Item pks cannot be titled
+        return _message(gettext_noop("Recommended for you"))
 
 
 def _popular_stages(
@@ -442,13 +464,16 @@ def _popular_stages(
         best = top_k(masked, block.need * oversample)
         names = index.category_names
 
-        def explain(pk: int) -> Render:
+        def explain_one(pk: int) -> Render:
             row = int(np.searchsorted(index.pks, pk))
             if scores[row] > 0 and index.primary[row] >= 0:
                 return _popular_in(names[int(index.primary[row])])
             if scores[row] > 0:
                 return _message(gettext_noop("Popular right now"))
             return _message(gettext_noop("You might also like"))
+
+        def explain(pks: list[int]) -> list[Render]:
+            return [explain_one(pk) for pk in pks]
 
         block.offer("popular", list(zip(index.pks[best].tolist(), masked[best].tolist(),
                                         strict=True)), name, False, explain)
@@ -615,19 +640,31 @@ def recommend(
     return _materialise(rows, generation)
 
 
+#: Stores a computed block's cache entry: ``store(key, entry, ttl)``.
+Store = Callable[[str, Any, int], None]
+
+
 def recommend_rows(
     request_or_subject: Any,
     placement: str = "home",
     limit: int | None = None,
     context: dict[str, Any] | None = None,
+    *,
+    store: Store | None = None,
 ) -> list[Row]:
     """:func:`recommend` as :class:`Row` tuples, without loading the items (the REST API's).
 
     Takes the same arguments as :func:`recommend` and serves the same cached
     block; a row carries the item's pk, external id, title and categories
     instead of the :class:`~personalize.models.Item`.
+
+    ``store`` receives a computed block's cache entry instead of it being
+    written at once (``block_cache.write`` takes the same arguments): the REST
+    view writes it after the response has gone out. An entry written late is
+    as safe as one written at once: it counts only while the generations it
+    carries are current.
     """
-    return _serve(request_or_subject, placement, limit, context)[0]
+    return _serve(request_or_subject, placement, limit, context, store)[0]
 
 
 def _serve(
@@ -635,6 +672,7 @@ def _serve(
     placement: str,
     limit: int | None,
     context: dict[str, Any] | None,
+    store: Store | None = None,
 ) -> tuple[list[Row], Any]:
     """The block's rows, from the cache or computed (and cached), and the global generation."""
     request = _as_request(request_or_subject)
@@ -687,7 +725,7 @@ def _serve(
     if values is not None and subject_generation != block_cache.TOMBSTONE:
         entry_value = (ENTRY_FORMAT, generation, subject_generation, _model_key(model),
                        _consent_config(), _storable(rows))
-        block_cache.write(lookup.entry_key, entry_value, config.cache_ttl)
+        (store or block_cache.write)(lookup.entry_key, entry_value, config.cache_ttl)
     return rows, generation
 
 
@@ -793,13 +831,18 @@ def similar_rows(
     *,
     strategy: str | None = None,
     placement: str | None = None,
+    store: Store | None = None,
 ) -> list[Row]:
-    """:func:`similar_items` as :class:`Row` tuples, without loading the items (the REST API's)."""
-    return _serve_similar(item, limit, strategy, placement)[0]
+    """:func:`similar_items` as :class:`Row` tuples, without loading the items (the REST API's).
+
+    ``store`` as in :func:`recommend_rows`.
+    """
+    return _serve_similar(item, limit, strategy, placement, store)[0]
 
 
 def _serve_similar(
-    item: Any, limit: int, strategy: str | None, placement: str | None
+    item: Any, limit: int, strategy: str | None, placement: str | None,
+    store: Store | None = None,
 ) -> tuple[list[Row], Any]:
     """The similar-items block's rows, from the cache or computed, and the global generation."""
     item_pk = resolve_item(item)
@@ -840,6 +883,6 @@ def _serve_similar(
                           fallback=False)
     if values is not None:
         ttl = config.cache_ttl if config is not None else int(personalize_settings.CACHE_TTL)
-        block_cache.write(key, (ENTRY_FORMAT, generation, _model_key(model), _storable(rows)),
-                          ttl)
+        (store or block_cache.write)(
+            key, (ENTRY_FORMAT, generation, _model_key(model), _storable(rows)), ttl)
     return rows, generation

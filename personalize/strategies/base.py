@@ -28,6 +28,11 @@ implements:
     need none: they read the latest history on every call).
 ``explain(artifact, history, item_id)`` (optional)
     The history item that most supports ``item_id``, for "Because you viewed X".
+``explain_many(artifact, history, item_ids)`` (optional)
+    ``explain`` for every item of a block at once (serving explains each
+    computed block this way): one answer per item, in order. The default calls
+    ``explain`` in a loop; strategies that can answer in one vectorised pass
+    override it and give the same answers.
 ``check()`` (optional)
     Extra Django system-check messages about this strategy's configuration.
 
@@ -172,6 +177,16 @@ class Strategy(ABC):
     def explain(self, artifact: Artifact, history: History, item_id: ItemId) -> ItemId | None:
         """The history item that most supports recommending ``item_id``, if any."""
         return None
+
+    def explain_many(
+        self, artifact: Artifact, history: History, item_ids: Sequence[ItemId]
+    ) -> list[ItemId | None]:
+        """:meth:`explain` for each of ``item_ids``, in order (one list, same length).
+
+        Any exception propagates; a caller that wants per-item answers despite
+        it falls back to :meth:`explain`.
+        """
+        return [self.explain(artifact, history, item_id) for item_id in item_ids]
 
     def check(self) -> list[CheckMessage]:
         """Extra system-check messages about this strategy's configuration."""

@@ -249,6 +249,39 @@ class EASE(VectorStrategy):
             return None
         return artifact["item_ids"][columns[int(np.argmax(contribution))]].item()
 
+    def explain_many(
+        self, artifact: Artifact, history: History, item_ids: Sequence[Any]
+    ) -> list[Any]:
+        """:meth:`explain` of every item in one pass over ``B[history, items]``.
+
+        Gathers the ``len(history) x len(item_ids)`` weights once (``explain``
+        reads the history's full rows of ``B`` per item) and takes each
+        column's first largest contribution, as ``np.argmax`` does there.
+        """
+        if type(self).explain is not EASE.explain:  # a subclass's own explain rules
+            return super().explain_many(artifact, history, item_ids)
+        ensure_artifact(self, artifact)
+        answers: list[Any] = [None] * len(item_ids)
+        targets, found = positions(artifact, item_ids)
+        n = len(artifact["item_ids"])
+        vector, columns = history_vector(artifact, history, n, binary=self.options.binary)
+        if targets.size == 0 or columns.size == 0:
+            return answers
+        if "weights" in artifact:
+            block = artifact["weights"][np.ix_(columns, targets)]
+        else:
+            block = artifact.get_csr("weights")[columns][:, targets].toarray()
+        contribution = vector[columns][:, None] * block
+        best = np.argmax(contribution, axis=0)
+        # "not <= 0" rather than "> 0": a NaN maximum names an item, as in explain
+        named = ~(contribution[best, np.arange(targets.size)] <= 0)
+        sources = artifact["item_ids"][columns[best]].tolist()
+        for slot, source, ok in zip(np.flatnonzero(found).tolist(), sources, named.tolist(),
+                                    strict=True):
+            if ok:
+                answers[slot] = source
+        return answers
+
     def check(self) -> list[CheckMessage]:
         """personalize.E020: the item ceiling is invalid or the catalog exceeds it."""
         from django.core.checks import Error

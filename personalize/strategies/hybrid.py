@@ -31,7 +31,7 @@ with, even if the settings changed since. ``meta["layout"]`` is ``"prefixed"``.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -164,6 +164,24 @@ class HybridStrategy(Strategy):
             if reason is not None:
                 return reason
         return None
+
+    def explain_many(
+        self, artifact: Artifact, history: History, item_ids: Sequence[Any]
+    ) -> list[Any]:
+        """:meth:`explain` of every item: each part answers, in one call, what is still open."""
+        if type(self).explain is not HybridStrategy.explain:  # a subclass's own explain rules
+            return super().explain_many(artifact, history, item_ids)
+        answers: list[Any] = [None] * len(item_ids)
+        open_slots = list(range(len(item_ids)))
+        for name in self.part_names():
+            if not open_slots:
+                break
+            strategy, part = unpack_part(artifact, name)
+            reasons = strategy.explain_many(part, history, [item_ids[i] for i in open_slots])
+            for slot, reason in zip(open_slots, reasons, strict=True):
+                answers[slot] = reason
+            open_slots = [slot for slot in open_slots if answers[slot] is None]
+        return answers
 
     def fit(self, dataset: Dataset) -> Artifact:
         """Fit every part on the same snapshot and pack their artifacts."""

@@ -18,6 +18,19 @@ def similar_url(external_id: str) -> str:
     return f"/api/personalize/items/{external_id}/similar/"
 
 
+def close(response) -> None:
+    """What the server does after sending the last byte (without closing the test's DB
+    connection, as Django's test client does)."""
+    from django.core.signals import request_finished
+    from django.db import close_old_connections
+
+    request_finished.disconnect(close_old_connections)
+    try:
+        response.close()
+    finally:
+        request_finished.connect(close_old_connections)
+
+
 @pytest.fixture
 def shopper(catalog_items, active_models):
     """A signed-in user with consent, a history and a trained model."""
@@ -201,3 +214,69 @@ def test_schema_and_docs(db):
     assert {"placement", "limit", "item", "subject"} <= params
     docs = Client().get("/api/personalize/docs/")
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
+
+
+@pytest.mark.parametrize("similar", [False, True])
+def test_a_computed_block_is_cached_once_the_response_is_closed(shopper, monkeypatch, similar):
+    from rest_framework.test import APIRequestFactory, force_authenticate
+
+    from personalize.api import recommendations as api
+    from personalize.serving import cache as block_cache
+    from personalize.serving.rerank import serving_stats
+
+    client, subject = shopper
+    written: list[str] = []
+    original = block_cache.write
+    monkeypatch.setattr(block_cache, "write",
+                        lambda key, *rest: (written.append(key), original(key, *rest)))
+    request = APIRequestFactory().get(similar_url("b1") if similar else URL, {"limit": 2})
+    force_authenticate(request, user=subject.user)
+    if similar:
+        response = api.SimilarItemsView.as_view()(request, external_id="b1")
+    else:
+        response = api.RecommendationsView.as_view()(request)
+    response.render()
+    assert response.status_code == 200
+    assert written == []  # nothing written while the response is on its way
+    close(response)
+    assert len(written) == 1
+    close(response)  # a second close writes nothing again
+    assert len(written) == 1
+    placement = "similar" if similar else "home"
+    before = serving_stats().get(placement, {}).get("cache_hits", 0)
+    path = similar_url("b1") if similar else URL
+    assert client.get(path, {"limit": 2}).json() == response.data
+    assert serving_stats()[placement]["cache_hits"] == before + 1
+
+
+def test_a_cache_hit_writes_nothing(shopper, monkeypatch):
+    from personalize.serving import cache as block_cache
+
+    client, _ = shopper
+    client.get(URL, {"limit": 2})
+    written: list[str] = []
+    monkeypatch.setattr(block_cache, "write", lambda key, *rest: written.append(key))
+    client.get(URL, {"limit": 2})
+    assert written == []
+
+
+def test_a_pickled_block_response_writes_nothing_when_closed(shopper, monkeypatch):
+    import pickle
+
+    from rest_framework.renderers import JSONRenderer
+
+    from personalize.api.recommendations import BlockResponse
+    from personalize.serving import cache as block_cache
+
+    written: list[str] = []
+    monkeypatch.setattr(block_cache, "write", lambda key, *rest: written.append(key))
+    response = BlockResponse({"results": []}, [("key", ("entry",), 60)])
+    response.accepted_renderer = JSONRenderer()
+    response.accepted_media_type = "application/json"
+    response.renderer_context = {}
+    response.render()
+    copy = pickle.loads(pickle.dumps(response))
+    close(copy)
+    assert written == []
+    close(response)
+    assert written == ["key"]

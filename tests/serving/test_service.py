@@ -378,3 +378,48 @@ def test_merged_subjects_resolve_to_the_survivor(catalog_items, active_models):
     events(user_subject, catalog_items["b1"])
     active_models["item_knn"] = make_model("item_knn", [catalog_items["b2"].pk])
     assert recommend(anon, "home", limit=1)[0].personalized
+
+
+def test_a_stage_is_explained_in_one_explain_many_call(
+    catalog_items, active_models, consenting_subject, monkeypatch
+):
+    c = catalog_items
+    active_models["item_knn"] = make_model("item_knn", [c["b3"].pk, c["b2"].pk, c["t1"].pk])
+    events(consenting_subject, c["b1"], "view")
+    asked: list[list[int]] = []
+    original = FakeStrategy.explain_many
+
+    def counting(self, artifact, history, item_ids):
+        asked.append(list(item_ids))
+        return original(self, artifact, history, item_ids)
+
+    monkeypatch.setattr(FakeStrategy, "explain_many", counting)
+    recs = recommend(consenting_subject, "home", limit=3)
+    assert asked == [[c["b3"].pk, c["b2"].pk, c["t1"].pk]]
+    assert [r.explanation for r in recs] == ["Because you viewed Book 1"] * 3
+
+
+@pytest.mark.parametrize("broken", ["raises", "short"])
+def test_a_failing_explain_many_falls_back_to_explain_per_item(
+    catalog_items, active_models, consenting_subject, monkeypatch, broken
+):
+    c = catalog_items
+    active_models["item_knn"] = make_model("item_knn", [c["b3"].pk, c["b2"].pk])
+    events(consenting_subject, c["b1"], "view")
+
+    def explain_many(self, artifact, history, item_ids):
+        if broken == "raises":
+            raise RuntimeError("batch bug")
+        return [None]  # fewer answers than items
+
+    def explain(self, artifact, history, item_id):
+        if item_id == c["b2"].pk:
+            raise RuntimeError("item bug")
+        return history.item_ids[-1]
+
+    monkeypatch.setattr(FakeStrategy, "explain_many", explain_many)
+    monkeypatch.setattr(FakeStrategy, "explain", explain)
+    recs = recommend(consenting_subject, "home", limit=2)
+    assert ext(recs) == ["b3", "b2"]
+    # the failing item alone loses its reason
+    assert [r.explanation for r in recs] == ["Because you viewed Book 1", "Recommended for you"]

@@ -65,3 +65,30 @@ def test_event_weights_are_read_at_call_time(history_events, settings):
     settings.PERSONALIZE = {**settings.PERSONALIZE, "EXTRA_EVENT_TYPES": {"impression": 0.5}}
     history = subject_history(history_events["ann"].pk)
     assert len(history) == 5 and history.weights[1] == 0.5
+
+
+@pytest.mark.parametrize("moment", [
+    datetime(2024, 5, 1, 9, 30, 59, 999_600, tzinfo=UTC),  # SQLite's strftime would round up
+    datetime(2024, 5, 1, 9, 30, 0, tzinfo=UTC),  # stored without a fraction
+    datetime(2024, 5, 1, 9, 30, 0, 1, tzinfo=UTC),
+    datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC),  # before the epoch
+    datetime(2100, 2, 28, 23, 59, 59, 999_999, tzinfo=UTC),
+])
+def test_the_compiled_query_keeps_every_microsecond(items, moment):
+    subject = Subject.objects.create()
+    Event.objects.create(subject=subject, item=items["sku-1"], event_type="view", timestamp=moment)
+    assert subject_history(subject.pk).timestamps == [moment.timestamp()]
+
+
+def test_without_time_zone_support_sqlite_goes_through_the_orm(history_events, settings):
+    from django.db import connections
+
+    from personalize.tracking.history import _epoch_template
+
+    settings.USE_TZ = False  # SQLite then stores naive local times: no exact SQL expression
+    if connections[Event.objects.db].vendor == "sqlite":
+        assert _epoch_template(Event.objects.db) is None
+    items = history_events["items"]
+    history = subject_history(history_events["ann"].pk)
+    assert history.item_ids == [items[sku].pk for sku in ("sku-1", "sku-2", "sku-3", "sku-1")]
+    assert len(history.timestamps) == 4
