@@ -9,6 +9,7 @@ unsorted id arrays or ids of another type.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -117,8 +118,45 @@ def history_vector(artifact: Artifact, history: History, n: int,
     return vector, np.unique(columns)
 
 
+@dataclass(frozen=True)
+class HistoryRows:
+    """Histories as the parts of a CSR matrix over an artifact's items.
+
+    Plain arrays rather than a SciPy matrix: serving scores one history per
+    request, and building a ``csr_array`` (with its checks) costs more than
+    scoring it. :meth:`tocsr` gives the SciPy matrix where one is needed.
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    shape: tuple[int, int]
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indices.size)
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self.data.dtype
+
+    def row_of_entries(self) -> np.ndarray:
+        """The row of every stored entry."""
+        return np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
+
+    def toarray(self) -> np.ndarray:
+        dense = np.zeros(self.shape, dtype=self.data.dtype)
+        dense[self.row_of_entries(), self.indices] = self.data
+        return dense
+
+    def tocsr(self) -> sp.csr_array:
+        matrix = sp.csr_array((self.data, self.indices, self.indptr), shape=self.shape)
+        matrix.has_canonical_format = True  # sorted, distinct columns per row
+        return matrix
+
+
 def history_matrix(artifact: Artifact, histories: Sequence[History],
-                   binary: bool = False) -> sp.csr_array:
+                   binary: bool = False) -> HistoryRows:
     """Histories as a ``(len(histories), n_items)`` float32 CSR over the artifact's items.
 
     Row ``r`` holds history ``r``'s summed weights (repeated items add up; 1.0
@@ -126,12 +164,13 @@ def history_matrix(artifact: Artifact, histories: Sequence[History],
     what :func:`history_vector` gives for one history, for many in one pass.
     A stored entry may be 0 (weights that cancel): every known item is stored.
     """
-    from personalize.training.dataset import _csr_from_keys, _stable_order
+    from personalize.training.dataset import _stable_order
 
     n = len(artifact["item_ids"])
+    width = max(n, 1)
     rows, columns, found = _known_items(artifact, histories)
-    keys = rows * max(n, 1) + columns
-    order = _stable_order(keys, len(histories) * max(n, 1))
+    keys = rows * width + columns
+    order = _stable_order(keys, len(histories) * width)
     ordered = keys[order]
     first = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if keys.size else order
     if binary:
@@ -143,7 +182,10 @@ def history_matrix(artifact: Artifact, histories: Sequence[History],
         # summed in float64 and rounded once, in the order of each history
         values = (np.add.reduceat(flat[found][order], first) if first.size
                   else np.empty(0)).astype(np.float32)
-    return _csr_from_keys(ordered[first], values, (len(histories), n))
+    entries = ordered[first]
+    indptr = np.zeros(len(histories) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(entries // width, minlength=len(histories)), out=indptr[1:])
+    return HistoryRows(indptr, entries % width, values, (len(histories), n))
 
 
 def _known_items(artifact: Artifact, histories: Sequence[History]

@@ -36,6 +36,7 @@ import scipy.sparse as sp
 from personalize.conf import personalize_settings
 from personalize.strategies.base import CannotRecommend, History, Options, Scored
 from personalize.strategies.common import (
+    HistoryRows,
     VectorStrategy,
     artifact_meta,
     ensure_artifact,
@@ -308,7 +309,7 @@ class EASE(VectorStrategy):
         return []
 
 
-def _product(artifact: Artifact, histories: sp.csr_array) -> np.ndarray:
+def _product(artifact: Artifact, histories: HistoryRows) -> np.ndarray:
     """``histories @ B`` as float64, one row per history.
 
     With a dense ``B`` it is either one BLAS product over all of ``B`` or, per
@@ -317,7 +318,7 @@ def _product(artifact: Artifact, histories: sp.csr_array) -> np.ndarray:
     would make NumPy copy ``B``.
     """
     if "weights" not in artifact:
-        return (histories @ artifact.get_csr("weights")).toarray().astype(np.float64)
+        return (histories.tocsr() @ artifact.get_csr("weights")).toarray().astype(np.float64)
     weights = artifact["weights"]
     rows, n = histories.shape
     if _full_product_pays(histories.nnz, rows, n):

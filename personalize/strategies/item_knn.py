@@ -33,6 +33,7 @@ import scipy.sparse as sp
 
 from personalize.strategies.base import CannotRecommend, History, Options, Scored
 from personalize.strategies.common import (
+    HistoryRows,
     VectorStrategy,
     artifact_meta,
     ensure_artifact,
@@ -167,7 +168,7 @@ class ItemKNN(VectorStrategy):
         matrix = history_matrix(artifact, histories, binary=self.options.binary)
         return self._scores(artifact, matrix), np.diff(matrix.indptr) > 0
 
-    def _scores(self, artifact: Artifact, histories: sp.csr_array) -> np.ndarray:
+    def _scores(self, artifact: Artifact, histories: HistoryRows) -> np.ndarray:
         """One float64 score row per history row; ``-inf`` where no history item supports.
 
         Each row is summed in the order of its own entries, so a history scores

@@ -163,5 +163,7 @@ def test_history_matrix_sums_repeats_and_keeps_known_items():
     assert matrix.toarray().tolist() == [[5.0, 0.0, 2.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
     # weights that cancel leave a stored 0: the item is still known (and seen)
     assert np.diff(matrix.indptr).tolist() == [2, 0, 1]
+    assert matrix.nnz == 3
+    assert matrix.tocsr().toarray().tolist() == matrix.toarray().tolist()
     binary = history_matrix(artifact, histories, binary=True)
     assert binary.toarray().tolist() == [[1.0, 0.0, 1.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
