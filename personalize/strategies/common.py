@@ -200,6 +200,22 @@ def _known_items(artifact: Artifact, histories: Sequence[History]
     return np.repeat(np.arange(len(histories)), lengths)[found], columns, found
 
 
+def explain_inputs(
+    artifact: Artifact, history: History, item_ids: Sequence[Any], binary: bool = False
+) -> tuple[list[Any], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What a vector strategy's ``explain_many`` starts from.
+
+    Returns:
+        ``(answers, targets, found, vector, columns)``: one ``None`` answer per
+        item id, the columns of the known ids and the mask of which ids are
+        known (:func:`positions`), and the history as :func:`history_vector`
+        gives it.
+    """
+    targets, found = positions(artifact, item_ids)
+    vector, columns = history_vector(artifact, history, len(artifact["item_ids"]), binary=binary)
+    return [None] * len(item_ids), targets, found, vector, columns
+
+
 def mask_columns(scores: np.ndarray, artifact: Artifact, history: History,
                  exclude: Iterable[Any]) -> None:
     """Set the scores of history and excluded items to ``-inf`` in place."""

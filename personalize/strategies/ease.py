@@ -40,6 +40,7 @@ from personalize.strategies.common import (
     VectorStrategy,
     artifact_meta,
     ensure_artifact,
+    explain_inputs,
     history_matrix,
     history_vector,
     parse_exclude,
@@ -262,10 +263,8 @@ class EASE(VectorStrategy):
         if type(self).explain is not EASE.explain:  # a subclass's own explain rules
             return super().explain_many(artifact, history, item_ids)
         ensure_artifact(self, artifact)
-        answers: list[Any] = [None] * len(item_ids)
-        targets, found = positions(artifact, item_ids)
-        n = len(artifact["item_ids"])
-        vector, columns = history_vector(artifact, history, n, binary=self.options.binary)
+        answers, targets, found, vector, columns = explain_inputs(
+            artifact, history, item_ids, binary=self.options.binary)
         if targets.size == 0 or columns.size == 0:
             return answers
         if "weights" in artifact:
