@@ -36,9 +36,13 @@ STRATEGIES = ("popular", "item_knn", "ease", "hybrid")
 #: filter rightly drops (BOT_USER_AGENT_PATTERN); the test browses as a person would.
 USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/126.0.0.0 Safari/537.36")
+#: The user agent is set on the browser too, not only on the page's context: a beacon
+#: sent while the page unloads (the tracker's click) leaves without the context's
+#: override, and as "HeadlessChrome" it would be dropped as a bot's.
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run",
+    f"--user-agent={USER_AGENT}",
 ]
 
 pytestmark = [
