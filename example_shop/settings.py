@@ -98,8 +98,16 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": str(VAR_DIR / "example_shop.sqlite3"),
-            # Seeding writes while the dev server reads: wait rather than fail.
-            "OPTIONS": {"timeout": 30},
+            "OPTIONS": {
+                # Seeding writes while the dev server reads: wait rather than fail.
+                "timeout": 30,
+                # A transaction that reads and then writes (a batch of tracked events) takes
+                # the write lock at BEGIN, so it waits for another writer instead of failing
+                # at once with "database is locked" (SQLite does not wait on an upgrade).
+                "transaction_mode": "IMMEDIATE",
+                # Readers are not blocked by a writer.
+                "init_command": "PRAGMA journal_mode=WAL;",
+            },
         }
     }
 
