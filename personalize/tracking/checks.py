@@ -15,11 +15,17 @@ personalize.E033
 personalize.W030
     ``VisitorMiddleware`` is not in ``MIDDLEWARE``: anonymous visitors cannot be
     tracked or personalized.
+personalize.W033
+    Events are written to an SQLite file without
+    ``OPTIONS["transaction_mode"] = "IMMEDIATE"``: two requests storing events at
+    once can fail with "database is locked".
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
@@ -90,7 +96,40 @@ def tracking_checks() -> list[CheckMessage]:
             hint=f"Add {MIDDLEWARE_PATH!r} to MIDDLEWARE after AuthenticationMiddleware.",
             obj="settings.MIDDLEWARE", id="personalize.W030",
         ))
+    from django.db import router
+
+    from personalize.models import Event
+
+    alias = router.db_for_write(Event)
+    errors += sqlite_lock_warnings(alias, settings.DATABASES.get(alias, {}))
     return errors
+
+
+def sqlite_lock_warnings(alias: str, database: Mapping[str, Any]) -> list[CheckMessage]:
+    """personalize.W033 for the events' database ``alias`` configured as ``database``.
+
+    Storing a batch of events reads (the ids already stored) and then writes in
+    one transaction. SQLite does not wait when such a transaction needs the write
+    lock another connection holds: it fails at once, whatever the ``timeout``.
+    ``BEGIN IMMEDIATE`` takes the lock first, where the timeout applies. An
+    in-memory database has one connection and cannot contend.
+    """
+    if not str(database.get("ENGINE", "")).endswith("sqlite3"):
+        return []
+    name = str(database.get("NAME", ""))
+    if name in ("", ":memory:") or name.startswith("file::memory:") or "mode=memory" in name:
+        return []
+    options = database.get("OPTIONS") or {}
+    if str(options.get("transaction_mode", "")).upper() == "IMMEDIATE":
+        return []
+    return [Warning(
+        f"DATABASES[{alias!r}] is SQLite without OPTIONS['transaction_mode'] = 'IMMEDIATE': "
+        "two requests storing events at once can fail with 'database is locked' "
+        "(the events endpoint answers 503 and a browser beacon's events are lost).",
+        hint=f"Set DATABASES[{alias!r}]['OPTIONS'] = {{'transaction_mode': 'IMMEDIATE', "
+             "'init_command': 'PRAGMA journal_mode=WAL;'}, or use PostgreSQL.",
+        obj=f"settings.DATABASES[{alias!r}]", id="personalize.W033",
+    )]
 
 
 def _authentication_errors() -> list[CheckMessage]:

@@ -1,4 +1,4 @@
-"""System checks personalize.E030-E033 and W030."""
+"""System checks personalize.E030-E033, W030 and W033."""
 
 from __future__ import annotations
 
@@ -86,3 +86,37 @@ def test_w030_middleware_missing(settings):
              "after AuthenticationMiddleware.",
         obj="settings.MIDDLEWARE", id="personalize.W030",
     )]
+
+
+def test_w033_sqlite_file_without_immediate_transactions():
+    from personalize.tracking.checks import sqlite_lock_warnings
+
+    sqlite = {"ENGINE": "django.db.backends.sqlite3", "NAME": "/srv/site.sqlite3"}
+    assert sqlite_lock_warnings("default", sqlite) == [Warning(
+        "DATABASES['default'] is SQLite without OPTIONS['transaction_mode'] = 'IMMEDIATE': "
+        "two requests storing events at once can fail with 'database is locked' "
+        "(the events endpoint answers 503 and a browser beacon's events are lost).",
+        hint="Set DATABASES['default']['OPTIONS'] = {'transaction_mode': 'IMMEDIATE', "
+             "'init_command': 'PRAGMA journal_mode=WAL;'}, or use PostgreSQL.",
+        obj="settings.DATABASES['default']", id="personalize.W033",
+    )]
+    immediate = {**sqlite, "OPTIONS": {"transaction_mode": "immediate", "timeout": 20}}
+    assert sqlite_lock_warnings("default", immediate) == []
+    assert sqlite_lock_warnings("default", {**sqlite, "NAME": ":memory:"}) == []
+    assert sqlite_lock_warnings(
+        "default", {"ENGINE": "django.db.backends.postgresql", "NAME": "shop"}) == []
+
+
+def test_the_demo_shop_database_passes_w033(monkeypatch, tmp_path):
+    """The demo runs on an SQLite file with concurrent beacons: it must not warn."""
+    import runpy
+    from pathlib import Path
+
+    from personalize.tracking.checks import sqlite_lock_warnings
+
+    monkeypatch.setenv("EXAMPLE_SHOP_VAR_DIR", str(tmp_path))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    demo = runpy.run_path(str(Path(__file__).resolve().parents[2] / "example_shop" / "settings.py"))
+    database = demo["DATABASES"]["default"]
+    assert database["ENGINE"].endswith("sqlite3")
+    assert sqlite_lock_warnings("default", database) == []
