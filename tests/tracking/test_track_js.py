@@ -61,8 +61,21 @@ def test_fallback_and_batching(result):
     assert call["keepalive"] is True and call["credentials"] == "same-origin"
     assert call["headers"] == {"Content-Type": "application/json", "X-CSRFToken": "tok123"}
     assert call["body"]["events"][0]["context"] == {"q": "lamp"}
-    assert result["batches"] == [50, 50, 20]
+    assert result["batches"] == {"fetched": [50, 50], "beaconed": [20]}
     assert result["noObserver"] == [["impression"] * 3]
+
+
+def test_a_refused_or_lost_batch_is_sent_again_with_the_same_ids(result):
+    retried = result["retried"]
+    # the periodic send, then Retry-After: 7, then a growing delay (network error, 429)
+    assert retried["delays"] == [5000, 7000, 10000, 20000]
+    first, *again = retried["sent"]
+    assert len(first) == 4 and all(batch == first for batch in again)  # same event ids
+    assert retried["beacons"] == 0 and retried["pending"] == 0  # delivered: nothing left
+
+
+def test_a_rejected_batch_and_a_withdrawn_one_are_not_sent_again(result):
+    assert result["notRetried"] == {"after400": 0, "fetches400": 1, "withdrawnFetches": 0}
 
 
 @pytest.mark.django_db

@@ -15,7 +15,7 @@ function element(attrs, extra) {
   return el;
 }
 
-function setup({ consent = "denied", beaconOk = true, withObserver = true } = {}) {
+function setup({ consent = "denied", beaconOk = true, withObserver = true, replies = [] } = {}) {
   const state = { beacons: [], fetches: [], observed: [], unobserved: [] };
   const clock = { now: 1_700_000_000_000 };
   const listeners = { document: {}, window: {} };
@@ -63,9 +63,14 @@ function setup({ consent = "denied", beaconOk = true, withObserver = true } = {}
       return beaconOk;
     } },
     Blob,
+    // each call answers with the next of `replies`: {status, retryAfter} or "network"
     fetch: (url, options) => {
       state.fetches.push({ url, ...options, body: JSON.parse(options.body) });
-      return Promise.resolve({ ok: true });
+      const reply = replies.length ? replies.shift() : { status: 200 };
+      if (reply === "network") return Promise.reject(new TypeError("Failed to fetch"));
+      return Promise.resolve({ ok: reply.status < 400, status: reply.status, headers: {
+        get: (name) => (name === "Retry-After" && reply.retryAfter ? reply.retryAfter : null),
+      } });
     },
     crypto: { randomUUID: () => `00000000-0000-4000-8000-${String(++uid).padStart(12, "0")}` },
     addEventListener(type, fn) { (listeners.window[type] ||= []).push(fn); },
@@ -75,8 +80,8 @@ function setup({ consent = "denied", beaconOk = true, withObserver = true } = {}
   const context = {
     window, document, Date: FakeDate, Math, JSON, String, parseInt, isNaN, Uint8Array,
     decodeURIComponent,
-    setTimeout: (fn) => { timers.push(fn); return timers.length; },
-    clearTimeout: () => {},
+    setTimeout: (fn, ms) => { timers.push({ fn, ms }); return timers.length; },
+    clearTimeout: (id) => { if (timers[id - 1]) timers[id - 1].cleared = true; },
   };
   vm.runInNewContext(source, context);
   const fire = (target, type, event = {}) => (listeners[target][type] || []).forEach((fn) => fn(event));
@@ -147,12 +152,14 @@ const out = {};
   out.fallback = { fetches: env.state.fetches };
 }
 
-// 6. Batches of at most 50 events.
+// 6. Batches of at most 50 events: a full queue goes by fetch at once (the page
+//    stays), the rest by beacon when flushed.
 {
   const env = setup({ consent: "granted" });
   for (let i = 0; i < 120; i++) env.window.personalizeTracker.track("view", `sku-${i}`);
   env.window.personalizeTracker.flush();
-  out.batches = env.state.beacons.map((b) => b.body.events.length);
+  out.batches = { fetched: env.state.fetches.map((f) => f.body.events.length),
+                  beaconed: env.state.beacons.map((b) => b.body.events.length) };
 }
 
 // 7. Without IntersectionObserver every block counts as seen.
@@ -163,4 +170,50 @@ const out = {};
   out.noObserver = env.state.beacons.map((b) => b.body.events.map((e) => e.type));
 }
 
-process.stdout.write(JSON.stringify(out));
+// Runs the pending timer that was set last and not cleared; its delay.
+function runTimer(env) {
+  const live = env.timers.filter((t) => !t.cleared && !t.ran);
+  const timer = live[live.length - 1];
+  timer.ran = true;
+  timer.fn();
+  return timer.ms;
+}
+
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+(async () => {
+  // 8. While the page stays, batches go by fetch and a 503 or 429 is retried with the
+  //    same event ids after Retry-After, a network error after a growing delay.
+  {
+    const env = setup({ consent: "granted", withObserver: false, replies: [
+      { status: 503, retryAfter: "7" }, "network", { status: 429 }, { status: 200 },
+    ] });
+    env.window.personalizeTracker.track("view", "sku-1");
+    const firstDelay = runTimer(env); // the periodic send
+    await settle();
+    const delays = [firstDelay];
+    for (let i = 0; i < 3; i++) { delays.push(runTimer(env)); await settle(); }
+    out.retried = {
+      beacons: env.state.beacons.length, delays,
+      sent: env.state.fetches.map((f) => f.body.events.map((e) => `${e.type}:${e.item}:${e.event_id}`)),
+      pending: env.timers.filter((t) => !t.cleared && !t.ran).length,
+    };
+  }
+  // 9. A 400 (every event rejected) is not sent again; neither is a batch whose
+  //    consent was withdrawn before the retry.
+  {
+    const env = setup({ consent: "granted", withObserver: false, replies: [{ status: 400 }] });
+    env.window.personalizeTracker.track("view", "sku-1");
+    runTimer(env);
+    await settle();
+    const after400 = env.timers.filter((t) => !t.cleared && !t.ran).length;
+    const withdrawn = setup({ consent: "granted", withObserver: false,
+                              replies: [{ status: 503 }] });
+    withdrawn.window.personalizeTracker.track("view", "sku-1");
+    withdrawn.root.dataset.personalizeConsent = "denied";
+    runTimer(withdrawn); // dropped: not sent at all
+    out.notRetried = { after400, fetches400: env.state.fetches.length,
+                       withdrawnFetches: withdrawn.state.fetches.length };
+  }
+  process.stdout.write(JSON.stringify(out));
+})();

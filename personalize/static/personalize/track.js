@@ -15,11 +15,14 @@
  *                data-personalize-item-strategy="item_knn">   (inside a block)
  *   an item page: <main data-personalize-page-item="sku-1">   (dwell time)
  *
- * Events are queued and sent in batches with navigator.sendBeacon (falling back
- * to fetch with keepalive) as {"csrfmiddlewaretoken": ..., "events": [...]},
- * every few seconds, when the queue is full, after a click and when the page
- * is hidden. window.personalizeTracker.track(type, item, value, context) adds
- * a custom event.
+ * Events are queued and sent in batches as {"csrfmiddlewaretoken": ..., "events": [...]}:
+ * every few seconds and when the queue is full with fetch (keepalive), whose answer
+ * is read: a batch answered 429 or 5xx, or lost on the network, is queued again and
+ * resent after Retry-After (or a growing delay); its event ids make the resend safe,
+ * the server stores each event once. After a click and when the page is hidden or
+ * left, with navigator.sendBeacon, which survives the page but cannot be retried.
+ * window.personalizeTracker.track(type, item, value, context) adds a custom event;
+ * window.personalizeTracker.flush() sends the queue at once (by beacon).
  */
 (function (window, document) {
   "use strict";
@@ -31,10 +34,12 @@
   var MAX_QUEUE = 500;
   var MAX_DWELL = 3600;
   var VISIBLE_RATIO = 0.5;
+  var MAX_RETRY_MS = 60000;
 
   var script = document.currentScript;
   var queue = [];
   var timer = null;
+  var retryMs = FLUSH_MS;
   var seenBlocks = [];
   var observer = null;
   var dwell = { item: null, visibleSince: null, total: 0, sent: false };
@@ -86,31 +91,54 @@
     if (value !== undefined && value !== null) event.value = value;
     if (context) event.context = context;
     queue.push(event);
-    if (queue.length >= MAX_BATCH) flush();
-    else if (!timer) timer = setTimeout(flush, FLUSH_MS);
+    if (queue.length >= MAX_BATCH) sendQueue(false);
+    else if (!timer) timer = setTimeout(function () { sendQueue(false); }, FLUSH_MS);
     return true;
   }
 
-  function send(events) {
-    var body = JSON.stringify({ csrfmiddlewaretoken: csrfToken(), events: events });
+  function beacon(body) {
     var nav = window.navigator;
     // text/plain keeps the beacon a "simple" request; the server accepts it.
-    if (nav && nav.sendBeacon && window.Blob &&
-        nav.sendBeacon(endpoint(), new window.Blob([body], { type: "text/plain;charset=UTF-8" }))) {
-      return;
-    }
-    if (window.fetch) {
-      window.fetch(endpoint(), {
-        method: "POST", body: body, keepalive: true, credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() }
-      })["catch"](function () {});
-    }
+    return !!(nav && nav.sendBeacon && window.Blob &&
+      nav.sendBeacon(endpoint(), new window.Blob([body], { type: "text/plain;charset=UTF-8" })));
+  }
+
+  function retryLater(events, retryAfter) {
+    if (!consented()) return; // withdrawn meanwhile: never resend
+    queue = events.concat(queue).slice(0, MAX_QUEUE);
+    var seconds = parseInt(retryAfter, 10);
+    var delay = seconds > 0 ? seconds * 1000 : retryMs;
+    retryMs = Math.min(retryMs * 2, MAX_RETRY_MS);
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(function () { sendQueue(false); }, Math.min(delay, MAX_RETRY_MS));
+  }
+
+  function send(events, leaving) {
+    var body = JSON.stringify({ csrfmiddlewaretoken: csrfToken(), events: events });
+    if ((leaving || !window.fetch) && beacon(body)) return;
+    if (!window.fetch) return;
+    window.fetch(endpoint(), {
+      method: "POST", body: body, keepalive: true, credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() }
+    }).then(function (response) {
+      // over the rate limit or the server failing: the same events again later;
+      // a 400 (every event rejected) or 403 would be answered the same way again
+      if (response.status === 429 || response.status >= 500) {
+        retryLater(events, response.headers && response.headers.get("Retry-After"));
+      } else {
+        retryMs = FLUSH_MS;
+      }
+    }, function () { retryLater(events, null); });
+  }
+
+  function sendQueue(leaving) {
+    if (timer) { clearTimeout(timer); timer = null; }
+    if (!consented()) { queue = []; return; } // withdrawn meanwhile: drop, never send
+    while (queue.length) send(queue.splice(0, MAX_BATCH), leaving);
   }
 
   function flush() {
-    if (timer) { clearTimeout(timer); timer = null; }
-    if (!consented()) { queue = []; return; } // withdrawn meanwhile: drop, never send
-    while (queue.length) send(queue.splice(0, MAX_BATCH));
+    sendQueue(true);
   }
 
   function blockOf(el) {
