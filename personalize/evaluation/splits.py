@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from personalize.training.dataset import Dataset, EventLog, _matrices
+from personalize.training.dataset import Dataset, EventLog, pair_matrices
 
 PROTOCOLS = ("stratified", "temporal", "leave-last-n", "kfold")
 
@@ -320,14 +320,14 @@ def temporal_split(dataset: Dataset, ratio: float = 0.75) -> Split:
     keys = events.subject_idx.astype(np.int64) * dataset.n_items + events.item_idx
 
     train_events = _subset_events(events, before)
-    interactions, latest = _matrices(train_events, *shape, drop_zeros=True)
+    interactions, latest = pair_matrices(train_events, *shape, drop_zeros=True)
     ratings = latest if dataset.ratings is not None else None
 
     later = np.flatnonzero(~before)
     seen = _member(keys[later], _entry_keys(interactions))
     if ratings is not None:
         seen |= _member(keys[later], _entry_keys(ratings))
-    weight_sum, test_ratings = _matrices(_subset_events(events, later[~seen]), *shape)
+    weight_sum, test_ratings = pair_matrices(_subset_events(events, later[~seen]), *shape)
     relevant_keys = _entry_keys(weight_sum)[weight_sum.data > 0]
     if dataset.ratings is None:
         test_ratings = None

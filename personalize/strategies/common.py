@@ -24,6 +24,7 @@ from personalize.strategies.base import (
     top_k_rows,
 )
 from personalize.training.artifacts import Artifact, ArtifactFormatError
+from personalize.training.keys import csr_parts, stable_order
 
 #: Float64 score cells one block of ``recommend_many`` holds (32 MiB).
 _BLOCK_CELLS = 1 << 22
@@ -164,13 +165,11 @@ def history_matrix(artifact: Artifact, histories: Sequence[History],
     what :func:`history_vector` gives for one history, for many in one pass.
     A stored entry may be 0 (weights that cancel): every known item is stored.
     """
-    from personalize.training.dataset import _stable_order
-
     n = len(artifact["item_ids"])
     width = max(n, 1)
     rows, columns, found = _known_items(artifact, histories)
     keys = rows * width + columns
-    order = _stable_order(keys, len(histories) * width)
+    order = stable_order(keys, len(histories) * width)
     ordered = keys[order]
     first = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if keys.size else order
     if binary:
@@ -182,10 +181,9 @@ def history_matrix(artifact: Artifact, histories: Sequence[History],
         # summed in float64 and rounded once, in the order of each history
         values = (np.add.reduceat(flat[found][order], first) if first.size
                   else np.empty(0)).astype(np.float32)
-    entries = ordered[first]
-    indptr = np.zeros(len(histories) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(entries // width, minlength=len(histories)), out=indptr[1:])
-    return HistoryRows(indptr, entries % width, values, (len(histories), n))
+    shape = (len(histories), n)
+    indptr, indices = csr_parts(ordered[first], shape)
+    return HistoryRows(indptr, indices, values, shape)
 
 
 def _known_items(artifact: Artifact, histories: Sequence[History]

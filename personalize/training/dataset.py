@@ -44,6 +44,7 @@ import scipy.sparse as sp
 from django.utils.module_loading import import_string
 
 from personalize.conf import personalize_settings
+from personalize.training.keys import csr_from_keys, stable_order, time_order
 from personalize.training.readers import ItemContent, RawEvents, read
 
 if TYPE_CHECKING:
@@ -163,7 +164,7 @@ class Dataset:
             mask: bool mask or index array over ``events``.
         """
         events = self.events.subset(mask)
-        interactions, ratings = _matrices(events, self.n_subjects, self.n_items)
+        interactions, ratings = pair_matrices(events, self.n_subjects, self.n_items)
         return dataclasses.replace(
             self, events=events, interactions=interactions,
             ratings=ratings if self.ratings is not None else None,
@@ -466,7 +467,7 @@ class Dataset:
         rating = np.where(rating_event, raw.values[index], np.nan)
 
         # the log in time order (stable: same-time events keep their read order)
-        chronological = _time_order(timestamps)
+        chronological = time_order(timestamps)
         present = np.flatnonzero(np.bincount(type_of, minlength=len(raw.type_names)))
         used_names = sorted({raw.type_names[t] for t in present.tolist()})
         remap = np.zeros(max(len(raw.type_names), 1), dtype=np.int16)
@@ -481,7 +482,7 @@ class Dataset:
             timestamp=timestamps[chronological].astype(np.float64),
             event_type=remap[type_of][chronological],
         )
-        interactions, ratings = _matrices(events, len(final_subject_ids), len(item_ids))
+        interactions, ratings = pair_matrices(events, len(final_subject_ids), len(item_ids))
         titles, texts, categories, attributes, available = _align_content(item_ids, content)
         stats["n_events"] = len(events)
         return cls(
@@ -533,7 +534,7 @@ def _duplicates(
     if len(index) < 2:
         return np.empty(0, dtype=np.int64)
     keys = key[index]
-    order = _stable_order(keys, bound)
+    order = stable_order(keys, bound)
     ordered = keys[order]
     repeat = ordered[1:] == ordered[:-1]
     if not repeat.any():
@@ -545,42 +546,6 @@ def _duplicates(
     candidates = candidates[np.lexsort((timestamps[candidates], key[candidates]))]
     same = (np.diff(key[candidates]) == 0) & (np.diff(timestamps[candidates]) == 0)
     return candidates[1:][same]
-
-
-def _stable_order(keys: np.ndarray, bound: int) -> np.ndarray:
-    """``np.argsort(keys, kind="stable")`` for integer keys in ``[0, bound)``.
-
-    Each key is packed with its position into one int64 and those are sorted:
-    NumPy sorts int64 values (SIMD quicksort) several times faster than it
-    argsorts them stably, and distinct packed values need no stability.
-    """
-    n = len(keys)
-    shift = max(n - 1, 1).bit_length()
-    if n < 2 or max(int(bound) - 1, 1).bit_length() + shift > 63:
-        return np.argsort(keys, kind="stable")
-    packed = keys.astype(np.int64) << shift
-    packed |= np.arange(n, dtype=np.int64)
-    packed.sort()
-    packed &= (1 << shift) - 1
-    return packed
-
-
-def _time_order(timestamps: np.ndarray) -> np.ndarray:
-    """``np.argsort(timestamps, kind="stable")``, cheaper on shuffled times.
-
-    Rows read in insertion order are nearly in time order, which the stable
-    sort (timsort) handles in one pass. Shuffled times (an import) are ranked
-    by a quicksort instead and the ranks put in stable order with
-    :func:`_stable_order`.
-    """
-    n = len(timestamps)
-    if n < 2 or np.count_nonzero(timestamps[1:] < timestamps[:-1]) * 16 < n:
-        return np.argsort(timestamps, kind="stable")
-    order = np.argsort(timestamps)
-    ordered = timestamps[order]
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.cumsum(np.r_[False, ordered[1:] != ordered[:-1]])
-    return _stable_order(rank, n)
 
 
 def _wanted_types(
@@ -650,7 +615,7 @@ def _apply_support(
     return keep, before - int(keep.sum())
 
 
-def _matrices(
+def pair_matrices(
     events: EventLog, n_subjects: int, n_items: int, drop_zeros: bool = False
 ) -> tuple[sp.csr_array, sp.csr_array]:
     """Summed weights per pair, and the latest rating per pair.
@@ -668,7 +633,7 @@ def _matrices(
     shape = (n_subjects, n_items)
     width = max(n_items, 1)
     keys = events.subject_idx.astype(np.int64) * width + events.item_idx
-    order = _stable_order(keys, max(n_subjects, 1) * width)
+    order = stable_order(keys, max(n_subjects, 1) * width)
     ordered = keys[order]
     first = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else order
     sums = (np.add.reduceat(events.weight[order].astype(np.float64), first) if len(first)
@@ -676,25 +641,14 @@ def _matrices(
     pairs = ordered[first]
     if drop_zeros:
         pairs, sums = pairs[sums != 0], sums[sums != 0]
-    interactions = _csr_from_keys(pairs, sums.astype(np.float32), shape)
+    interactions = csr_from_keys(pairs, sums.astype(np.float32), shape)
     rating = events.rating[order]
     rated = np.isfinite(rating)
     rated_keys, rating = ordered[rated], rating[rated]
     latest = (np.r_[rated_keys[1:] != rated_keys[:-1], True] if len(rated_keys)
               else np.zeros(0, dtype=bool))
-    ratings = _csr_from_keys(rated_keys[latest], rating[latest].astype(np.float32), shape)
+    ratings = csr_from_keys(rated_keys[latest], rating[latest].astype(np.float32), shape)
     return interactions, ratings
-
-
-def _csr_from_keys(keys: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> sp.csr_array:
-    """A canonical CSR from sorted, distinct ``row * n_cols + col`` keys."""
-    width = max(shape[1], 1)
-    index_dtype = np.int32 if max(len(keys), shape[1]) < 2**31 else np.int64
-    indptr = np.zeros(shape[0] + 1, dtype=index_dtype)
-    np.cumsum(np.bincount(keys // width, minlength=shape[0]), out=indptr[1:])
-    matrix = sp.csr_array(((values), (keys % width).astype(index_dtype), indptr), shape=shape)
-    matrix.has_canonical_format = True  # sorted, distinct keys: sorted columns, no duplicates
-    return matrix
 
 
 def _catalog_ids(content: ItemContent) -> np.ndarray:

@@ -112,7 +112,7 @@ def test_of_exact_duplicates_the_first_read_is_kept():
 
 @pytest.mark.parametrize("bound", [50, 2**62])  # packed sort, and the fallback
 def test_stable_order_is_a_stable_argsort(bound):
-    from personalize.training.dataset import _stable_order
+    from personalize.training.keys import stable_order as _stable_order
 
     keys = np.random.default_rng(0).integers(0, 50, 5000)
     assert _stable_order(keys, bound).tolist() == np.argsort(keys, kind="stable").tolist()
@@ -121,7 +121,7 @@ def test_stable_order_is_a_stable_argsort(bound):
 
 @pytest.mark.parametrize("shape", ["shuffled", "nearly sorted", "constant"])
 def test_time_order_is_a_stable_argsort(shape):
-    from personalize.training.dataset import _time_order
+    from personalize.training.keys import time_order as _time_order
 
     rng = np.random.default_rng(1)
     times = np.sort(rng.integers(0, 300, 4000).astype(np.float64) * 0.5)
@@ -135,7 +135,7 @@ def test_time_order_is_a_stable_argsort(shape):
 
 
 def test_matrices_can_leave_out_pairs_that_sum_to_zero():
-    from personalize.training.dataset import _matrices
+    from personalize.training.dataset import pair_matrices as _matrices
 
     ds = Dataset.from_arrays([1, 1, 2], [10, 20, 20], ["like", "view", "view"],
                              timestamps=[1, 2, 3], event_weights={"like": 1.0, "view": 1.0})
