@@ -42,6 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from personalize.training.dataset import Dataset, EventLog, pair_matrices
+from personalize.training.keys import time_order
 
 PROTOCOLS = ("stratified", "temporal", "leave-last-n", "kfold")
 
@@ -312,7 +313,7 @@ def temporal_split(dataset: Dataset, ratio: float = 0.75) -> Split:
         )
     if np.any(events.timestamp[1:] < events.timestamp[:-1]):
         # a log built by hand; the builder's is in time order, which "latest" relies on
-        events = _subset_events(events, np.argsort(events.timestamp, kind="stable"))
+        events = _subset_events(events, time_order(events.timestamp))
     shape = (dataset.n_subjects, dataset.n_items)
     position = min(int(ratio * len(events)), len(events) - 1)
     cut = float(np.partition(events.timestamp, position)[position])

@@ -45,6 +45,7 @@ from personalize.strategies.base import History, Strategy
 from personalize.training import active
 from personalize.training.artifacts import Artifact, delete_artifact, save_artifact
 from personalize.training.dataset import Dataset
+from personalize.training.keys import stable_order, time_order
 from personalize.training.locks import training_lock
 
 logger = logging.getLogger(__name__)
@@ -165,8 +166,8 @@ def _histories(train: Dataset, subjects: np.ndarray) -> list[History]:
     index = np.flatnonzero(keep)
     timestamps = events.timestamp[index]
     if np.any(timestamps[1:] < timestamps[:-1]):  # a log not in time order (built by hand)
-        index = index[np.argsort(timestamps, kind="stable")]
-    index = index[np.argsort(events.subject_idx[index], kind="stable")]
+        index = index[time_order(timestamps)]
+    index = index[stable_order(events.subject_idx[index], train.n_subjects)]
     owners = events.subject_idx[index]
     starts = np.searchsorted(owners, subjects, side="left").tolist()
     ends = np.searchsorted(owners, subjects, side="right").tolist()
