@@ -30,6 +30,7 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 
+from personalize import cacheread
 from personalize.conf import personalize_settings
 from personalize.consent.cache import consent_cache_key, delete_subject_keys, get_cache
 from personalize.models import ConsentRecord, Event, Subject
@@ -302,7 +303,7 @@ def has_consent_reading(
     key = consent_cache_key(subject_id)
     try:
         cache = get_cache()
-        values = cache.get_many([key, *also])
+        values = cacheread.get_many(cache, [key, *also])
     except Exception:
         logger.warning("Consent cache unavailable; reading the ledger", exc_info=True)
         return has_consent(subject_id, purpose, request), None

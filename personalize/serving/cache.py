@@ -40,6 +40,7 @@ from typing import Any
 
 from django.core.cache import BaseCache, caches
 
+from personalize import cacheread
 from personalize.cachebatch import CacheBatch
 from personalize.conf import personalize_settings
 
@@ -132,7 +133,7 @@ def reset_warning_throttle() -> None:
 def read(keys: list[str]) -> dict[str, Any] | None:
     """One ``get_many`` round trip; ``None`` when the cache is unreachable."""
     try:
-        return get_cache().get_many(keys)
+        return cacheread.get_many(get_cache(), keys)
     except Exception as exc:  # an accelerator: never an error for the visitor
         _warn("computing recommendations directly", exc)
         return None
