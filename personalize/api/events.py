@@ -31,11 +31,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from personalize.api.renderers import FastJSONRenderer
 from personalize.conf import personalize_settings
 from personalize.models.events import EventSource
 from personalize.tracking import ratelimit
@@ -118,7 +118,7 @@ EXAMPLE_REPORT = {
 class EventIngestView(APIView):
     """Record one event or a batch; the answer reports each event by index."""
 
-    renderer_classes = [JSONRenderer]
+    renderer_classes = [FastJSONRenderer]
     parser_classes: list[Any] = []  # the body is decoded once, by decode_payload
     permission_classes: list[Any] = []  # decided per caller kind in post()
     throttle_classes: list[Any] = []  # cache-backed limits of our own (ratelimit)

@@ -27,11 +27,11 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import exceptions, serializers
 from rest_framework.permissions import AllowAny
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from personalize.api.renderers import FastJSONRenderer
 from personalize.conf import personalize_settings
 from personalize.models import Subject
 from personalize.serving import cache as block_cache
@@ -229,7 +229,7 @@ class RecommendationsView(APIView):
     """The requesting visitor's recommendations for one placement."""
 
     permission_classes = [AllowAny]
-    renderer_classes = [JSONRenderer]
+    renderer_classes = [FastJSONRenderer]
 
     @extend_schema(
         operation_id="personalize_recommendations",
@@ -275,7 +275,7 @@ class SimilarItemsView(APIView):
     """Items similar to one item (the same for every visitor)."""
 
     permission_classes = [AllowAny]
-    renderer_classes = [JSONRenderer]
+    renderer_classes = [FastJSONRenderer]
 
     @extend_schema(
         operation_id="personalize_similar_items",
