@@ -166,6 +166,8 @@ def history_matrix(artifact: Artifact, histories: Sequence[History],
     A stored entry may be 0 (weights that cancel): every known item is stored.
     """
     n = len(artifact["item_ids"])
+    if len(histories) == 1:
+        return _one_history(artifact, histories[0], n, binary)
     width = max(n, 1)
     rows, columns, found = _known_items(artifact, histories)
     keys = rows * width + columns
@@ -184,6 +186,23 @@ def history_matrix(artifact: Artifact, histories: Sequence[History],
     shape = (len(histories), n)
     indptr, indices = csr_parts(ordered[first], shape)
     return HistoryRows(indptr, indices, values, shape)
+
+
+def _one_history(artifact: Artifact, history: History, n: int, binary: bool) -> HistoryRows:
+    """:func:`history_matrix` of a single history (serving's case), without the batch sort."""
+    columns, found = positions(artifact, history.item_ids)
+    if binary or columns.size == 0:
+        indices = np.unique(columns)
+        values = np.ones(indices.size, dtype=np.float32)
+    else:
+        indices, inverse = np.unique(columns, return_inverse=True)
+        weights = (np.asarray(history.weights, dtype=np.float64)[found]
+                   if history.weights is not None else np.ones(columns.size))
+        summed = np.zeros(indices.size)
+        np.add.at(summed, inverse, weights)  # in history order, as the batch path sums
+        values = summed.astype(np.float32)
+    indptr = np.array([0, indices.size], dtype=np.int64)
+    return HistoryRows(indptr, indices.astype(np.int64, copy=False), values, (1, n))
 
 
 def _known_items(artifact: Artifact, histories: Sequence[History]

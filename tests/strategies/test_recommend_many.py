@@ -167,3 +167,23 @@ def test_history_matrix_sums_repeats_and_keeps_known_items():
     assert matrix.tocsr().toarray().tolist() == matrix.toarray().tolist()
     binary = history_matrix(artifact, histories, binary=True)
     assert binary.toarray().tolist() == [[1.0, 0.0, 1.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+
+
+def test_one_history_gives_the_row_a_batch_gives_it():
+    # A single history takes its own path (serving scores one per request).
+    artifact = Artifact(arrays={"item_ids": np.array([2, 5, 7, 11, 13])})
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        size = int(rng.integers(0, 9))
+        ids = rng.choice([2, 5, 7, 11, 13, 99], size).tolist()
+        weights = None if rng.random() < 0.3 else (rng.normal(size=size) * 1e3).tolist()
+        history = History(item_ids=ids, weights=weights)
+        for binary in (False, True):
+            alone = history_matrix(artifact, [history], binary=binary)
+            batch = history_matrix(artifact, [history, History(item_ids=[5])], binary=binary)
+            end = batch.indptr[1]
+            assert alone.shape == (1, 5)
+            assert alone.indptr.tolist() == [0, end]
+            assert alone.indices.tolist() == batch.indices[:end].tolist()
+            assert alone.data.dtype == batch.data.dtype == np.float32
+            assert alone.data.tobytes() == batch.data[:end].tobytes()
