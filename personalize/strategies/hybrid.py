@@ -284,6 +284,9 @@ class Blend(HybridStrategy):
             return []
         exclude = parse_exclude(exclude)
         pool = max(self.options.candidates, k)
+        space = _shared_space(artifact, self.part_names())
+        if space is not None:
+            return self._recommend_in(space, artifact, history, k, exclude, pool)
         answered: list[tuple[float, Strategy, Artifact, Scored, np.ndarray | None]] = []
         for name, weight in self.options.strategies.items():
             if not weight:
@@ -319,6 +322,80 @@ class Blend(HybridStrategy):
             total += weight * _minmax(part_scores)
         best = top_k(total, k)
         return list(zip(candidates[best].tolist(), total[best].tolist(), strict=True))
+
+    def _recommend_in(self, space: _SharedSpace, artifact: Artifact, history: History, k: int,
+                      exclude: list[Any], pool: int) -> Scored:
+        """:meth:`recommend` when every part scores all its items at once.
+
+        The same candidates and the same blended scores as the general path,
+        without a list of pairs per part: each part's vector is placed in the
+        union of the parts' items, the candidates are a mask over that union,
+        and the blend reads them from the placed vectors.
+        """
+        n = len(space.item_ids["item_ids"])
+        blocked = np.zeros(n, dtype=bool)
+        blocked[positions(space.item_ids, [*history.item_ids, *exclude])[0]] = True
+        proposed = np.zeros(n, dtype=bool)
+        placed: list[tuple[float, np.ndarray]] = []
+        for name, weight in self.options.strategies.items():
+            if not weight:
+                continue
+            strategy, part = unpack_part(artifact, name)
+            assert isinstance(strategy, VectorStrategy)  # the shared space exists only then
+            ensure_artifact(strategy, part)
+            try:
+                vector = strategy.item_scores(part, history)
+            except CannotRecommend:
+                continue
+            where = space.columns[name]
+            masked = vector.copy()
+            masked[blocked[where]] = -np.inf
+            # the part's own top_k, so that its ties break as in its own recommend
+            proposed[where[top_k(masked, pool)]] = True
+            full = np.full(n, np.nan)
+            full[where] = vector
+            placed.append((weight, full))
+        if not placed:
+            raise CannotRecommend("No part of the blend can recommend for this history.")
+        candidates = np.flatnonzero(proposed)  # in item id order, as np.unique gives them
+        total = np.zeros(candidates.size)
+        for weight, full in placed:
+            total += weight * _minmax(full[candidates])
+        best = top_k(total, k)
+        return list(zip(space.item_ids["item_ids"][candidates[best]].tolist(),
+                        total[best].tolist(), strict=True))
+
+
+@dataclass(frozen=True)
+class _SharedSpace:
+    """The union of a blend's part items (sorted), and where each part's items lie in it."""
+
+    #: An artifact holding only the sorted union as ``item_ids`` (for :func:`positions`).
+    item_ids: Artifact
+    columns: dict[str, np.ndarray]
+
+
+def _shared_space(artifact: Artifact, names: list[str]) -> _SharedSpace | None:
+    """The union space of ``names``' items when every part is a VectorStrategy, else None.
+
+    Built once per artifact. ``None`` also when the parts' item ids cannot be
+    sorted together (ids of mixed types).
+    """
+    if "shared_space" not in artifact.cache:
+        space = None
+        parts = {name: unpack_part(artifact, name) for name in names}
+        if all(isinstance(strategy, VectorStrategy) for strategy, _ in parts.values()):
+            try:
+                union = np.unique(np.concatenate([part["item_ids"] for _, part in
+                                                  parts.values()]))
+            except (TypeError, ValueError):
+                union = None
+            if union is not None and union.dtype.kind in "iu":
+                ids = Artifact(arrays={"item_ids": union}, meta={})
+                space = _SharedSpace(ids, {name: positions(ids, part["item_ids"])[0]
+                                           for name, (_, part) in parts.items()})
+        artifact.cache["shared_space"] = space
+    return artifact.cache["shared_space"]
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,30 @@ class FixedListOnly(Strategy):
         return list(zip(artifact["item_ids"][best].tolist(), scores[best].tolist(), strict=True))
 
 
+@dataclass(frozen=True)
+class DrawnOptions(Options):
+    seed: int = 0
+    first: int = 0
+    n: int = 50
+
+
+class Drawn(VectorStrategy):
+    """Items ``first .. first + n - 1`` with drawn scores: many ties, some -inf."""
+
+    options_class = DrawnOptions
+
+    def fit(self, dataset):
+        rng = np.random.default_rng(self.options.seed)
+        scores = rng.integers(0, 6, self.options.n).astype(np.float64)
+        scores[rng.random(self.options.n) < 0.1] = -np.inf
+        ids = np.arange(self.options.first, self.options.first + self.options.n)
+        return Artifact(arrays={"item_ids": ids, "scores": scores}, meta=artifact_meta(self))
+
+    def item_scores(self, artifact, history):
+        # depends on the history, as real parts do
+        return artifact["scores"] + (np.asarray(artifact["item_ids"]) % (len(history) + 2) == 0)
+
+
 A = {"1": 4.0, "2": 3.0, "3": 2.0, "4": 0.0}
 B = {"1": 0.0, "2": 1.0, "3": 5.0, "4": 10.0}
 PARTS = {
@@ -69,6 +93,12 @@ PARTS = {
     "b_list": (f"{HERE}.FixedListOnly", {"scores": B}),
     "b_picky": (f"{HERE}.Fixed", {"scores": B, "refuse_empty": True}),
     "none": (f"{HERE}.Fixed", {"scores": A, "refuse_empty": True}),
+}
+#: Overlapping item ranges with drawn scores (see Drawn).
+DRAWN = {
+    "low": (f"{HERE}.Drawn", {"seed": 1, "first": 0, "n": 50}),
+    "high": (f"{HERE}.Drawn", {"seed": 2, "first": 30, "n": 60}),
+    "same": (f"{HERE}.Drawn", {"seed": 3, "first": 0, "n": 50}),
 }
 DATASET = Dataset.from_arrays([1], [1], "view")
 
@@ -122,6 +152,26 @@ def test_blend_skips_parts_that_cannot_answer():
 def test_blend_never_returns_history_or_excluded_items():
     result = serve(Blend(strategies={"a": 1.0, "b": 1.0}), History(item_ids=[1]), exclude=[4])
     assert set(ids(result)) == {2, 3}
+
+
+@pytest.mark.parametrize("weights", [{"low": 1.0, "high": 2.0}, {"low": 1.0, "same": 1.0},
+                                     {"low": 0.5, "high": 0.0, "same": 3.0}])
+def test_blend_of_vector_parts_answers_as_the_general_path(weights):
+    # Vector parts are blended in the union of their items; the general path
+    # (pairs per part, np.unique, positions) must give exactly the same lists.
+    blend = Blend(strategies=weights, candidates=7)
+    with strategies(**DRAWN):
+        fast = blend.fit(DATASET)
+        general = blend.fit(DATASET)
+    general.cache["shared_space"] = None
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        history = History(item_ids=rng.choice(100, rng.integers(0, 6), replace=False).tolist())
+        exclude = rng.choice(100, rng.integers(0, 4), replace=False).tolist()
+        k = int(rng.integers(1, 15))
+        expected = blend.recommend(general, history, k, exclude)
+        assert blend.recommend(fast, history, k, exclude) == expected
+    assert fast.cache["shared_space"] is not None
 
 
 def test_cascade_reranks_the_candidates():
