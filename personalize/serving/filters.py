@@ -38,6 +38,7 @@ from django.utils import timezone
 
 from personalize.conf import personalize_settings
 from personalize.models import Event
+from personalize.rawsql import fetchall
 from personalize.serving.catalog import CatalogIndex
 
 
@@ -146,9 +147,7 @@ def subject_excluded_items(subject_id: int, filters: FilterConfig) -> list[int]:
         since = timezone.now() - timedelta(days=filters.exclude_window_days)
         params.append(connection.ops.adapt_datetimefield_value(since))
     sql = _excluded_sql(alias, len(types), filters.exclude_window_days is not None)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [row[0] for row in cursor.fetchall()]
+    return [row[0] for row in fetchall(alias, sql, params)]
 
 
 @lru_cache(maxsize=32)

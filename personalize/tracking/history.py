@@ -11,6 +11,7 @@ from django.db.models import F, FloatField, Func
 
 from personalize.conf import personalize_settings
 from personalize.models import Event
+from personalize.rawsql import fetchall
 from personalize.strategies.base import History
 
 DEFAULT_HISTORY_LIMIT = 500
@@ -38,9 +39,7 @@ def subject_history(subject_id: int, limit: int = DEFAULT_HISTORY_LIMIT) -> Hist
         sql, compiled_params, position = _compiled(alias, template, preference_types, limit)
         params = list(compiled_params)
         params[position] = subject_id
-        with connections[alias].cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
+        rows = fetchall(alias, sql, params)
     else:
         rows = [
             (item_id, event_type, value, moment.timestamp())
