@@ -43,8 +43,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 BENCH_DIR = Path(__file__).resolve().parent
 PYTHON = sys.executable
-RECS_PATH = "/api/personalize/recommendations/?placement=home&limit=8"
-BARE_PATH = "/bench/bare/"
+QUERY = "?placement=home&limit=8"
+RECS_PATH = f"/api/personalize/recommendations/{QUERY}"
+#: The same query string (ignored): parsing it is part of any endpoint's cost.
+BARE_PATH = f"/bench/bare/{QUERY}"
 HOME_WITH = "/bench/home-with/"
 HOME_WITHOUT = "/bench/home-without/"
 TAG_PATTERN = re.compile(r"{%\s*recommended_for_you\b.*?%}", re.S)
@@ -94,11 +96,13 @@ def bench_urlpatterns() -> list[Any]:
 
         return view
 
+    # After the shop's own URLs, so that resolving the bare endpoint walks the
+    # same patterns as resolving the recommendations endpoint does.
     return [
+        *shop_urlpatterns,
         path("bench/bare/", BareView.as_view()),
         path("bench/home-with/", home_variant("shop/home.html")),
         path("bench/home-without/", home_variant("bench/home_without.html")),
-        *shop_urlpatterns,
     ]
 
 
