@@ -198,7 +198,7 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
     ``-inf`` marks excluded positions and is never returned.
     """
-    k = min(k, int(np.isfinite(scores).sum()))
+    k = min(k, int(np.count_nonzero(np.isfinite(scores))))
     if k <= 0:
         return np.empty(0, dtype=np.int64)
     if k < len(scores):

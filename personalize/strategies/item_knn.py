@@ -183,12 +183,14 @@ class ItemKNN(VectorStrategy):
         # gather the CSR rows of every history item without a Python loop
         shift = starts - np.cumsum(lengths) + lengths
         offsets = np.repeat(shift, lengths) + np.arange(lengths.sum())
-        owner = np.repeat(np.repeat(np.arange(rows), np.diff(histories.indptr)), lengths)
-        scores = np.bincount(
-            owner * n + supporters.indices[offsets],
-            weights=supporters.data[offsets] * np.repeat(histories.data, lengths),
-            minlength=rows * n,
-        ).reshape(rows, n)
+        targets = supporters.indices[offsets]
+        weights = supporters.data[offsets] * np.repeat(histories.data, lengths)
+        if rows == 1:  # serving's case: every entry is the one row's
+            scores = np.bincount(targets, weights=weights, minlength=n).reshape(1, n)
+        else:
+            owner = np.repeat(np.repeat(np.arange(rows), np.diff(histories.indptr)), lengths)
+            scores = np.bincount(owner * n + targets, weights=weights,
+                                 minlength=rows * n).reshape(rows, n)
         # only items some history item supports are sound recommendations
         scores[scores <= 0] = -np.inf
         return scores
