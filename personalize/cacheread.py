@@ -41,7 +41,9 @@ def get_many(cache: BaseCache, keys: Sequence[str]) -> dict[str, Any]:
 
     Raises:
         Whatever the cache backend or redis-py raises when the cache cannot be
-        read (a lost connection is retried once on a fresh one by the pool).
+        read. The pool reconnects a connection found broken when it is taken;
+        a failure while sending or reading is not retried (the callers fall
+        back at once, which is what a visitor's request wants).
     """
     client = _lean_client(cache)
     if client is None or not keys:
