@@ -44,6 +44,7 @@ import scipy.sparse as sp
 from django.utils.module_loading import import_string
 
 from personalize.conf import personalize_settings
+from personalize.sqltime import epoch_seconds
 from personalize.training.keys import csr_from_keys, stable_order, time_order
 from personalize.training.readers import ItemContent, RawEvents, read
 
@@ -697,34 +698,6 @@ def _align_content(
 # --- database helpers -----------------------------------------------------------
 
 
-def _epoch_expression(vendor: str) -> Any:
-    """A database expression for the event time in POSIX seconds, or None."""
-    from django.db.models import F, FloatField, Func
-
-    class EpochSeconds(Func):
-        output_field = FloatField()
-
-        def get_db_converters(self, connection: Any) -> list[Any]:
-            # The SQL already yields a float: skip the expression's per-row float()
-            # converter, which costs more than everything else in a million-row scan.
-            return self.output_field.get_db_converters(connection)
-
-        def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-            # julianday keeps the sub-second part that strftime('%s') drops
-            return self.as_sql(
-                compiler, connection,
-                template="((julianday(%(expressions)s) - 2440587.5) * 86400.0)", **extra,
-            )
-
-        def as_mysql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-            return self.as_sql(compiler, connection, template="UNIX_TIMESTAMP(%(expressions)s)",
-                               **extra)
-
-    if vendor in ("sqlite", "mysql"):
-        return EpochSeconds(F("timestamp"))
-    return None
-
-
 def _type_code(type_names: Sequence[str]) -> Any:
     """A database expression for the position of ``event_type`` in ``type_names``."""
     from django.db.models import Case, IntegerField, Value, When
@@ -754,9 +727,9 @@ def _stream_events(queryset: Any, type_names: list[str], chunk_size: int) -> Raw
         return _no_events()
     if connection.vendor == "postgresql":
         return _stream_postgresql(queryset, type_names, chunk_size)
-    epoch = _epoch_expression(connection.vendor)
+    epoch = epoch_seconds(queryset.db)
     rows = queryset.annotate(_code=_type_code(type_names))
-    if epoch is None:  # a backend without an epoch expression: Django converts the datetimes
+    if epoch is None:  # no exact epoch expression here: Django converts the datetimes
         iterator: Iterable[tuple[Any, ...]] = (
             (s, i, t, v, moment.timestamp()) for s, i, t, v, moment in rows.values_list(
                 "subject_id", "item_id", "_code", "value", "timestamp",

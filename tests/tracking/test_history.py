@@ -8,6 +8,7 @@ import pytest
 
 from personalize.models import Event, Subject
 from personalize.tracking.history import subject_history
+from tests.test_sqltime import MOMENTS
 
 T0 = datetime(2024, 5, 1, 9, 30, 0, 123456, tzinfo=UTC)
 
@@ -67,13 +68,7 @@ def test_event_weights_are_read_at_call_time(history_events, settings):
     assert len(history) == 5 and history.weights[1] == 0.5
 
 
-@pytest.mark.parametrize("moment", [
-    datetime(2024, 5, 1, 9, 30, 59, 999_600, tzinfo=UTC),  # SQLite's strftime would round up
-    datetime(2024, 5, 1, 9, 30, 0, tzinfo=UTC),  # stored without a fraction
-    datetime(2024, 5, 1, 9, 30, 0, 1, tzinfo=UTC),
-    datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC),  # before the epoch
-    datetime(2100, 2, 28, 23, 59, 59, 999_999, tzinfo=UTC),
-])
+@pytest.mark.parametrize("moment", MOMENTS)  # the edge cases of personalize.sqltime
 def test_the_compiled_query_keeps_every_microsecond(items, moment):
     subject = Subject.objects.create()
     Event.objects.create(subject=subject, item=items["sku-1"], event_type="view", timestamp=moment)
@@ -83,11 +78,11 @@ def test_the_compiled_query_keeps_every_microsecond(items, moment):
 def test_without_time_zone_support_sqlite_goes_through_the_orm(history_events, settings):
     from django.db import connections
 
-    from personalize.tracking.history import _epoch_template
+    from personalize.sqltime import epoch_template
 
     settings.USE_TZ = False  # SQLite then stores naive local times: no exact SQL expression
     if connections[Event.objects.db].vendor == "sqlite":
-        assert _epoch_template(Event.objects.db) is None
+        assert epoch_template(Event.objects.db) is None
     items = history_events["items"]
     history = subject_history(history_events["ann"].pk)
     assert history.item_ids == [items[sku].pk for sku in ("sku-1", "sku-2", "sku-3", "sku-1")]

@@ -398,11 +398,7 @@ def test_from_database_outside_a_transaction_reads_one_snapshot():
     assert not connection.in_atomic_block
 
 
-def test_from_database_times_are_exact_on_postgresql(site):
-    from django.db import connection
-
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite's julianday() keeps about 10 microseconds")
+def test_from_database_times_are_exact(site):
     ds = Dataset.from_database()
     stored = sorted(moment.timestamp() for moment in Event.objects.filter(
         item__isnull=False, event_type__in=ds.event_types).values_list("timestamp", flat=True))
