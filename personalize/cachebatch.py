@@ -24,8 +24,12 @@ from django.core.cache import BaseCache
 logger = logging.getLogger(__name__)
 
 
-def _redis_client(cache: BaseCache) -> Any:
-    """The django-redis client of ``cache`` if its writes can share one pipeline, else ``None``."""
+def redis_client(cache: BaseCache) -> Any:
+    """The django-redis client of ``cache`` if one connection reaches all its keys, else ``None``.
+
+    Then its writes can share one pipeline (here) and its reads one ``MGET``
+    (:mod:`personalize.cacheread`).
+    """
     try:
         from django_redis.client import DefaultClient, ShardClient
     except ImportError:  # pragma: no cover - django-redis is a core dependency
@@ -72,7 +76,7 @@ class CacheBatch:
         sets, increments = self._sets, self._increments
         self._sets, self._increments = {}, {}
         try:
-            client = _redis_client(self.cache)
+            client = redis_client(self.cache)
             if client is not None:
                 _send_pipelined(client, sets, increments)
             else:

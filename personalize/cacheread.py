@@ -22,18 +22,18 @@ from typing import Any
 
 from django.core.cache import BaseCache
 
+from personalize.cachebatch import redis_client
+
 
 def _lean_client(cache: BaseCache) -> Any:
     """The django-redis client of ``cache`` if its ``get_many`` is one plain ``MGET``."""
-    try:
-        from django_redis.client import DefaultClient, HerdClient, ShardClient
-    except ImportError:  # pragma: no cover - django-redis is a core dependency
+    client = redis_client(cache)
+    if client is None:
         return None
-    client = getattr(cache, "client", None)
-    # Sharded keys live on several servers; the herd client rewrites values on read.
-    if isinstance(client, DefaultClient) and not isinstance(client, ShardClient | HerdClient):
-        return client
-    return None
+    from django_redis.client import HerdClient
+
+    # the herd client rewrites values on read
+    return None if isinstance(client, HerdClient) else client
 
 
 def get_many(cache: BaseCache, keys: Sequence[str]) -> dict[str, Any]:
