@@ -184,16 +184,31 @@ def _seed(env: dict[str, str], users: int, var_dir: Path) -> None:
 
 
 def _get(port: int, path: str, cookie: str) -> tuple[float, float, int, bytes]:
-    """One request: (wall ms, server CPU ms, status, body)."""
+    """One request: (wall ms, server CPU ms, status, body).
+
+    The wall time ends with the body's last byte. Then this waits, untimed,
+    until the worker closes the connection, which gunicorn's sync worker does
+    after the response's ``close()``: a miss writes its block to the cache
+    there, and that work must not land in the next request's time.
+    """
     started = time.perf_counter()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    watch = None
     try:
         conn.request("GET", path, headers={"Cookie": cookie, "Host": "127.0.0.1"})
+        # http.client closes its socket once the body is read; a duplicate stays open
+        watch = conn.sock.dup() if conn.sock is not None else None
         response = conn.getresponse()
         body = response.read()
+        wall = (time.perf_counter() - started) * 1000.0
+        if watch is not None:
+            watch.settimeout(30)
+            while watch.recv(4096):  # the server's close reads as b""
+                pass
     finally:
         conn.close()
-    wall = (time.perf_counter() - started) * 1000.0
+        if watch is not None:
+            watch.close()
     timing = response.getheader("Server-Timing") or "cpu;dur=nan"
     return wall, float(timing.rsplit("=", 1)[1]), response.status, body
 
