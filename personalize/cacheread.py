@@ -5,10 +5,21 @@ Every recommendation block and every tracked event starts with one
 On django-redis that call passes through redis-py's command machinery (its
 retry wrapper, response callbacks and, since redis-py 8, its observability
 hooks), which costs about twice the round trip itself on a local Redis.
-:func:`get_many` sends the same ``MGET`` on a connection of the same pool and
-decodes the values with the cache's own serializer and compressor, so what it
-returns is exactly what ``cache.get_many`` would; on other backends it is
-``cache.get_many``.
+:func:`get_many` sends the same ``MGET`` and decodes the values with the
+cache's own serializer and compressor, so what it returns is exactly what
+``cache.get_many`` would; on other backends it is ``cache.get_many``.
+
+The ``MGET`` goes out on a *lane* when one is free: one connection per
+connection pool and process, kept outside the pool and taken without waiting
+(a thread that finds it busy uses a connection of the pool, as before). A
+pool checkout (its lock, its health poll, its accounting, a deprecation
+wrapper and the release) costs about as much as the round trip; a process
+serving one request at a time now pays it never. One lane per process, not
+per thread, so servers that start a thread per request hold no more sockets.
+Lanes are used only where they behave like the pool's connections: a plain
+``ConnectionPool`` or ``BlockingConnectionPool`` without client-side caching,
+and not with django-redis's ``CLOSE_CONNECTION`` (which closes connections
+after each request: the pool is used then, as django-redis itself would).
 
 Unlike django-redis with ``IGNORE_EXCEPTIONS``, a failure raises: the callers
 know what an unreachable cache means for them (serving computes directly,
@@ -17,9 +28,13 @@ consent reads the ledger), where an empty answer would look like a miss.
 
 from __future__ import annotations
 
+import os
+import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import BaseCache
 
 from personalize.cachebatch import redis_client
@@ -36,32 +51,115 @@ def _lean_client(cache: BaseCache) -> Any:
     return None if isinstance(client, HerdClient) else client
 
 
+#: ``_lean_client`` per cache object (Django keeps one per alias and thread).
+_clients: weakref.WeakKeyDictionary[BaseCache, Any] = weakref.WeakKeyDictionary()
+
+
+def _memoized_client(cache: BaseCache) -> Any:
+    try:
+        return _clients[cache]
+    except KeyError:
+        client = _clients[cache] = _lean_client(cache)
+        return client
+    except TypeError:  # a cache class that cannot be weakly referenced
+        return _lean_client(cache)
+
+
+class _Lane:
+    """One connection of a pool's kind, for one thread at a time, in one process."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
+        self.connection: Any = None
+
+    def mget(self, keys: Sequence[str]) -> list[Any]:
+        """``MGET keys`` on the lane's connection; the caller holds :attr:`lock`."""
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        if self.connection is None:
+            # what the pool's make_connection builds, without counting it as the pool's
+            self.connection = self.pool.connection_class(**self.pool.connection_kwargs)
+        try:
+            return _mget(self.connection, keys)
+        except RedisConnectionError:
+            # The server may have closed the connection while it was idle (a
+            # restart, a timeout): the pool would have noticed on checkout. A
+            # read is safe to send again, once, on a fresh connection.
+            return _mget(self.connection, keys)
+
+
+_lanes: weakref.WeakKeyDictionary[Any, _Lane] = weakref.WeakKeyDictionary()
+_lanes_lock = threading.Lock()
+
+
+def _lane(pool: Any) -> _Lane | None:
+    """The lane of ``pool`` in this process, or ``None`` when the pool needs its own connections."""
+    from redis.connection import BlockingConnectionPool, ConnectionPool
+
+    lane = _lanes.get(pool)
+    if lane is not None and lane.pid == os.getpid():
+        return lane
+    if type(pool) not in (ConnectionPool, BlockingConnectionPool) or \
+            getattr(pool, "cache", None) is not None:
+        return None
+    with _lanes_lock:
+        lane = _lanes.get(pool)
+        if lane is None or lane.pid != os.getpid():
+            # after a fork the parent's socket is left alone: its owner still uses it
+            lane = _lanes[pool] = _Lane(pool)
+        return lane
+
+
+def _closes_connections(client: Any) -> bool:
+    """Whether django-redis closes this client's connections after each request."""
+    return bool(client._options.get(
+        "CLOSE_CONNECTION", getattr(settings, "DJANGO_REDIS_CLOSE_CONNECTION", False)))
+
+
+def _mget(connection: Any, keys: Sequence[str]) -> list[Any]:
+    try:
+        connection.send_command("MGET", *keys)
+        return list(connection.read_response())
+    except BaseException:
+        # a half-read reply must not reach the next user of this connection
+        connection.disconnect()
+        raise
+
+
+def _pool_mget(pool: Any, keys: Sequence[str]) -> list[Any]:
+    # The pool checks the connection on checkout (and reconnects a stale one).
+    connection = pool.get_connection()
+    try:
+        return _mget(connection, keys)
+    finally:
+        pool.release(connection)
+
+
 def get_many(cache: BaseCache, keys: Sequence[str]) -> dict[str, Any]:
     """``cache.get_many(keys)``: the keys found, with their values.
 
     Raises:
         Whatever the cache backend or redis-py raises when the cache cannot be
-        read. The pool reconnects a connection found broken when it is taken;
-        a failure while sending or reading is not retried (the callers fall
-        back at once, which is what a visitor's request wants).
+        read. A lane's connection found closed is reconnected and asked once
+        more, as the pool reconnects a connection found broken when it is
+        taken; any other failure while sending or reading is not retried (the
+        callers fall back at once, which is what a visitor's request wants).
     """
-    client = _lean_client(cache)
+    client = _memoized_client(cache)
     if client is None or not keys:
         return cache.get_many(keys)
-    redis = client.get_client(write=False)
+    pool = client.get_client(write=False).connection_pool
     full_keys = [client.make_key(key) for key in keys]
-    pool = redis.connection_pool
-    # The pool checks the connection on checkout (and reconnects a stale one).
-    connection = pool.get_connection()
-    try:
-        connection.send_command("MGET", *full_keys)
-        values = connection.read_response()
-    except BaseException:
-        # a half-read reply must not reach the next user of this connection
-        connection.disconnect()
-        raise
-    finally:
-        pool.release(connection)
+    lane = None if _closes_connections(client) else _lane(pool)
+    if lane is not None and lane.lock.acquire(blocking=False):
+        try:
+            values = lane.mget(full_keys)
+        finally:
+            lane.lock.release()
+    else:
+        values = _pool_mget(pool, full_keys)
     decode = client.decode
     return {key: decode(value)
             for key, value in zip(keys, values, strict=True) if value is not None}

@@ -82,9 +82,8 @@ def test_the_key_prefix_and_version_are_applied(settings):
 def test_a_reply_cut_short_does_not_poison_the_connection(settings):
     cache = _redis_cache(settings, "cut")
     cache.set_many({"a": 1, "b": "two"}, timeout=60)
-    pool = cache.client.get_client(write=False).connection_pool
-    connection = pool.get_connection()
-    pool.release(connection)
+    assert cacheread.get_many(cache, ["a"]) == {"a": 1}
+    connection = _lane_of(cache).connection
     with mock.patch.object(type(connection), "read_response", side_effect=TimeoutError("cut")), \
             pytest.raises(TimeoutError):
         cacheread.get_many(cache, ["a", "b"])
@@ -93,6 +92,106 @@ def test_a_reply_cut_short_does_not_poison_the_connection(settings):
     assert cacheread.get_many(cache, ["b", "a"]) == {"b": "two", "a": 1}
     assert cacheread.get_many(cache, ["a"]) == {"a": 1}
     cache.clear()
+
+
+def _lane_of(cache):
+    return cacheread._lanes[cache.client.get_client(write=False).connection_pool]
+
+
+@needs_redis
+def test_a_free_lane_answers_without_a_pool_checkout(settings):
+    cache = _redis_cache(settings, "lane")
+    cache.set_many({"a": 1, "b": "two"}, timeout=60)
+    pool = cache.client.get_client(write=False).connection_pool
+    with mock.patch.object(pool, "get_connection", side_effect=AssertionError("checkout")):
+        assert cacheread.get_many(cache, ["a", "b", "c"]) == {"a": 1, "b": "two"}
+        assert cacheread.get_many(cache, ["b"]) == {"b": "two"}
+    lane = _lane_of(cache)
+    assert lane.connection is not None and not lane.lock.locked()
+    cache.clear()
+
+
+@needs_redis
+def test_a_busy_lane_sends_the_read_on_a_pool_connection(settings):
+    cache = _redis_cache(settings, "busy")
+    cache.set("a", 1, timeout=60)
+    assert cacheread.get_many(cache, ["a"]) == {"a": 1}
+    pool = cache.client.get_client(write=False).connection_pool
+    lane = _lane_of(cache)
+    with lane.lock, mock.patch.object(pool, "get_connection",
+                                      wraps=pool.get_connection) as checkout:
+        # another thread is reading on the lane: this one does not wait for it
+        assert cacheread.get_many(cache, ["a"]) == {"a": 1}
+    checkout.assert_called_once()
+    cache.clear()
+
+
+@needs_redis
+def test_a_lane_connection_closed_by_the_server_is_reconnected_once(settings):
+    cache = _redis_cache(settings, "stale")
+    cache.set("a", "one", timeout=60)
+    assert cacheread.get_many(cache, ["a"]) == {"a": "one"}
+    lane = _lane_of(cache)
+    lane.connection.send_command("CLIENT", "ID")
+    lane_id = lane.connection.read_response()
+    killer = cache.client.get_client(write=True)
+    assert killer.execute_command("CLIENT", "KILL", "ID", lane_id) == 1
+    old_socket = lane.connection._sock
+    assert cacheread.get_many(cache, ["a"]) == {"a": "one"}
+    assert lane.connection._sock is not None and lane.connection._sock is not old_socket
+    # a server that stays away is not asked a third time
+    with mock.patch.object(type(lane.connection), "send_command",
+                           side_effect=__import__("redis").exceptions.ConnectionError("down")
+                           ) as send, pytest.raises(Exception, match="down"):
+        cacheread.get_many(cache, ["a"])
+    assert send.call_count == 2
+    cache.clear()
+
+
+@needs_redis
+def test_a_forked_process_opens_its_own_lane(settings, monkeypatch):
+    cache = _redis_cache(settings, "forked")
+    cache.set("a", 1, timeout=60)
+    assert cacheread.get_many(cache, ["a"]) == {"a": 1}
+    parents = _lane_of(cache)
+    parent_socket = parents.connection._sock
+    monkeypatch.setattr(cacheread.os, "getpid", lambda: parents.pid + 1)
+    assert cacheread.get_many(cache, ["a"]) == {"a": 1}
+    child = _lane_of(cache)
+    assert child is not parents and child.connection is not parents.connection
+    # the parent's socket is its own: the child neither uses nor closes it
+    assert parents.connection._sock is parent_socket
+    cache.clear()
+
+
+@needs_redis
+@pytest.mark.parametrize("where", ["option", "setting"])
+def test_close_connection_reads_on_pool_connections(settings, where):
+    if where == "setting":
+        settings.DJANGO_REDIS_CLOSE_CONNECTION = True
+        cache = _redis_cache(settings, "closing-setting")
+    else:
+        cache = _redis_cache(settings, "closing-option", CLOSE_CONNECTION=True)
+    cache.set("a", 1, timeout=60)
+    pool = cache.client.get_client(write=False).connection_pool
+    with mock.patch.object(pool, "get_connection", wraps=pool.get_connection) as checkout:
+        assert cacheread.get_many(cache, ["a"]) == {"a": 1}
+    checkout.assert_called_once()
+    cache.clear()
+
+
+def test_pools_that_manage_their_connections_get_no_lane():
+    from redis.connection import BlockingConnectionPool, ConnectionPool
+
+    class ManagedPool(ConnectionPool):  # as a Sentinel pool is
+        pass
+
+    assert cacheread._lane(ConnectionPool(host="127.0.0.1")) is not None
+    assert cacheread._lane(BlockingConnectionPool(host="127.0.0.1")) is not None
+    assert cacheread._lane(ManagedPool(host="127.0.0.1")) is None
+    caching = ConnectionPool(host="127.0.0.1")
+    caching.cache = object()  # client-side caching keeps its own connection state
+    assert cacheread._lane(caching) is None
 
 
 def _closed_port() -> int:
