@@ -9,6 +9,7 @@ from unittest import mock
 import pytest
 from django.core.cache import caches
 from django.core.cache.backends.locmem import LocMemCache
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from personalize import cacheread
 
@@ -141,8 +142,8 @@ def test_a_lane_connection_closed_by_the_server_is_reconnected_once(settings):
     assert lane.connection._sock is not None and lane.connection._sock is not old_socket
     # a server that stays away is not asked a third time
     with mock.patch.object(type(lane.connection), "send_command",
-                           side_effect=__import__("redis").exceptions.ConnectionError("down")
-                           ) as send, pytest.raises(Exception, match="down"):
+                           side_effect=RedisConnectionError("down")) as send, \
+            pytest.raises(RedisConnectionError, match="down"):
         cacheread.get_many(cache, ["a"])
     assert send.call_count == 2
     cache.clear()
