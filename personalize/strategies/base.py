@@ -82,6 +82,11 @@ class History:
     timestamps: Sequence[float] | None = None
     ratings: dict[ItemId, float] = field(default_factory=dict)
     subject_id: Any = None
+    #: This history's columns over an artifact's items, by id array and option
+    #: (:func:`personalize.strategies.common.history_matrix` fills it): the parts
+    #: of a blend and its explanations read the same history more than once.
+    encodings: dict[Any, Any] = field(default_factory=dict, init=False, repr=False,
+                                      compare=False)
 
     def __len__(self) -> int:
         return len(self.item_ids)
@@ -208,6 +213,20 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     # lexsort: primary key -score, secondary key index, for deterministic ties
     order = np.lexsort((part, -scores[part]))
     return part[order]
+
+
+def top_k_set(scores: np.ndarray, k: int) -> np.ndarray:
+    """The positions :func:`top_k` returns, in no particular order.
+
+    For a caller that only needs the set (a blend's candidate pool): the same
+    partition as :func:`top_k`, hence the same choice among ties at the
+    boundary, without counting the finite scores first or sorting the result.
+    """
+    n = len(scores)
+    if k <= 0 or n == 0:
+        return np.empty(0, dtype=np.int64)
+    part = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
+    return part[np.isfinite(scores[part])]
 
 
 def top_k_rows(scores: np.ndarray, k: int) -> list[np.ndarray]:

@@ -67,7 +67,7 @@ def ensure_artifact(strategy: Strategy, artifact: Artifact) -> None:
     artifact.cache["checked_by"] = type(strategy)
 
 
-def positions(artifact: Artifact, ids: Sequence[Any] | Iterable[Any],
+def positions(artifact: Artifact, ids: Sequence[Any] | Iterable[Any] | np.ndarray,
               name: str = "item_ids") -> tuple[np.ndarray, np.ndarray]:
     """Columns of ``ids`` in ``artifact[name]``.
 
@@ -75,8 +75,9 @@ def positions(artifact: Artifact, ids: Sequence[Any] | Iterable[Any],
         ``(columns, found)``: ``columns`` holds the column of every known id
         (unknown ids are left out), ``found`` is a bool mask over ``ids``.
     """
-    ids = list(ids)
-    if not ids:
+    # an array is searched as it is; anything else is listed first
+    ids = ids if isinstance(ids, np.ndarray) and ids.ndim == 1 else list(ids)
+    if not len(ids):
         return np.empty(0, dtype=np.int64), np.zeros(0, dtype=bool)
     known = artifact[name]
     n = len(known)
@@ -97,6 +98,7 @@ def positions(artifact: Artifact, ids: Sequence[Any] | Iterable[Any],
             found = known[where] == query
             return where[found].astype(np.int64), found
     index = artifact.index_of(name)
+    ids = ids.tolist() if isinstance(ids, np.ndarray) else ids
     found_list = [i in index for i in ids]
     columns = np.fromiter((index[i] for i in ids if i in index), dtype=np.int64)
     return columns, np.asarray(found_list, dtype=bool)
@@ -107,16 +109,13 @@ def history_vector(artifact: Artifact, history: History, n: int,
     """The history as a dense weight vector over the artifact's items.
 
     Repeated items add up. Returns ``(vector, columns)`` where ``columns`` are
-    the distinct known history columns.
+    the distinct known history columns, sorted (read-only: they are the
+    history's memoised encoding, see :func:`history_matrix`).
     """
-    columns, found = positions(artifact, history.item_ids)
+    rows = _one_history(artifact, history, binary)
     vector = np.zeros(n, dtype=np.float32)
-    if columns.size:
-        if binary:
-            vector[columns] = 1.0
-        else:
-            np.add.at(vector, columns, history.weight_array[found])
-    return vector, np.unique(columns)
+    vector[rows.indices] = rows.data
+    return vector, rows.indices
 
 
 @dataclass(frozen=True)
@@ -167,7 +166,7 @@ def history_matrix(artifact: Artifact, histories: Sequence[History],
     """
     n = len(artifact["item_ids"])
     if len(histories) == 1:
-        return _one_history(artifact, histories[0], n, binary)
+        return _one_history(artifact, histories[0], binary)
     width = max(n, 1)
     rows, columns, found = _known_items(artifact, histories)
     keys = rows * width + columns
@@ -188,8 +187,18 @@ def history_matrix(artifact: Artifact, histories: Sequence[History],
     return HistoryRows(indptr, indices, values, shape)
 
 
-def _one_history(artifact: Artifact, history: History, n: int, binary: bool) -> HistoryRows:
-    """:func:`history_matrix` of a single history (serving's case), without the batch sort."""
+def _one_history(artifact: Artifact, history: History, binary: bool) -> HistoryRows:
+    """:func:`history_matrix` of a single history (serving's case), without the batch sort.
+
+    Memoised on the history per id array (its arrays are read-only), so that
+    the parts of a blend that share their items, and the explanations after
+    them, encode a request's history once.
+    """
+    ids = artifact["item_ids"]
+    key = (id(ids), binary)
+    memo = history.encodings.get(key)
+    if memo is not None and memo[0] is ids:
+        return memo[1]
     columns, found = positions(artifact, history.item_ids)
     if binary or columns.size == 0:
         indices = np.unique(columns)
@@ -202,7 +211,11 @@ def _one_history(artifact: Artifact, history: History, n: int, binary: bool) -> 
         np.add.at(summed, inverse, weights)  # in history order, as the batch path sums
         values = summed.astype(np.float32)
     indptr = np.array([0, indices.size], dtype=np.int64)
-    return HistoryRows(indptr, indices.astype(np.int64, copy=False), values, (1, n))
+    rows = HistoryRows(indptr, indices.astype(np.int64, copy=False), values, (1, len(ids)))
+    for array in (rows.indptr, rows.indices, rows.data):
+        array.flags.writeable = False
+    history.encodings[key] = (ids, rows)
+    return rows
 
 
 def _known_items(artifact: Artifact, histories: Sequence[History]

@@ -45,6 +45,7 @@ from personalize.strategies.base import (
     Scored,
     Strategy,
     top_k,
+    top_k_set,
 )
 from personalize.strategies.common import (
     VectorStrategy,
@@ -348,10 +349,14 @@ class Blend(HybridStrategy):
             except CannotRecommend:
                 continue
             where = space.columns[name]
-            masked = vector.copy()
-            masked[blocked[where]] = -np.inf
-            # the part's own top_k, so that its ties break as in its own recommend
-            proposed[where[top_k(masked, pool)]] = True
+            if where is None:  # the part's items are the union: its vector is placed already
+                masked = np.where(blocked, -np.inf, vector)
+                # the part's own top_k, so that its ties break as in its own recommend
+                proposed[top_k_set(masked, pool)] = True
+                placed.append((weight, vector))
+                continue
+            masked = np.where(blocked[where], -np.inf, vector)
+            proposed[where[top_k_set(masked, pool)]] = True
             full = np.full(n, np.nan)
             full[where] = vector
             placed.append((weight, full))
@@ -372,7 +377,8 @@ class _SharedSpace:
 
     #: An artifact holding only the sorted union as ``item_ids`` (for :func:`positions`).
     item_ids: Artifact
-    columns: dict[str, np.ndarray]
+    #: ``None`` for a part whose items are the whole union (in the same order).
+    columns: dict[str, np.ndarray | None]
 
 
 def _shared_space(artifact: Artifact, names: list[str]) -> _SharedSpace | None:
@@ -392,8 +398,17 @@ def _shared_space(artifact: Artifact, names: list[str]) -> _SharedSpace | None:
                 union = None
             if union is not None and union.dtype.kind in "iu":
                 ids = Artifact(arrays={"item_ids": union}, meta={})
-                space = _SharedSpace(ids, {name: positions(ids, part["item_ids"])[0]
-                                           for name, (_, part) in parts.items()})
+                columns = {name: positions(ids, part["item_ids"])[0]
+                           for name, (_, part) in parts.items()}
+                identity = np.arange(union.size)
+                in_place = {name for name, where in columns.items()
+                            if np.array_equal(where, identity)
+                            and parts[name][1]["item_ids"].dtype == union.dtype}
+                for name in in_place:
+                    # equal ids, one array: a history encoded for one part serves them all
+                    parts[name][1].arrays["item_ids"] = union
+                space = _SharedSpace(ids, {name: None if name in in_place else where
+                                           for name, where in columns.items()})
         artifact.cache["shared_space"] = space
     return artifact.cache["shared_space"]
 

@@ -1,11 +1,18 @@
-"""The base class's defaults: ``recommend_many`` as a loop, and ``top_k_rows``."""
+"""The base class's defaults: ``recommend_many`` as a loop, ``top_k_rows`` and ``top_k_set``."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from personalize.strategies.base import CannotRecommend, History, Strategy, top_k, top_k_rows
+from personalize.strategies.base import (
+    CannotRecommend,
+    History,
+    Strategy,
+    top_k,
+    top_k_rows,
+    top_k_set,
+)
 from personalize.training.artifacts import Artifact
 
 
@@ -52,3 +59,18 @@ def test_top_k_rows_is_top_k_of_each_row(k):
 
 def test_top_k_rows_of_no_rows():
     assert top_k_rows(np.empty((0, 4)), 3) == []
+
+
+@pytest.mark.parametrize("k", [0, 1, 3, 7, 12, 15])
+def test_top_k_set_holds_what_top_k_returns(k):
+    # ties at the boundary included: the set must be top_k's own choice among them
+    rng = np.random.default_rng(4)
+    for row in rng.integers(0, 4, size=(200, 12)).astype(np.float64):
+        row[rng.random(row.shape) < 0.3] = -np.inf
+        row[rng.random(row.shape) < 0.05] = np.nan
+        assert sorted(top_k_set(row, k).tolist()) == sorted(top_k(row, k).tolist())
+
+
+def test_top_k_set_of_nothing_finite():
+    assert top_k_set(np.full(5, -np.inf), 3).size == 0
+    assert top_k_set(np.empty(0), 3).size == 0

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from personalize.strategies.base import History
-from personalize.strategies.common import history_vector, mask_columns, positions, ranked
+from personalize.strategies.common import (
+    history_matrix,
+    history_vector,
+    mask_columns,
+    positions,
+    ranked,
+)
 from personalize.training.artifacts import Artifact
 
 
@@ -29,8 +35,17 @@ def test_positions_on_string_ids_and_unsorted_ids():
     assert found.tolist() == [True, True, False]
 
 
+def test_positions_of_an_array_equal_those_of_its_list():
+    for ids, query in [([3, 5, 9], [9, 4, 3, 5]), ([9, 3, 5], [5, 9, 4])]:
+        expected = positions(art(ids), query)
+        columns, found = positions(art(ids), np.asarray(query))
+        assert columns.tolist() == expected[0].tolist()
+        assert found.tolist() == expected[1].tolist()
+
+
 def test_positions_of_nothing():
     assert positions(art([1]), [])[0].size == 0
+    assert positions(art([1]), np.empty(0, dtype=np.int64))[0].size == 0
     assert positions(art([]), [1])[1].tolist() == [False]
 
 
@@ -49,3 +64,20 @@ def test_mask_and_rank():
     scores = np.array([4.0, 3.0, 2.0, 1.0])
     mask_columns(scores, artifact, History(item_ids=[1]), [3, 99])
     assert ranked(artifact, scores, 10) == [(2, 3.0), (4, 1.0)]
+
+
+def test_a_history_is_encoded_once_per_id_array_and_option():
+    artifact = art([1, 2, 3])
+    history = History(item_ids=[3, 1, 3], weights=[1.0, 2.0, 4.0])
+    rows = history_matrix(artifact, [history])
+    assert rows.indices.tolist() == [0, 2] and rows.data.tolist() == [2.0, 5.0]
+    assert history_matrix(artifact, [history]) is rows
+    assert history_vector(artifact, history, 3)[1] is rows.indices
+    assert not rows.indices.flags.writeable  # shared: nobody may change it
+    assert history_matrix(artifact, [history], binary=True).data.tolist() == [1.0, 1.0]
+    # another artifact's ids, even equal ones, are another encoding
+    other = art([1, 2, 3])
+    assert history_matrix(other, [history]) is not rows
+    assert history_matrix(art([3]), [history]).indices.tolist() == [0]
+    # the memo is not part of what a history is
+    assert history == History(item_ids=[3, 1, 3], weights=[1.0, 2.0, 4.0])

@@ -12,7 +12,7 @@ from django.test import override_settings
 
 from personalize.strategies.base import CannotRecommend, History, Options, Strategy, top_k
 from personalize.strategies.common import VectorStrategy, artifact_meta
-from personalize.strategies.hybrid import Blend, Cascade
+from personalize.strategies.hybrid import Blend, Cascade, unpack_part
 from personalize.training.artifacts import Artifact
 from personalize.training.dataset import Dataset
 
@@ -171,7 +171,14 @@ def test_blend_of_vector_parts_answers_as_the_general_path(weights):
         k = int(rng.integers(1, 15))
         expected = blend.recommend(general, history, k, exclude)
         assert blend.recommend(fast, history, k, exclude) == expected
-    assert fast.cache["shared_space"] is not None
+    space = fast.cache["shared_space"]
+    assert space is not None
+    # a part holding every item of the union is read in place, the others are placed
+    in_place = {name for name, where in space.columns.items() if where is None}
+    assert in_place == ({"low", "same"} if set(weights) == {"low", "same"} else set())
+    # those parts share one id array, so a history is encoded once for them all
+    arrays = {id(unpack_part(fast, name)[1]["item_ids"]) for name in in_place}
+    assert len(arrays) == min(len(in_place), 1)
 
 
 def test_cascade_reranks_the_candidates():
