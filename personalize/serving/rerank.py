@@ -28,6 +28,8 @@ import numpy as np
 
 from personalize.conf import personalize_settings
 from personalize.serving.catalog import CatalogIndex
+from personalize.strategies.common import positions
+from personalize.training.artifacts import Artifact
 
 logger = logging.getLogger(__name__)
 metrics_logger = logging.getLogger("personalize.serving.metrics")
@@ -124,24 +126,18 @@ def _embedding_vectors(pks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     try:
         if callable(getter):
             vectors = np.asarray(getter(model.artifact, pks.tolist()), dtype=np.float64)
-        else:
-            array = next((a for a in EMBEDDING_ARRAY_NAMES if a in model.artifact), None)
-            if array is None or "item_ids" not in model.artifact:
+            if vectors.ndim != 2 or vectors.shape[0] != len(pks):
                 return None
-            from personalize.strategies.common import positions
-
-            columns, found = positions(model.artifact, pks.tolist())
-            matrix = model.artifact[array]
-            if found.all():
-                vectors = matrix[columns].astype(np.float64)
-            else:
-                vectors = np.zeros((len(pks), matrix.shape[1]), dtype=np.float64)
-                vectors[found] = matrix[columns]
+            return _unit_rows(vectors)
+        table = _embedding_table(model.artifact)
+        return table.unit_vectors(model.artifact, pks) if table is not None else None
     except Exception:
         logger.warning("Cannot read item vectors from %r", name, exc_info=True)
         return None
-    if vectors.ndim != 2 or vectors.shape[0] != len(pks):
-        return None
+
+
+def _unit_rows(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``vectors`` scaled to unit length in place, and which rows are not zero."""
     norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
     if not np.isfinite(norms).all():  # a NaN or infinite entry: count it as 0
         vectors = np.nan_to_num(vectors)
@@ -149,6 +145,76 @@ def _embedding_vectors(pks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     known = norms > 0
     vectors /= np.where(known, norms, 1.0)[:, None]  # unknown rows stay zero
     return vectors, known
+
+
+#: Rows of an embedding matrix whose norms are computed at a time (bounds the float64 copy).
+_NORM_CHUNK = 65_536
+
+
+@dataclass(frozen=True)
+class _EmbeddingTable:
+    """Where an embedding artifact keeps its vectors, and their norms, computed once.
+
+    A block reads a few dozen rows; their norms come from here rather than
+    from a pass over the rows on every request.
+    """
+
+    array: str
+    #: 1 / the norm of each row; 0 for a row that is all zeros (it is like nothing).
+    inverse_norms: np.ndarray
+    #: the rows holding a NaN or an infinite entry (read with those entries as 0), if any
+    unclean: np.ndarray | None
+
+    @classmethod
+    def build(cls, artifact: Artifact, array: str) -> _EmbeddingTable | None:
+        matrix = artifact[array]
+        if matrix.ndim != 2 or len(matrix) != len(artifact["item_ids"]):
+            return None
+        norms = np.empty(len(matrix))
+        unclean = np.zeros(len(matrix), dtype=bool)
+        for start in range(0, len(matrix), _NORM_CHUNK):
+            rows = matrix[start:start + _NORM_CHUNK].astype(np.float64)
+            finite = np.isfinite(rows).all(axis=1)
+            if not finite.all():
+                rows = np.nan_to_num(rows)
+                unclean[start:start + len(rows)] = ~finite
+            norms[start:start + len(rows)] = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+        usable = np.isfinite(norms) & (norms > 0)
+        inverse = np.divide(1.0, norms, out=np.zeros_like(norms), where=usable)
+        return cls(array, inverse, unclean if unclean.any() else None)
+
+    def unit_vectors(self, artifact: Artifact, pks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The unit vectors of ``pks`` (zero rows for unknown items) and which are known."""
+        columns, found = positions(artifact, pks)
+        matrix = artifact[self.array]
+        scale = np.zeros(len(pks))
+        scale[found] = self.inverse_norms[columns]
+        if found.all():
+            vectors = matrix[columns].astype(np.float64)
+        else:
+            vectors = np.zeros((len(pks), matrix.shape[1]), dtype=np.float64)
+            vectors[found] = matrix[columns]
+        if self.unclean is not None and self.unclean[columns].any():
+            vectors = np.nan_to_num(vectors)
+        vectors *= scale[:, None]
+        return vectors, scale > 0
+
+
+_TABLE_KEY = "personalize.diversity_table"
+
+
+def _embedding_table(artifact: Artifact) -> _EmbeddingTable | None:
+    """The artifact's :class:`_EmbeddingTable`, built on first use (``None``: no vectors)."""
+    try:
+        return artifact.cache[_TABLE_KEY]
+    except KeyError:
+        pass
+    array = next((a for a in EMBEDDING_ARRAY_NAMES if a in artifact), None)
+    table = None
+    if array is not None and "item_ids" in artifact:
+        table = _EmbeddingTable.build(artifact, array)
+    artifact.cache[_TABLE_KEY] = table
+    return table
 
 
 def similarity_matrix(index: CatalogIndex, pks: Sequence[int] | np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from personalize.serving import rerank
 from personalize.serving.catalog import build_index
 from personalize.serving.rerank import (
     intra_list_diversity,
@@ -163,6 +164,31 @@ def test_item_vectors_hook_is_preferred(catalog_items, active_models):
                                               Artifact(arrays={}, meta={}))
     sim = similarity_matrix(build_index(), [c["b1"].pk, c["b2"].pk])
     assert sim[0, 1] == pytest.approx(0.0)  # same category, but the vectors disagree
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("chunk", [1, 2, 65_536])
+def test_embeddings_are_scaled_to_unit_length_in_any_chunking(
+        catalog_items, active_models, monkeypatch, chunk):
+    # stored vectors need not be unit length; NaN entries read as 0; a zero row is unknown
+    monkeypatch.setattr(rerank, "_NORM_CHUNK", chunk)
+    c = catalog_items
+    pks = [c["b1"].pk, c["b2"].pk, c["t1"].pk]
+    order = np.argsort(pks)
+    vectors = np.asarray([[3.0, 0.0], [1.0, 1.0], [np.nan, 2.0]], dtype=np.float32)
+    artifact = Artifact(arrays={"item_ids": np.asarray(pks)[order], "embeddings": vectors[order]},
+                        meta={})
+    active_models["embeddings"] = ActiveModel("embeddings", 1, FakeStrategy(), artifact)
+    sim = similarity_matrix(build_index(), pks)
+    assert sim[0, 1] == pytest.approx(1 / np.sqrt(2))
+    assert sim[0, 2] == pytest.approx(0.0)  # [nan, 2] reads as [0, 1]
+    assert sim[1, 2] == pytest.approx(1 / np.sqrt(2))
+    artifact.arrays["embeddings"] = np.zeros((3, 2), dtype=np.float32)
+    artifact.cache.clear()
+    # every row zero: nothing is known, so the categories decide (b1 and b2 share one)
+    sim = similarity_matrix(build_index(), pks)
+    assert sim[0, 1] == pytest.approx(1.0)
+    assert sim[0, 2] == pytest.approx(0.0)
 
 
 def test_stats_record_mean_diversity():
