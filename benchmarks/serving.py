@@ -257,7 +257,7 @@ def _timed_misses(subject: Any, n: int) -> tuple[list[float], dict[str, list[flo
 
     patched = [
         (service, "_run_strategy", "strategies"),
-        (history, "subject_history", "history query"),
+        (history, "subject_events", "history query"),
         (block_cache, "read_with_consent", "cache round trips"),
         (block_cache, "write", "cache round trips"),
     ]

@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.db import connections, router
@@ -40,6 +40,9 @@ from personalize.conf import personalize_settings
 from personalize.models import Event
 from personalize.rawsql import fetchall
 from personalize.serving.catalog import CatalogIndex
+
+if TYPE_CHECKING:
+    from personalize.tracking.history import SubjectEvents
 
 
 class FilterError(ValueError):
@@ -128,16 +131,24 @@ def parse_filters(raw: Any, *, check_event_types: bool = True) -> FilterConfig:
     return FilterConfig(**values)
 
 
-def subject_excluded_items(subject_id: int, filters: FilterConfig) -> list[int]:
-    """Pks of items the subject already has a filtered event for (one query).
+def subject_excluded_items(subject_id: int, filters: FilterConfig,
+                           events: SubjectEvents | None = None) -> list[int]:
+    """Pks of items the subject already has a filtered event for (one query at most).
 
     Args:
         subject_id: the subject's pk.
         filters: the placement's filters (``exclude_event_types`` and ``exclude_window_days``).
+        events: the subject's history just read, if any: when it holds every
+            event of the excluded types (and no window applies), the items
+            come from it instead of a second query.
     """
     types = filters.exclude_event_types
     if not types:
         return []
+    if events is not None and filters.exclude_window_days is None:
+        known = events.items_of(types)
+        if known is not None:
+            return known
     # Runs on every computed block: plain SQL, because compiling the equivalent
     # queryset costs several times what the indexed query itself does.
     alias = router.db_for_read(Event)

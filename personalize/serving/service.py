@@ -539,10 +539,11 @@ def compute_block(
     history = History()
     excluded: list[int] = []
     if personal and subject_id is not None:
-        from personalize.tracking.history import subject_history
+        from personalize.tracking.history import subject_events
 
-        history = subject_history(subject_id)
-        excluded = subject_excluded_items(subject_id, filters)
+        events = subject_events(subject_id)
+        history = events.history
+        excluded = subject_excluded_items(subject_id, filters, events)
     # Fallback fills skip the history too, as strategies do: a block "for you"
     # does not offer back what the subject already engaged with.
     allowed = allowed_mask(index, filters, excluded_pks=[*excluded, *history.item_ids],

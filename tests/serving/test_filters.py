@@ -116,6 +116,36 @@ def test_subject_excluded_items_skip_events_without_an_item_and_repeat_none(cata
 
 
 @pytest.mark.django_db
+def test_subject_excluded_items_come_from_the_history_when_it_holds_them_all(
+        catalog_items, django_assert_num_queries):
+    from personalize.tracking.history import subject_events
+
+    c = catalog_items
+    subject = Subject.objects.create()
+    Event.objects.create(subject=subject, item=c["b1"], event_type="purchase")
+    Event.objects.create(subject=subject, item=c["b2"], event_type="view")
+    Event.objects.create(subject=subject, item=c["b3"], event_type="impression")
+    Event.objects.create(subject=subject, item=c["b1"], event_type="purchase")
+    events = subject_events(subject.pk)
+    bought = FilterConfig(exclude_event_types=("purchase", "view"))
+    with django_assert_num_queries(0):
+        known = subject_excluded_items(subject.pk, bought, events)
+    assert sorted(known) == sorted(subject_excluded_items(subject.pk, bought))
+    assert sorted(known) == sorted([c["b1"].pk, c["b2"].pk])
+    # what the history cannot answer goes to the database
+    for filters, history in [
+        (FilterConfig(exclude_event_types=("impression",)), events),  # weight 0: not read
+        (FilterConfig(exclude_window_days=30), events),
+        (bought, subject_events(subject.pk, limit=2)),  # cut at its limit
+    ]:
+        with django_assert_num_queries(1):
+            answer = subject_excluded_items(subject.pk, filters, history)
+        assert sorted(answer) == sorted(subject_excluded_items(subject.pk, filters))
+    assert subject_excluded_items(subject.pk, FilterConfig(exclude_event_types=("impression",)),
+                                  events) == [c["b3"].pk]
+
+
+@pytest.mark.django_db
 def test_the_placement_mask_is_kept_per_index_but_exclusions_are_not(catalog_items):
     c = catalog_items
     index = build_index()

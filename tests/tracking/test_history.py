@@ -1,4 +1,4 @@
-"""subject_history: what serving feeds a strategy between trainings."""
+"""subject_history and subject_events: what serving feeds a strategy between trainings."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from personalize.models import Event, Subject
-from personalize.tracking.history import subject_history
+from personalize.tracking.history import subject_events, subject_history
 from tests.test_sqltime import MOMENTS
 
 T0 = datetime(2024, 5, 1, 9, 30, 0, 123456, tzinfo=UTC)
@@ -54,6 +54,25 @@ def test_the_limit_keeps_the_latest(history_events):
     assert history.item_ids == [items["sku-3"].pk, items["sku-1"].pk]
     # the compiled query is per limit: the default one is not affected
     assert len(subject_history(history_events["ann"].pk)) == 4
+
+
+def test_events_carry_each_entrys_type_and_whether_they_are_all(history_events):
+    items = history_events["items"]
+    events = subject_events(history_events["ann"].pk)
+    assert events.event_types == ["view", "rating", "purchase", "dislike"]
+    assert "impression" not in events.types and "purchase" in events.types
+    assert events.complete
+    assert events.items_of(["purchase", "view", "dislike"]) == [items["sku-1"].pk,
+                                                                items["sku-3"].pk]
+    assert events.items_of(["click"]) == []
+    # a type the query did not read (no preference weight): the history cannot tell
+    assert events.items_of(["purchase", "impression"]) is None
+
+
+def test_events_cut_at_the_limit_cannot_tell_what_lies_beyond(history_events):
+    assert subject_events(history_events["ann"].pk, limit=4).complete is False
+    assert subject_events(history_events["ann"].pk, limit=4).items_of(["view"]) is None
+    assert subject_events(history_events["ann"].pk, limit=5).complete is True
 
 
 def test_another_subject_and_an_unknown_one(history_events):
