@@ -200,16 +200,18 @@ def _one_history(artifact: Artifact, history: History, binary: bool) -> HistoryR
     if memo is not None and memo[0] is ids:
         return memo[1]
     columns, found = positions(artifact, history.item_ids)
+    # a stable sort keeps each item's entries in history order, so that their
+    # weights are summed as the batch path sums them (np.unique costs more here)
+    order = np.argsort(columns, kind="stable")
+    ordered = columns[order]
+    first = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    indices = ordered[first] if columns.size else ordered
     if binary or columns.size == 0:
-        indices = np.unique(columns)
         values = np.ones(indices.size, dtype=np.float32)
     else:
-        indices, inverse = np.unique(columns, return_inverse=True)
         weights = (np.asarray(history.weights, dtype=np.float64)[found]
                    if history.weights is not None else np.ones(columns.size))
-        summed = np.zeros(indices.size)
-        np.add.at(summed, inverse, weights)  # in history order, as the batch path sums
-        values = summed.astype(np.float32)
+        values = np.add.reduceat(weights[order], first).astype(np.float32)
     indptr = np.array([0, indices.size], dtype=np.int64)
     rows = HistoryRows(indptr, indices.astype(np.int64, copy=False), values, (1, len(ids)))
     for array in (rows.indptr, rows.indices, rows.data):

@@ -329,15 +329,15 @@ class Blend(HybridStrategy):
         """:meth:`recommend` when every part scores all its items at once.
 
         The same candidates and the same blended scores as the general path,
-        without a list of pairs per part: each part's vector is placed in the
-        union of the parts' items, the candidates are a mask over that union,
-        and the blend reads them from the placed vectors.
+        without a list of pairs per part: the candidates are a mask over the
+        union of the parts' items, and each part's scores are read at them
+        from its own vector (missing where the part does not know the item).
         """
         n = len(space.item_ids["item_ids"])
         blocked = np.zeros(n, dtype=bool)
         blocked[positions(space.item_ids, [*history.item_ids, *exclude])[0]] = True
         proposed = np.zeros(n, dtype=bool)
-        placed: list[tuple[float, np.ndarray]] = []
+        scored: list[tuple[float, np.ndarray, np.ndarray | None]] = []
         for name, weight in self.options.strategies.items():
             if not weight:
                 continue
@@ -349,23 +349,22 @@ class Blend(HybridStrategy):
             except CannotRecommend:
                 continue
             where = space.columns[name]
-            if where is None:  # the part's items are the union: its vector is placed already
-                masked = np.where(blocked, -np.inf, vector)
-                # the part's own top_k, so that its ties break as in its own recommend
-                proposed[top_k_set(masked, pool)] = True
-                placed.append((weight, vector))
-                continue
-            masked = np.where(blocked[where], -np.inf, vector)
-            proposed[where[top_k_set(masked, pool)]] = True
-            full = np.full(n, np.nan)
-            full[where] = vector
-            placed.append((weight, full))
-        if not placed:
+            masked = np.where(blocked if where is None else blocked[where], -np.inf, vector)
+            # the part's own top_k, so that its ties break as in its own recommend
+            best = top_k_set(masked, pool)
+            proposed[best if where is None else where[best]] = True
+            scored.append((weight, vector, space.part_columns[name]))
+        if not scored:
             raise CannotRecommend("No part of the blend can recommend for this history.")
         candidates = np.flatnonzero(proposed)  # in item id order, as np.unique gives them
         total = np.zeros(candidates.size)
-        for weight, full in placed:
-            total += weight * _minmax(full[candidates])
+        for weight, vector, part_columns in scored:
+            if part_columns is None:
+                part_scores = vector[candidates]
+            else:
+                columns = part_columns[candidates]
+                part_scores = np.where(columns >= 0, vector[columns], np.nan)
+            total += weight * _minmax(part_scores)
         best = top_k(total, k)
         return list(zip(space.item_ids["item_ids"][candidates[best]].tolist(),
                         total[best].tolist(), strict=True))
@@ -377,8 +376,11 @@ class _SharedSpace:
 
     #: An artifact holding only the sorted union as ``item_ids`` (for :func:`positions`).
     item_ids: Artifact
-    #: ``None`` for a part whose items are the whole union (in the same order).
+    #: Each part's items' positions in the union; ``None`` for a part whose
+    #: items are the whole union (in the same order).
     columns: dict[str, np.ndarray | None]
+    #: The other way: each union position's column in the part (-1: not there).
+    part_columns: dict[str, np.ndarray | None]
 
 
 def _shared_space(artifact: Artifact, names: list[str]) -> _SharedSpace | None:
@@ -407,8 +409,14 @@ def _shared_space(artifact: Artifact, names: list[str]) -> _SharedSpace | None:
                 for name in in_place:
                     # equal ids, one array: a history encoded for one part serves them all
                     parts[name][1].arrays["item_ids"] = union
-                space = _SharedSpace(ids, {name: None if name in in_place else where
-                                           for name, where in columns.items()})
+                placed = {name: where for name, where in columns.items()
+                          if name not in in_place}
+                part_columns: dict[str, np.ndarray | None] = dict.fromkeys(in_place)
+                for name, where in placed.items():
+                    inverse = np.full(union.size, -1, dtype=np.int64)
+                    inverse[where] = np.arange(where.size)
+                    part_columns[name] = inverse
+                space = _SharedSpace(ids, {**dict.fromkeys(in_place), **placed}, part_columns)
         artifact.cache["shared_space"] = space
     return artifact.cache["shared_space"]
 
