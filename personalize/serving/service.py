@@ -32,7 +32,6 @@ so a cached block goes to JSON without touching an Item.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -480,6 +479,17 @@ def _popular_stages(
     return len(block.pks) > before
 
 
+class _Translations(dict[str, str]):
+    """``gettext`` of each message, asked once per block (a dict: no wrapper to build)."""
+
+    def __call__(self, message: str) -> str:
+        try:
+            return self[message]
+        except KeyError:
+            self[message] = translated = gettext(message)
+            return translated
+
+
 def _finish(block: _Block, generation: Any, trace: Trace | None) -> tuple[list[Row], float | None]:
     """Explanations and URLs for the picked rows (one item query), and the list's diversity."""
     history_pks = [
@@ -493,7 +503,7 @@ def _finish(block: _Block, generation: Any, trace: Trace | None) -> tuple[list[R
         found = _urls(missing)
         remember_urls(found, generation)
         urls.update(found)
-    translate = functools.cache(gettext)
+    translate = _Translations()
     rows = [
         Row(pk, score, strategy, personalized, render(items, translate), urls.get(pk),
             items[pk].external_id, items[pk].title, items[pk].categories)
