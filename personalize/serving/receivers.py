@@ -8,6 +8,8 @@
 * ``items_changed``, ``model_activated``, an Item or Placement saved or
   deleted: the global generation moves (after the transaction commits, once
   per transaction however many rows changed).
+* A setting that makes Django reload its translation catalogs (tests): the
+  explanation messages serving caches per language are dropped.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from django.core.signals import setting_changed
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
@@ -105,11 +108,20 @@ def on_consent_recorded(sender: Any, instance: Any = None, raw: bool = False,
     transaction.on_commit(lambda: block_cache.bump_subjects([subject_id]))
 
 
+def on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    """Explanations cached per language go when Django reloads its catalogs (tests)."""
+    from personalize.serving.service import TRANSLATION_SETTINGS, forget_translations
+
+    if setting in TRANSLATION_SETTINGS:
+        forget_translations()
+
+
 def connect_serving_signals() -> None:
     """Connect every serving receiver (idempotent)."""
     from personalize.models import ConsentRecord, Item, Placement, Subject
 
     uid = "personalize.serving"
+    setting_changed.connect(on_setting_changed, dispatch_uid=f"{uid}.settings")
     signals.event_recorded.connect(on_event_recorded, dispatch_uid=f"{uid}.events")
     signals.subject_erased.connect(on_subject_erased, dispatch_uid=f"{uid}.erased")
     signals.items_changed.connect(on_catalog_or_model_change, dispatch_uid=f"{uid}.items")

@@ -479,19 +479,43 @@ def _popular_stages(
     return len(block.pks) > before
 
 
-class _Translations(dict[str, str]):
-    """``gettext`` of each message, asked once per block (a dict: no wrapper to build)."""
+#: Settings whose change makes Django read its translation catalogs anew.
+TRANSLATION_SETTINGS = frozenset({"LANGUAGES", "LANGUAGE_CODE", "LOCALE_PATHS", "INSTALLED_APPS"})
+_translations: dict[tuple[str | None, str], str] = {}
 
-    def __call__(self, message: str) -> str:
+
+def _translator(language: str | None) -> Callable[[str], str]:
+    """``gettext`` for a block computed while ``language`` is active, kept per process.
+
+    Explanations repeat a handful of messages; Django's ``gettext`` costs a
+    context-local lookup and a catalog search per call. Keyed by the active
+    language, the cache answers as ``gettext`` would; it is cleared when a
+    setting that reloads the catalogs changes (:func:`forget_translations`).
+    """
+    def translate(message: str) -> str:
+        key = (language, message)
         try:
-            return self[message]
+            return _translations[key]
         except KeyError:
-            self[message] = translated = gettext(message)
+            if len(_translations) >= 1024:  # messages are a fixed set; bound it anyway
+                _translations.clear()
+            _translations[key] = translated = gettext(message)
             return translated
 
+    return translate
 
-def _finish(block: _Block, generation: Any, trace: Trace | None) -> tuple[list[Row], float | None]:
-    """Explanations and URLs for the picked rows (one item query), and the list's diversity."""
+
+def forget_translations() -> None:
+    """Drop the cached explanation messages (a receiver calls it on a settings change)."""
+    _translations.clear()
+
+
+def _finish(block: _Block, generation: Any, trace: Trace | None, language: str | None
+            ) -> tuple[list[Row], float | None]:
+    """Explanations and URLs for the picked rows (one item query), and the list's diversity.
+
+    ``language`` is the active language (``translation.get_language()``).
+    """
     history_pks = [
         getattr(render, "history_pk", None) for *_, render in block.rows
     ]
@@ -503,7 +527,7 @@ def _finish(block: _Block, generation: Any, trace: Trace | None) -> tuple[list[R
         found = _urls(missing)
         remember_urls(found, generation)
         urls.update(found)
-    translate = _Translations()
+    translate = _translator(language)
     rows = [
         Row(pk, score, strategy, personalized, render(items, translate), urls.get(pk),
             items[pk].external_id, items[pk].title, items[pk].categories)
@@ -526,6 +550,7 @@ def compute_block(
     context_item: int | None,
     generation: Any,
     trace: Trace | None = None,
+    language: str | None = None,
 ) -> tuple[list[Row], float | None, bool]:
     """Run the pipeline without the cache.
 
@@ -537,6 +562,7 @@ def compute_block(
         context_item: the pk of the page's item, if any.
         generation: the serving generation (for the per-process catalog caches).
         trace: collects what each stage did, if given.
+        language: the active language, when the caller has it (``None``: asked here).
 
     Returns:
         ``(rows, intra_list_diversity, fallback_used)``.
@@ -601,7 +627,8 @@ def compute_block(
                 categories.append((preferred, True))
         _popular_stages(block, index, categories, oversample)
     fallback_used = len(block.pks) > filled_from
-    rows, diversity = _finish(block, generation, trace)
+    rows, diversity = _finish(block, generation, trace,
+                              language or translation.get_language())
     return rows, diversity, fallback_used
 
 
@@ -730,7 +757,7 @@ def _serve(
         return [], generation
     n = _clamp_limit(limit, config.limit)
     rows, diversity, fallback = compute_block(
-        config, subject_id, consent, n, context_item, generation
+        config, subject_id, consent, n, context_item, generation, language=language
     )
     stats.record_computed(placement, diversity=diversity, n_items=len(rows), fallback=fallback)
     if values is not None and subject_generation != block_cache.TOMBSTONE:
@@ -786,7 +813,8 @@ def preview(
 
 
 def _similar_rows(
-    item_pk: int, strategy: str, config: PlacementConfig | None, limit: int, generation: Any
+    item_pk: int, strategy: str, config: PlacementConfig | None, limit: int, generation: Any,
+    language: str | None,
 ) -> list[Row]:
     index = catalog_index(generation)
     rows_found, _ = index.positions([item_pk])
@@ -807,7 +835,7 @@ def _similar_rows(
     if rows_found.size and index.primary[rows_found[0]] >= 0:
         categories.append((index.category_names[int(index.primary[rows_found[0]])], False))
     _popular_stages(block, index, categories, oversample)
-    rows, _ = _finish(block, generation, None)
+    rows, _ = _finish(block, generation, None, language)
     return rows
 
 
@@ -889,7 +917,7 @@ def _serve_similar(
     ):
         stats.record_hit(placement or "similar")
         return _cached_rows(entry[3]), generation
-    rows = _similar_rows(item_pk, name, config, n, generation)
+    rows = _similar_rows(item_pk, name, config, n, generation, language)
     stats.record_computed(placement or "similar", diversity=None, n_items=len(rows),
                           fallback=False)
     if values is not None:

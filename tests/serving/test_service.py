@@ -56,6 +56,32 @@ def test_anonymous_visitors_get_popular_items_not_personalized(crowd, active_mod
     assert recs[0].score > recs[1].score > recs[2].score
 
 
+def test_explanations_follow_the_active_language_and_a_catalog_reload(
+        crowd, active_models, monkeypatch, settings):
+    from django.utils import translation
+
+    asked = []
+
+    def catalog(message):  # stands in for Django's gettext and a translated catalog
+        asked.append(message)
+        return f"[{translation.get_language()}] {message}"
+
+    monkeypatch.setattr(service, "gettext", catalog)
+    service.forget_translations()
+    with translation.override("de"):
+        assert recommend(None, "home", limit=1)[0].explanation == "[de] Popular in Tools"
+    with translation.override("fr"):
+        assert recommend(None, "home", limit=1)[0].explanation == "[fr] Popular in Tools"
+    with translation.override("de"):  # a computed block, its message from the cache
+        service.compute_block(service.get_placement("home"), None, False, 1, None, None)
+    assert asked == ["Popular in %(category)s"] * 2
+    settings.LOCALE_PATHS = ["/nowhere"]  # Django reads its catalogs anew: so does serving
+    with translation.override("de"):
+        rows, _, _ = service.compute_block(service.get_placement("home"), None, False, 1, None,
+                                           None)
+    assert rows[0].explanation == "[de] Popular in Tools" and len(asked) == 3
+
+
 def test_the_block_is_always_full_while_items_are_allowed(crowd, active_models):
     recs = recommend(None, "home", limit=20)
     # 13 items, one unavailable: every available item, popular ones first
