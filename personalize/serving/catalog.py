@@ -83,7 +83,8 @@ class CatalogIndex:
         except (TypeError, ValueError):
             # ids of another type (a strategy trained on file ids) match nothing here
             return np.empty(0, dtype=np.int64), np.zeros(query.size, dtype=bool)
-        where = np.minimum(np.searchsorted(self.pks, query), len(self.pks) - 1)
+        where = self.pks.searchsorted(query)
+        np.minimum(where, len(self.pks) - 1, out=where)
         found = self.pks[where] == query
         return where[found].astype(np.int64, copy=False), found
 

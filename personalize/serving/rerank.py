@@ -96,7 +96,7 @@ def mmr(
     for _ in range(k):
         gain = rel - closest if closest is not None else rel.copy()
         gain[picked] = -np.inf
-        best = int(np.argmax(gain))
+        best = int(gain.argmax())
         chosen.append(best)
         picked[best] = True
         closest = penalty[:, best].copy() if closest is None else np.maximum(

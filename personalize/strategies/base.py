@@ -225,7 +225,7 @@ def top_k_set(scores: np.ndarray, k: int) -> np.ndarray:
     n = len(scores)
     if k <= 0 or n == 0:
         return np.empty(0, dtype=np.int64)
-    part = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
+    part = (-scores).argpartition(k - 1)[:k] if k < n else np.arange(n)
     return part[np.isfinite(scores[part])]
 
 

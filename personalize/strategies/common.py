@@ -83,10 +83,11 @@ def positions(artifact: Artifact, ids: Sequence[Any] | Iterable[Any] | np.ndarra
     n = len(known)
     if n == 0:
         return np.empty(0, dtype=np.int64), np.zeros(len(ids), dtype=bool)
-    sorted_key = f"sorted:{name}"
-    if sorted_key not in artifact.cache:
-        artifact.cache[sorted_key] = bool(n < 2 or np.all(known[1:] > known[:-1]))
-    if artifact.cache[sorted_key]:
+    sorted_key = "sorted:item_ids" if name == "item_ids" else f"sorted:{name}"
+    is_sorted = artifact.cache.get(sorted_key)
+    if is_sorted is None:
+        is_sorted = artifact.cache[sorted_key] = bool(n < 2 or np.all(known[1:] > known[:-1]))
+    if is_sorted:
         try:
             query = np.asarray(ids)
             if query.dtype.kind != known.dtype.kind:
@@ -94,9 +95,10 @@ def positions(artifact: Artifact, ids: Sequence[Any] | Iterable[Any] | np.ndarra
         except (ValueError, TypeError, OverflowError):
             query = None
         if query is not None and query.ndim == 1:
-            where = np.minimum(np.searchsorted(known, query), n - 1)
+            where = known.searchsorted(query)
+            np.minimum(where, n - 1, out=where)
             found = known[where] == query
-            return where[found].astype(np.int64), found
+            return where[found].astype(np.int64, copy=False), found
     index = artifact.index_of(name)
     ids = ids.tolist() if isinstance(ids, np.ndarray) else ids
     found_list = [i in index for i in ids]

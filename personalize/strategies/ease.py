@@ -40,7 +40,6 @@ from personalize.strategies.common import (
     VectorStrategy,
     artifact_meta,
     ensure_artifact,
-    explain_inputs,
     history_matrix,
     history_vector,
     parse_exclude,
@@ -186,11 +185,11 @@ class EASE(VectorStrategy):
         return artifact.get_csr("weights")[columns].toarray()
 
     def _history(self, artifact: Artifact, history: History) -> tuple[np.ndarray, np.ndarray]:
-        n = len(artifact["item_ids"])
-        vector, columns = history_vector(artifact, history, n, binary=self.options.binary)
-        if columns.size == 0:
+        """``(weights, columns)`` of the history's known items (what ``vector[columns]`` holds)."""
+        rows = history_matrix(artifact, [history], binary=self.options.binary)
+        if rows.nnz == 0:
             raise CannotRecommend("No history item is known to the EASE model.")
-        return vector[columns], columns
+        return rows.data, rows.indices
 
     def item_scores(self, artifact: Artifact, history: History) -> np.ndarray:
         matrix = history_matrix(artifact, [history], binary=self.options.binary)
@@ -263,15 +262,17 @@ class EASE(VectorStrategy):
         if type(self).explain is not EASE.explain:  # a subclass's own explain rules
             return super().explain_many(artifact, history, item_ids)
         ensure_artifact(self, artifact)
-        answers, targets, found, vector, columns = explain_inputs(
-            artifact, history, item_ids, binary=self.options.binary)
+        answers: list[Any] = [None] * len(item_ids)
+        targets, found = positions(artifact, item_ids)
+        rows = history_matrix(artifact, [history], binary=self.options.binary)
+        columns = rows.indices
         if targets.size == 0 or columns.size == 0:
             return answers
         if "weights" in artifact:
             block = artifact["weights"][columns[:, None], targets]  # np.ix_, cheaper
         else:
             block = artifact.get_csr("weights")[columns][:, targets].toarray()
-        contribution = vector[columns][:, None] * block
+        contribution = rows.data[:, None] * block
         best = np.argmax(contribution, axis=0)
         # "not <= 0" rather than "> 0": a NaN maximum names an item, as in explain
         named = ~(contribution[best, np.arange(targets.size)] <= 0)
