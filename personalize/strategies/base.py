@@ -91,6 +91,10 @@ class History:
     def __len__(self) -> int:
         return len(self.item_ids)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # a pickled or copied history leaves the memo (and the artifacts' id arrays) behind
+        return {**self.__dict__, "encodings": {}}
+
     @property
     def weight_array(self) -> np.ndarray:
         if self.weights is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 
 from personalize.strategies.base import History
@@ -79,5 +81,7 @@ def test_a_history_is_encoded_once_per_id_array_and_option():
     other = art([1, 2, 3])
     assert history_matrix(other, [history]) is not rows
     assert history_matrix(art([3]), [history]).indices.tolist() == [0]
-    # the memo is not part of what a history is
+    # the memo is not part of what a history is, nor of its pickle
     assert history == History(item_ids=[3, 1, 3], weights=[1.0, 2.0, 4.0])
+    copied = pickle.loads(pickle.dumps(history))
+    assert copied == history and copied.encodings == {}
