@@ -137,14 +137,26 @@ def _embedding_vectors(pks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _unit_rows(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``vectors`` scaled to unit length in place, and which rows are not zero."""
-    norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
-    if not np.isfinite(norms).all():  # a NaN or infinite entry: count it as 0
-        vectors = np.nan_to_num(vectors)
-        norms = np.linalg.norm(vectors, axis=1)
-    known = norms > 0
-    vectors /= np.where(known, norms, 1.0)[:, None]  # unknown rows stay zero
-    return vectors, known
+    """``vectors`` scaled to unit length, and which rows are not zero."""
+    vectors, norms, _ = _clean_norms(vectors)
+    inverse = _inverse(norms)
+    vectors *= inverse[:, None]  # unknown rows become zero
+    return vectors, inverse > 0
+
+
+def _clean_norms(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(rows as float64 with NaN / infinite entries as 0, their norms, the rows changed)``."""
+    rows = rows.astype(np.float64)
+    finite = np.isfinite(rows).all(axis=1)
+    if not finite.all():  # a NaN or infinite entry: count it as 0
+        rows = np.nan_to_num(rows)
+    return rows, np.sqrt(np.einsum("ij,ij->i", rows, rows)), ~finite
+
+
+def _inverse(norms: np.ndarray) -> np.ndarray:
+    """1 / each norm; 0 for a zero (or overflowing) one: such a row is like nothing."""
+    usable = np.isfinite(norms) & (norms > 0)
+    return np.divide(1.0, norms, out=np.zeros_like(norms), where=usable)
 
 
 #: Rows of an embedding matrix whose norms are computed at a time (bounds the float64 copy).
@@ -173,15 +185,10 @@ class _EmbeddingTable:
         norms = np.empty(len(matrix))
         unclean = np.zeros(len(matrix), dtype=bool)
         for start in range(0, len(matrix), _NORM_CHUNK):
-            rows = matrix[start:start + _NORM_CHUNK].astype(np.float64)
-            finite = np.isfinite(rows).all(axis=1)
-            if not finite.all():
-                rows = np.nan_to_num(rows)
-                unclean[start:start + len(rows)] = ~finite
-            norms[start:start + len(rows)] = np.sqrt(np.einsum("ij,ij->i", rows, rows))
-        usable = np.isfinite(norms) & (norms > 0)
-        inverse = np.divide(1.0, norms, out=np.zeros_like(norms), where=usable)
-        return cls(array, inverse, unclean if unclean.any() else None)
+            _, chunk, changed = _clean_norms(matrix[start:start + _NORM_CHUNK])
+            norms[start:start + len(chunk)] = chunk
+            unclean[start:start + len(chunk)] = changed
+        return cls(array, _inverse(norms), unclean if unclean.any() else None)
 
     def unit_vectors(self, artifact: Artifact, pks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The unit vectors of ``pks`` (zero rows for unknown items) and which are known.

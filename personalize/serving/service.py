@@ -32,6 +32,7 @@ so a cached block goes to JSON without touching an Item.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -481,33 +482,23 @@ def _popular_stages(
 
 #: Settings whose change makes Django read its translation catalogs anew.
 TRANSLATION_SETTINGS = frozenset({"LANGUAGES", "LANGUAGE_CODE", "LOCALE_PATHS", "INSTALLED_APPS"})
-_translations: dict[tuple[str | None, str], str] = {}
 
 
-def _translator(language: str | None) -> Callable[[str], str]:
-    """``gettext`` for a block computed while ``language`` is active, kept per process.
+@functools.lru_cache(maxsize=256)
+def _translated(language: str | None, message: str) -> str:
+    """``gettext(message)`` while ``language`` is active (the caller's), kept per process.
 
     Explanations repeat a handful of messages; Django's ``gettext`` costs a
-    context-local lookup and a catalog search per call. Keyed by the active
-    language, the cache answers as ``gettext`` would; it is cleared when a
-    setting that reloads the catalogs changes (:func:`forget_translations`).
+    context-local lookup and a catalog search per call. ``language`` keys the
+    cache; it is cleared when a setting that reloads the catalogs changes
+    (:func:`forget_translations`).
     """
-    def translate(message: str) -> str:
-        key = (language, message)
-        try:
-            return _translations[key]
-        except KeyError:
-            if len(_translations) >= 1024:  # messages are a fixed set; bound it anyway
-                _translations.clear()
-            _translations[key] = translated = gettext(message)
-            return translated
-
-    return translate
+    return gettext(message)
 
 
 def forget_translations() -> None:
     """Drop the cached explanation messages (a receiver calls it on a settings change)."""
-    _translations.clear()
+    _translated.cache_clear()
 
 
 def _finish(block: _Block, generation: Any, trace: Trace | None, language: str | None
@@ -527,7 +518,7 @@ def _finish(block: _Block, generation: Any, trace: Trace | None, language: str |
         found = _urls(missing)
         remember_urls(found, generation)
         urls.update(found)
-    translate = _translator(language)
+    translate = functools.partial(_translated, language)
     rows = [
         Row(pk, score, strategy, personalized, render(items, translate), urls.get(pk),
             items[pk].external_id, items[pk].title, items[pk].categories)

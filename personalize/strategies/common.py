@@ -83,7 +83,7 @@ def positions(artifact: Artifact, ids: Sequence[Any] | Iterable[Any] | np.ndarra
     n = len(known)
     if n == 0:
         return np.empty(0, dtype=np.int64), np.zeros(len(ids), dtype=bool)
-    sorted_key = "sorted:item_ids" if name == "item_ids" else f"sorted:{name}"
+    sorted_key = f"sorted:{name}"
     is_sorted = artifact.cache.get(sorted_key)
     if is_sorted is None:
         is_sorted = artifact.cache[sorted_key] = bool(n < 2 or np.all(known[1:] > known[:-1]))

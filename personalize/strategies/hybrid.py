@@ -400,23 +400,20 @@ def _shared_space(artifact: Artifact, names: list[str]) -> _SharedSpace | None:
                 union = None
             if union is not None and union.dtype.kind in "iu":
                 ids = Artifact(arrays={"item_ids": union}, meta={})
-                columns = {name: positions(ids, part["item_ids"])[0]
-                           for name, (_, part) in parts.items()}
                 identity = np.arange(union.size)
-                in_place = {name for name, where in columns.items()
-                            if np.array_equal(where, identity)
-                            and parts[name][1]["item_ids"].dtype == union.dtype}
-                for name in in_place:
-                    # equal ids, one array: a history encoded for one part serves them all
-                    parts[name][1].arrays["item_ids"] = union
-                placed = {name: where for name, where in columns.items()
-                          if name not in in_place}
-                part_columns: dict[str, np.ndarray | None] = dict.fromkeys(in_place)
-                for name, where in placed.items():
+                columns: dict[str, np.ndarray | None] = {}
+                part_columns: dict[str, np.ndarray | None] = {}
+                for name, (_, part) in parts.items():
+                    where = positions(ids, part["item_ids"])[0]
+                    if np.array_equal(where, identity) and part["item_ids"].dtype == union.dtype:
+                        # equal ids, one array: a history encoded for one part serves them all
+                        part.arrays["item_ids"] = union
+                        columns[name] = part_columns[name] = None
+                        continue
                     inverse = np.full(union.size, -1, dtype=np.int64)
                     inverse[where] = np.arange(where.size)
-                    part_columns[name] = inverse
-                space = _SharedSpace(ids, {**dict.fromkeys(in_place), **placed}, part_columns)
+                    columns[name], part_columns[name] = where, inverse
+                space = _SharedSpace(ids, columns, part_columns)
         artifact.cache["shared_space"] = space
     return artifact.cache["shared_space"]
 
