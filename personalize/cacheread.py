@@ -6,8 +6,10 @@ On django-redis that call passes through redis-py's command machinery (its
 retry wrapper, response callbacks and, since redis-py 8, its observability
 hooks), which costs about twice the round trip itself on a local Redis.
 :func:`get_many` sends the same ``MGET`` and decodes the values with the
-cache's own serializer and compressor, so what it returns is exactly what
-``cache.get_many`` would; on other backends it is ``cache.get_many``.
+cache's own serializer and compressor (a pickle, django-redis's default,
+goes straight to ``pickle.loads``), so what it returns is exactly what
+``cache.get_many`` would; on other backends it is ``cache.get_many``. What
+it needs of a client is worked out once per cache object.
 
 The ``MGET`` goes out on a *lane* when one is free: one connection per
 connection pool and process, kept outside the pool and taken without waiting
@@ -29,9 +31,10 @@ consent reads the ledger), where an empty answer would look like a miss.
 from __future__ import annotations
 
 import os
+import pickle
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -51,18 +54,70 @@ def _lean_client(cache: BaseCache) -> Any:
     return None if isinstance(client, HerdClient) else client
 
 
-#: ``_lean_client`` per cache object (Django keeps one per alias and thread).
-_clients: weakref.WeakKeyDictionary[BaseCache, Any] = weakref.WeakKeyDictionary()
+#: A pickle of protocol 2 or later opens with the PROTO opcode; a plain integer never does.
+_PICKLE_PROTO = b"\x80"
 
 
-def _memoized_client(cache: BaseCache) -> Any:
+def _decoder(client: Any) -> Callable[[bytes], Any]:
+    """``client.decode``, with pickled values (django-redis's default) loaded in one call.
+
+    django-redis first tries every value as an integer and lets a compressor
+    look at it; with its pickle serializer and no compressor, a pickle can go
+    straight to ``pickle.loads``. Anything else takes ``client.decode``.
+    """
+    from django_redis.client import DefaultClient
+    from django_redis.compressors.identity import IdentityCompressor
+    from django_redis.serializers.pickle import PickleSerializer
+
+    decode: Callable[[bytes], Any] = client.decode
+    if (
+        type(client).decode is not DefaultClient.decode
+        or type(client._compressor) is not IdentityCompressor
+        or type(client._serializer) is not PickleSerializer
+    ):
+        return decode
+    loads = pickle.loads
+
+    def decode_pickle(value: bytes) -> Any:
+        return loads(value) if value[:1] == _PICKLE_PROTO else decode(value)
+
+    return decode_pickle
+
+
+class _Reader:
+    """What :func:`get_many` needs of one django-redis client, worked out once."""
+
+    __slots__ = ("client", "decode", "uses_lanes")
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.decode = _decoder(client)
+        self.uses_lanes = not _closes_connections(client)
+
+
+#: The reader per cache object (Django keeps one per alias and thread);
+#: ``None`` for a cache that :func:`get_many` leaves to its own ``get_many``.
+_readers: weakref.WeakKeyDictionary[BaseCache, _Reader | None] = weakref.WeakKeyDictionary()
+
+
+def _new_reader(cache: BaseCache) -> _Reader | None:
+    client = _lean_client(cache)
+    return None if client is None else _Reader(client)
+
+
+def _reader(cache: BaseCache) -> _Reader | None:
     try:
-        return _clients[cache]
+        return _readers[cache]
     except KeyError:
-        client = _clients[cache] = _lean_client(cache)
-        return client
+        reader = _readers[cache] = _new_reader(cache)
+        return reader
     except TypeError:  # a cache class that cannot be weakly referenced
-        return _lean_client(cache)
+        return _new_reader(cache)
+
+
+def forget_readers() -> None:
+    """Work the readers out again (a setting they depend on changed: tests)."""
+    _readers.clear()
 
 
 class _Lane:
@@ -96,11 +151,11 @@ _lanes_lock = threading.Lock()
 
 def _lane(pool: Any) -> _Lane | None:
     """The lane of ``pool`` in this process, or ``None`` when the pool needs its own connections."""
-    from redis.connection import BlockingConnectionPool, ConnectionPool
-
     lane = _lanes.get(pool)
     if lane is not None and lane.pid == os.getpid():
         return lane
+    from redis.connection import BlockingConnectionPool, ConnectionPool
+
     if type(pool) not in (ConnectionPool, BlockingConnectionPool) or \
             getattr(pool, "cache", None) is not None:
         return None
@@ -147,12 +202,14 @@ def get_many(cache: BaseCache, keys: Sequence[str]) -> dict[str, Any]:
         taken; any other failure while sending or reading is not retried (the
         callers fall back at once, which is what a visitor's request wants).
     """
-    client = _memoized_client(cache)
-    if client is None or not keys:
+    reader = _reader(cache)
+    if reader is None or not keys:
         return cache.get_many(keys)
+    client = reader.client
     pool = client.get_client(write=False).connection_pool
-    full_keys = [client.make_key(key) for key in keys]
-    lane = None if _closes_connections(client) else _lane(pool)
+    make_key = client.make_key
+    full_keys = [make_key(key) for key in keys]
+    lane = _lane(pool) if reader.uses_lanes else None
     if lane is not None and lane.lock.acquire(blocking=False):
         try:
             values = lane.mget(full_keys)
@@ -160,6 +217,6 @@ def get_many(cache: BaseCache, keys: Sequence[str]) -> dict[str, Any]:
             lane.lock.release()
     else:
         values = _pool_mget(pool, full_keys)
-    decode = client.decode
+    decode = reader.decode
     return {key: decode(value)
             for key, value in zip(keys, values, strict=True) if value is not None}

@@ -47,7 +47,8 @@ def _redis_cache(settings, alias: str, version: int = 1, clear: bool = True, **o
     {},
     {"COMPRESSOR": "django_redis.compressors.zlib.ZlibCompressor"},
     {"SERIALIZER": "django_redis.serializers.json.JSONSerializer"},
-], ids=["pickle", "zlib", "json"])
+    {"PICKLE_VERSION": 1},  # no PROTO opcode: the long way
+], ids=["pickle", "zlib", "json", "pickle-1"])
 def test_same_answer_as_get_many(settings, options):
     cache = _redis_cache(settings, "lean", **options)
     values = dict(VALUES)
@@ -174,6 +175,35 @@ def test_close_connection_reads_on_pool_connections(settings, where):
     else:
         cache = _redis_cache(settings, "closing-option", CLOSE_CONNECTION=True)
     cache.set("a", 1, timeout=60)
+    pool = cache.client.get_client(write=False).connection_pool
+    with mock.patch.object(pool, "get_connection", wraps=pool.get_connection) as checkout:
+        assert cacheread.get_many(cache, ["a"]) == {"a": 1}
+    checkout.assert_called_once()
+    cache.clear()
+
+
+@needs_redis
+def test_pickles_go_straight_to_pickle_loads(settings):
+    from django_redis.client import DefaultClient
+
+    cache = _redis_cache(settings, "straight")
+    cache.set_many({"n": 5, "entry": ("entry", 1, None)}, timeout=60)
+    cacheread.forget_readers()
+    with mock.patch.object(DefaultClient, "decode", autospec=True,
+                           side_effect=DefaultClient.decode) as decode:
+        assert cacheread.get_many(cache, ["n", "entry"]) == {"n": 5, "entry": ("entry", 1, None)}
+    # only the plain integer took django-redis's decode
+    assert [call.args[1] for call in decode.call_args_list] == [b"5"]
+    cacheread.forget_readers()
+    cache.clear()
+
+
+@needs_redis
+def test_close_connection_set_later_is_honoured(settings):
+    cache = _redis_cache(settings, "closing-later")
+    cache.set("a", 1, timeout=60)
+    assert cacheread.get_many(cache, ["a"]) == {"a": 1}  # on the lane
+    settings.DJANGO_REDIS_CLOSE_CONNECTION = True
     pool = cache.client.get_client(write=False).connection_pool
     with mock.patch.object(pool, "get_connection", wraps=pool.get_connection) as checkout:
         assert cacheread.get_many(cache, ["a"]) == {"a": 1}

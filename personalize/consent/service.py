@@ -125,19 +125,27 @@ def browser_signal(request: Any) -> str | None:
     """The privacy signal on a request that counts as withdrawal, if any.
 
     Args:
-        request: an ``HttpRequest`` or DRF ``Request`` (anything with ``headers``).
+        request: an ``HttpRequest`` or DRF ``Request`` (anything with ``META``
+            or ``headers``).
 
     Returns:
         ``"gpc"`` for ``Sec-GPC: 1`` (when ``HONOR_GPC``), ``"dnt"`` for
         ``DNT: 1`` (when ``HONOR_DNT``), else ``None``.
     """
-    headers = getattr(request, "headers", None)
-    if headers is None:
-        return None
+    # META as-is where there is one: ``request.headers`` would first copy
+    # every header of the request into a new mapping.
+    meta = getattr(request, "META", None)
+    if meta is not None:
+        gpc, dnt = meta.get("HTTP_SEC_GPC", ""), meta.get("HTTP_DNT", "")
+    else:
+        headers = getattr(request, "headers", None)
+        if headers is None:
+            return None
+        gpc, dnt = headers.get("Sec-GPC", ""), headers.get("DNT", "")
     s = personalize_settings
-    if s.HONOR_GPC and headers.get("Sec-GPC", "").strip() == "1":
+    if s.HONOR_GPC and gpc.strip() == "1":
         return "gpc"
-    if s.HONOR_DNT and headers.get("DNT", "").strip() == "1":
+    if s.HONOR_DNT and dnt.strip() == "1":
         return "dnt"
     return None
 

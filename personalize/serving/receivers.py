@@ -9,7 +9,8 @@
   deleted: the global generation moves (after the transaction commits, once
   per transaction however many rows changed).
 * A setting that makes Django reload its translation catalogs (tests): the
-  explanation messages serving caches per language are dropped.
+  explanation messages serving caches per language are dropped; likewise
+  the lean cache readers when django-redis's ``CLOSE_CONNECTION`` changes.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from django.core.signals import setting_changed
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
-from personalize import signals
+from personalize import cacheread, signals
 from personalize.cachebatch import CacheBatch
 from personalize.serving import cache as block_cache
 
@@ -109,11 +110,17 @@ def on_consent_recorded(sender: Any, instance: Any = None, raw: bool = False,
 
 
 def on_setting_changed(*, setting: str, **kwargs: Any) -> None:
-    """Explanations cached per language go when Django reloads its catalogs (tests)."""
+    """Drop what was worked out from a setting that changed (tests).
+
+    Explanations cached per language go when Django reloads its catalogs;
+    the lean cache readers go with django-redis's ``CLOSE_CONNECTION``.
+    """
     from personalize.serving.service import TRANSLATION_SETTINGS, forget_translations
 
     if setting in TRANSLATION_SETTINGS:
         forget_translations()
+    elif setting == "DJANGO_REDIS_CLOSE_CONNECTION":
+        cacheread.forget_readers()
 
 
 def connect_serving_signals() -> None:

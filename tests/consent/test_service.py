@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from types import SimpleNamespace
 from unittest import mock
 
 import pytest
 from django.conf import settings
 from django.test import RequestFactory, override_settings
+from rest_framework.request import Request
 
 from personalize.consent import service
 from personalize.consent.cache import consent_cache_key, get_cache
@@ -108,6 +110,27 @@ def test_signal_counts_as_withdrawal_unless_turned_off(subject, header, setting,
 def test_only_value_1_is_a_signal(subject, value):
     grant_consent(subject)
     assert has_consent(subject, request=request_with(**{"Sec-GPC": value, "DNT": value})) is True
+
+
+@pytest.mark.parametrize(
+    "request_like",
+    [
+        request_with(**{"Sec-GPC": " 1 "}),
+        Request(request_with(**{"Sec-GPC": "1"})),
+        SimpleNamespace(META={"HTTP_SEC_GPC": "1"}),
+        SimpleNamespace(headers={"Sec-GPC": "1"}),  # no META: its headers are read
+    ],
+    ids=["HttpRequest", "DRF Request", "META only", "headers only"],
+)
+def test_signal_is_read_from_meta_or_headers(request_like):
+    assert service.browser_signal(request_like) == "gpc"
+    with personalize(HONOR_GPC=False):
+        assert service.browser_signal(request_like) is None
+
+
+def test_no_headers_at_all_is_no_signal():
+    assert service.browser_signal(SimpleNamespace()) is None
+    assert service.browser_signal(SimpleNamespace(META={})) is None
 
 
 def test_signal_applies_to_subjectless_visitor_in_opt_out():
