@@ -219,18 +219,27 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return part[order]
 
 
-def top_k_set(scores: np.ndarray, k: int) -> np.ndarray:
+def top_k_set(scores: np.ndarray, k: int, excluded: np.ndarray | None = None) -> np.ndarray:
     """The positions :func:`top_k` returns, in no particular order.
 
     For a caller that only needs the set (a blend's candidate pool): the same
     partition as :func:`top_k`, hence the same choice among ties at the
     boundary, without counting the finite scores first or sorting the result.
+
+    Args:
+        scores: the scores (not changed).
+        k: how many.
+        excluded: a bool mask of positions treated as ``-inf``: the answer is
+            that of ``np.where(excluded, -np.inf, scores)``, without the copy.
     """
     n = len(scores)
     if k <= 0 or n == 0:
         return np.empty(0, dtype=np.int64)
-    part = (-scores).argpartition(k - 1)[:k] if k < n else np.arange(n)
-    return part[np.isfinite(scores[part])]
+    negated = -scores  # the copy the partition needs anyway takes the exclusions
+    if excluded is not None:
+        negated[excluded] = np.inf
+    part = negated.argpartition(k - 1)[:k] if k < n else np.arange(n)
+    return part[np.isfinite(negated[part])]
 
 
 def top_k_rows(scores: np.ndarray, k: int) -> list[np.ndarray]:

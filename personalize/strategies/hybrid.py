@@ -349,9 +349,8 @@ class Blend(HybridStrategy):
             except CannotRecommend:
                 continue
             where = space.columns[name]
-            masked = np.where(blocked if where is None else blocked[where], -np.inf, vector)
             # the part's own top_k, so that its ties break as in its own recommend
-            best = top_k_set(masked, pool)
+            best = top_k_set(vector, pool, excluded=blocked if where is None else blocked[where])
             proposed[best if where is None else where[best]] = True
             scored.append((weight, vector, space.part_columns[name]))
         if not scored:

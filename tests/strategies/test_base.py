@@ -71,6 +71,18 @@ def test_top_k_set_holds_what_top_k_returns(k):
         assert sorted(top_k_set(row, k).tolist()) == sorted(top_k(row, k).tolist())
 
 
+@pytest.mark.parametrize("k", [1, 3, 7, 12])
+def test_top_k_set_excluded_is_minus_infinity(k):
+    rng = np.random.default_rng(5)
+    for row in rng.integers(0, 4, size=(200, 12)).astype(np.float64):
+        row[rng.random(row.shape) < 0.05] = np.nan
+        excluded = rng.random(row.shape) < 0.3
+        before = row.copy()
+        assert top_k_set(row, k, excluded=excluded).tolist() == \
+            top_k_set(np.where(excluded, -np.inf, row), k).tolist()
+        np.testing.assert_array_equal(row, before)  # the caller's scores stay as they were
+
+
 def test_top_k_set_of_nothing_finite():
     assert top_k_set(np.full(5, -np.inf), 3).size == 0
     assert top_k_set(np.empty(0), 3).size == 0
