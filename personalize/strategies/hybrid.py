@@ -119,10 +119,11 @@ def _minmax(scores: np.ndarray) -> np.ndarray:
     """Scale the finite scores to [0, 1]; missing (NaN) scores become 0."""
     out = np.zeros(scores.shape, dtype=np.float64)
     finite = np.isfinite(scores)
-    if not finite.any():
+    values = scores[finite]  # selected once: a block's scores pass here per part
+    if values.size == 0:
         return out
-    low, high = scores[finite].min(), scores[finite].max()
-    out[finite] = 1.0 if high == low else (scores[finite] - low) / (high - low)
+    low, high = values.min(), values.max()
+    out[finite] = 1.0 if high == low else (values - low) / (high - low)
     return out
 
 

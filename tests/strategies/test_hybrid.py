@@ -12,7 +12,7 @@ from django.test import override_settings
 
 from personalize.strategies.base import CannotRecommend, History, Options, Strategy, top_k
 from personalize.strategies.common import VectorStrategy, artifact_meta
-from personalize.strategies.hybrid import Blend, Cascade, unpack_part
+from personalize.strategies.hybrid import Blend, Cascade, _minmax, unpack_part
 from personalize.training.artifacts import Artifact
 from personalize.training.dataset import Dataset
 
@@ -281,3 +281,15 @@ def test_hybrid_explains_with_the_first_part_that_can():
         assert blend.explain(artifact, history, 2) is None
     finally:
         del PARTS["explaining"]
+
+
+@pytest.mark.parametrize(("scores", "expected"), [
+    ([2.0, np.nan, 4.0, 3.0, -np.inf], [0.0, 0.0, 1.0, 0.5, 0.0]),
+    ([5.0, 5.0, np.nan], [1.0, 1.0, 0.0]),  # all equal: all best
+    ([np.nan, -np.inf], [0.0, 0.0]),
+    ([], []),
+])
+def test_minmax_scales_the_finite_scores(scores, expected):
+    scaled = _minmax(np.asarray(scores, dtype=np.float64))
+    assert scaled.dtype == np.float64
+    np.testing.assert_array_equal(scaled, expected)
