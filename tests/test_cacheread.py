@@ -100,6 +100,14 @@ def _lane_of(cache):
     return cacheread._lanes[cache.client.get_client(write=False).connection_pool]
 
 
+def _read_through_one_checkout(cache, keys, expected):
+    """``get_many`` answers ``expected`` on a connection taken from the pool, once."""
+    pool = cache.client.get_client(write=False).connection_pool
+    with mock.patch.object(pool, "get_connection", wraps=pool.get_connection) as checkout:
+        assert cacheread.get_many(cache, keys) == expected
+    checkout.assert_called_once()
+
+
 @needs_redis
 def test_a_free_lane_answers_without_a_pool_checkout(settings):
     cache = _redis_cache(settings, "lane")
@@ -118,13 +126,9 @@ def test_a_busy_lane_sends_the_read_on_a_pool_connection(settings):
     cache = _redis_cache(settings, "busy")
     cache.set("a", 1, timeout=60)
     assert cacheread.get_many(cache, ["a"]) == {"a": 1}
-    pool = cache.client.get_client(write=False).connection_pool
-    lane = _lane_of(cache)
-    with lane.lock, mock.patch.object(pool, "get_connection",
-                                      wraps=pool.get_connection) as checkout:
+    with _lane_of(cache).lock:
         # another thread is reading on the lane: this one does not wait for it
-        assert cacheread.get_many(cache, ["a"]) == {"a": 1}
-    checkout.assert_called_once()
+        _read_through_one_checkout(cache, ["a"], {"a": 1})
     cache.clear()
 
 
@@ -175,10 +179,7 @@ def test_close_connection_reads_on_pool_connections(settings, where):
     else:
         cache = _redis_cache(settings, "closing-option", CLOSE_CONNECTION=True)
     cache.set("a", 1, timeout=60)
-    pool = cache.client.get_client(write=False).connection_pool
-    with mock.patch.object(pool, "get_connection", wraps=pool.get_connection) as checkout:
-        assert cacheread.get_many(cache, ["a"]) == {"a": 1}
-    checkout.assert_called_once()
+    _read_through_one_checkout(cache, ["a"], {"a": 1})
     cache.clear()
 
 
@@ -204,10 +205,7 @@ def test_close_connection_set_later_is_honoured(settings):
     cache.set("a", 1, timeout=60)
     assert cacheread.get_many(cache, ["a"]) == {"a": 1}  # on the lane
     settings.DJANGO_REDIS_CLOSE_CONNECTION = True
-    pool = cache.client.get_client(write=False).connection_pool
-    with mock.patch.object(pool, "get_connection", wraps=pool.get_connection) as checkout:
-        assert cacheread.get_many(cache, ["a"]) == {"a": 1}
-    checkout.assert_called_once()
+    _read_through_one_checkout(cache, ["a"], {"a": 1})
     cache.clear()
 
 

@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from personalize.conf import personalize_settings
 from personalize.models import Item
 from personalize.serving.cache import UNKNOWN
+from personalize.strategies.common import sorted_positions
 
 #: Marks "loaded before any generation was seen": stale at the first real read.
 STALE: Any = type("StaleGeneration", (), {"__repr__": lambda self: "STALE"})()
@@ -83,10 +84,7 @@ class CatalogIndex:
         except (TypeError, ValueError):
             # ids of another type (a strategy trained on file ids) match nothing here
             return np.empty(0, dtype=np.int64), np.zeros(query.size, dtype=bool)
-        where = self.pks.searchsorted(query)
-        np.minimum(where, len(self.pks) - 1, out=where)
-        found = self.pks[where] == query
-        return where[found].astype(np.int64, copy=False), found
+        return sorted_positions(self.pks, query)
 
     def category_column(self, name: str) -> int | None:
         return self._category_pos.get(name)

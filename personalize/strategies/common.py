@@ -95,15 +95,24 @@ def positions(artifact: Artifact, ids: Sequence[Any] | Iterable[Any] | np.ndarra
         except (ValueError, TypeError, OverflowError):
             query = None
         if query is not None and query.ndim == 1:
-            where = known.searchsorted(query)
-            np.minimum(where, n - 1, out=where)
-            found = known[where] == query
-            return where[found].astype(np.int64, copy=False), found
+            return sorted_positions(known, query)
     index = artifact.index_of(name)
     ids = ids.tolist() if isinstance(ids, np.ndarray) else ids
     found_list = [i in index for i in ids]
     columns = np.fromiter((index[i] for i in ids if i in index), dtype=np.int64)
     return columns, np.asarray(found_list, dtype=bool)
+
+
+def sorted_positions(known: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`positions` in a sorted, non-empty array ``known``, for a query of its kind.
+
+    Returns:
+        ``(positions, found)`` as :func:`positions` gives them.
+    """
+    where = known.searchsorted(query)
+    np.minimum(where, len(known) - 1, out=where)
+    found = known[where] == query
+    return where[found].astype(np.int64, copy=False), found
 
 
 def history_vector(artifact: Artifact, history: History, n: int,
