@@ -83,11 +83,7 @@ def positions(artifact: Artifact, ids: Sequence[Any] | Iterable[Any] | np.ndarra
     n = len(known)
     if n == 0:
         return np.empty(0, dtype=np.int64), np.zeros(len(ids), dtype=bool)
-    sorted_key = f"sorted:{name}"
-    is_sorted = artifact.cache.get(sorted_key)
-    if is_sorted is None:
-        is_sorted = artifact.cache[sorted_key] = bool(n < 2 or np.all(known[1:] > known[:-1]))
-    if is_sorted:
+    if _is_sorted(artifact, name):
         try:
             query = np.asarray(ids)
             if query.dtype.kind != known.dtype.kind:
@@ -101,6 +97,17 @@ def positions(artifact: Artifact, ids: Sequence[Any] | Iterable[Any] | np.ndarra
     found_list = [i in index for i in ids]
     columns = np.fromiter((index[i] for i in ids if i in index), dtype=np.int64)
     return columns, np.asarray(found_list, dtype=bool)
+
+
+def _is_sorted(artifact: Artifact, name: str) -> bool:
+    """Whether ``artifact[name]`` is strictly increasing (checked once per artifact)."""
+    sorted_key = f"sorted:{name}"
+    is_sorted = artifact.cache.get(sorted_key)
+    if is_sorted is None:
+        known = artifact[name]
+        is_sorted = artifact.cache[sorted_key] = bool(
+            len(known) < 2 or np.all(known[1:] > known[:-1]))
+    return is_sorted
 
 
 def sorted_positions(known: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -210,6 +217,21 @@ def _one_history(artifact: Artifact, history: History, binary: bool) -> HistoryR
     memo = history.encodings.get(key)
     if memo is not None and memo[0] is ids:
         return memo[1]
+    encoded = (_short_history_columns(artifact, history, binary)
+               if len(history.item_ids) <= SHORT_HISTORY else None)
+    indices, values = encoded if encoded is not None else _history_columns(
+        artifact, history, binary)
+    indptr = np.array([0, indices.size], dtype=np.int64)
+    rows = HistoryRows(indptr, indices, values, (1, len(ids)))
+    for array in (rows.indptr, rows.indices, rows.data):
+        array.flags.writeable = False
+    history.encodings[key] = (ids, rows)
+    return rows
+
+
+def _history_columns(artifact: Artifact, history: History, binary: bool
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """A history's distinct known columns (sorted) and their summed weights (float32)."""
     columns, found = positions(artifact, history.item_ids)
     # a stable sort keeps each item's entries in history order, so that their
     # weights are summed as the batch path sums them (np.unique costs more here)
@@ -223,12 +245,58 @@ def _one_history(artifact: Artifact, history: History, binary: bool) -> HistoryR
         weights = (np.asarray(history.weights, dtype=np.float64)[found]
                    if history.weights is not None else np.ones(columns.size))
         values = np.add.reduceat(weights[order], first).astype(np.float32)
-    indptr = np.array([0, indices.size], dtype=np.int64)
-    rows = HistoryRows(indptr, indices.astype(np.int64, copy=False), values, (1, len(ids)))
-    for array in (rows.indptr, rows.indices, rows.data):
-        array.flags.writeable = False
-    history.encodings[key] = (ids, rows)
-    return rows
+    return indices.astype(np.int64, copy=False), values
+
+
+#: Histories up to this long are encoded mostly in plain Python
+#: (:func:`_short_history_columns`): serving encodes one short history per
+#: request, where the dozen NumPy calls of the general path cost more than the work.
+SHORT_HISTORY = 64
+
+#: ``np.add.reduceat`` adds a segment's first entry to the sum of the others, and
+#: sums up to 7 others one after the other (from -0.0), more in pairwise blocks.
+_SEQUENTIAL_SUM = 8
+
+
+def _short_history_columns(artifact: Artifact, history: History, binary: bool
+                           ) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`_history_columns` of a short history, or ``None`` where this path does not apply.
+
+    It applies to sorted int64 artifact ids and int history ids (a catalog's
+    pks). Repeats are summed as ``np.add.reduceat`` sums them, so both paths
+    give the same bits; an item repeated more than ``_SEQUENTIAL_SUM`` times
+    is left to NumPy.
+    """
+    ids = artifact["item_ids"]
+    item_ids = history.item_ids
+    if (ids.dtype != np.int64 or not ids.size or not _is_sorted(artifact, "item_ids")
+            or not all(type(item) is int for item in item_ids)):
+        return None
+    try:
+        where = ids.searchsorted(np.array(item_ids, dtype=np.int64))
+    except OverflowError:  # an id outside int64: no catalog item
+        return None
+    weights = history.weights
+    entries: dict[int, list[float]] = {}  # column -> its weights, in history order
+    for n, (column, there, item) in enumerate(
+            zip(where.tolist(), ids.take(where, mode="clip").tolist(), item_ids, strict=True)):
+        if there == item:
+            entries.setdefault(column, []).append(
+                1.0 if weights is None else float(weights[n]))
+    columns = sorted(entries)
+    if binary:
+        values = [1.0] * len(columns)
+    else:
+        values = []
+        for column in columns:
+            first, *others = entries[column]
+            if len(others) >= _SEQUENTIAL_SUM:
+                return None
+            rest = -0.0  # x + -0.0 is x, so a lone entry keeps its bits
+            for weight in others:
+                rest += weight
+            values.append(first + rest)
+    return np.array(columns, dtype=np.int64), np.array(values, dtype=np.float32)
 
 
 def _known_items(artifact: Artifact, histories: Sequence[History]
