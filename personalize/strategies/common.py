@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import compress
 from typing import Any
 
 import numpy as np
@@ -117,8 +118,8 @@ def sorted_positions(known: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, 
         ``(positions, found)`` as :func:`positions` gives them.
     """
     where = known.searchsorted(query)
-    np.minimum(where, len(known) - 1, out=where)
-    found = known[where] == query
+    # past the end reads the last id ("clip"), which cannot match: such a query is unknown
+    found = known.take(where, mode="clip") == query
     return where[found].astype(np.int64, copy=False), found
 
 
@@ -273,29 +274,28 @@ def _short_history_columns(artifact: Artifact, history: History, binary: bool
             or not all(type(item) is int for item in item_ids)):
         return None
     try:
-        where = ids.searchsorted(np.array(item_ids, dtype=np.int64))
+        query = np.array(item_ids, dtype=np.int64)
     except OverflowError:  # an id outside int64: no catalog item
         return None
+    found_columns, found = sorted_positions(ids, query)
+    if binary:
+        distinct = sorted(set(found_columns.tolist()))
+        return np.array(distinct, dtype=np.int64), np.ones(len(distinct), dtype=np.float32)
     weights = history.weights
     entries: dict[int, list[float]] = {}  # column -> its weights, in history order
-    for n, (column, there, item) in enumerate(
-            zip(where.tolist(), ids.take(where, mode="clip").tolist(), item_ids, strict=True)):
-        if there == item:
-            entries.setdefault(column, []).append(
-                1.0 if weights is None else float(weights[n]))
+    for column, n in zip(found_columns.tolist(), compress(range(len(query)), found.tolist()),
+                         strict=True):
+        entries.setdefault(column, []).append(1.0 if weights is None else float(weights[n]))
     columns = sorted(entries)
-    if binary:
-        values = [1.0] * len(columns)
-    else:
-        values = []
-        for column in columns:
-            first, *others = entries[column]
-            if len(others) >= _SEQUENTIAL_SUM:
-                return None
-            rest = -0.0  # x + -0.0 is x, so a lone entry keeps its bits
-            for weight in others:
-                rest += weight
-            values.append(first + rest)
+    values = []
+    for column in columns:
+        first, *others = entries[column]
+        if len(others) >= _SEQUENTIAL_SUM:
+            return None
+        rest = -0.0  # x + -0.0 is x, so a lone entry keeps its bits
+        for weight in others:
+            rest += weight
+        values.append(first + rest)
     return np.array(columns, dtype=np.int64), np.array(values, dtype=np.float32)
 
 
