@@ -28,6 +28,15 @@ def test_positions_on_sorted_integer_ids():
     assert found.tolist() == [True, False, True, True]
 
 
+def test_ids_before_the_first_or_past_the_last_are_unknown():
+    columns, found = positions(art([3, 5, 9]), [10, 1, 9, 99])
+    assert columns.tolist() == [2]
+    assert found.tolist() == [False, False, True, False]
+    columns, found = positions(art([7]), [8, 7, 6])
+    assert columns.tolist() == [0]
+    assert found.tolist() == [False, True, False]
+
+
 def test_positions_on_string_ids_and_unsorted_ids():
     columns, found = positions(art(["a", "c"]), ["c", "b", 7])
     assert columns.tolist() == [1]
