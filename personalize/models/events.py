@@ -29,7 +29,7 @@ class Event(models.Model):
     subject = models.ForeignKey(
         "personalize.Subject", verbose_name=_("subject"), on_delete=models.CASCADE,
         related_name="events",
-        # Covered by the (subject, -timestamp) index; a second index only slows inserts.
+        # Covered by the (subject, -timestamp, -id) index; a second index only slows inserts.
         db_index=False,
     )
     item = models.ForeignKey(
@@ -53,8 +53,9 @@ class Event(models.Model):
         verbose_name_plural = _("events")
         ordering = ["-timestamp"]
         indexes = [
-            # Serving: a subject's recent history.
-            models.Index(fields=["subject", "-timestamp"], name="personalize_ev_subj_ts"),
+            # Serving: a subject's recent history, in the order the query asks for
+            # (latest first, ties by id), so that neither SQLite nor PostgreSQL sorts.
+            models.Index(fields=["subject", "-timestamp", "-id"], name="personalize_ev_subj_ts_id"),
             # Training: the time window scan; retention: deleting old rows; the
             # "trending" window of popularity (its type filter is not selective:
             # most events are preference types, so (type, timestamp) would only
