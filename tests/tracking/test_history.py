@@ -87,6 +87,59 @@ def test_event_weights_are_read_at_call_time(history_events, settings):
     assert len(history) == 5 and history.weights[1] == 0.5
 
 
+def _add(subject, items, *rows):
+    Event.objects.bulk_create([
+        Event(subject=subject, item=items[sku], event_type=kind, timestamp=T0 + timedelta(hours=h))
+        for sku, kind, h in rows
+    ])
+
+
+def test_events_of_a_type_no_longer_configured_are_left_out(items):
+    subject = Subject.objects.create()
+    _add(subject, items, ("sku-1", "view", 0), ("sku-2", "retired", 1), ("sku-3", "click", 2))
+    events = subject_events(subject.pk)
+    assert events.history.item_ids == [items["sku-1"].pk, items["sku-3"].pk]
+    assert events.event_types == ["view", "click"] and events.complete
+
+
+def test_unconfigured_events_at_the_limit_do_not_push_out_older_preferences(items):
+    subject = Subject.objects.create()
+    _add(subject, items, ("sku-1", "view", 0), ("sku-2", "click", 1),
+         ("sku-3", "retired", 2), ("sku-4", "retired", 3), ("sku-1", "purchase", 4))
+    events = subject_events(subject.pk, limit=3)
+    # the latest 3 preference events, as if the retired ones were never there
+    assert events.history.item_ids == [items["sku-1"].pk, items["sku-2"].pk, items["sku-1"].pk]
+    assert events.history.weights == [1.0, 2.0, 8.0]
+    assert events.complete is False
+    assert subject_events(subject.pk, limit=4).complete is True
+
+
+def test_the_query_names_the_shorter_type_list(history_events, settings):
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    connection = connections[Event.objects.db]
+    ann = history_events["ann"].pk
+    with CaptureQueriesContext(connection) as captured:
+        by_default = subject_events(ann)
+    left_out = 'NOT ("personalize_event"."event_type" IN'
+    assert left_out in captured.captured_queries[-1]["sql"]  # 2 types left out, not 8 kept
+    settings.PERSONALIZE = {**settings.PERSONALIZE, "EXTRA_EVENT_TYPES": {
+        f"seen-{n}": 0.0 for n in range(10)}}
+    with CaptureQueriesContext(connection) as captured:
+        by_name = subject_events(ann)
+    assert left_out not in captured.captured_queries[-1]["sql"]  # 8 kept, not 12 left out
+    assert by_name.history.item_ids == by_default.history.item_ids
+    assert by_name.event_types == by_default.event_types == ["view", "rating", "purchase",
+                                                             "dislike"]
+
+
+def test_no_preference_type_at_all_gives_an_empty_history(history_events, settings):
+    settings.PERSONALIZE = {**settings.PERSONALIZE, "EVENT_TYPES": {"view": 0.0, "click": 0.0}}
+    events = subject_events(history_events["ann"].pk)
+    assert len(events.history) == 0 and events.complete
+
+
 @pytest.mark.parametrize("moment", MOMENTS)  # the edge cases of personalize.sqltime
 def test_the_compiled_query_keeps_every_microsecond(items, moment):
     subject = Subject.objects.create()
