@@ -120,7 +120,7 @@ def test_an_unreachable_cache_falls_back_to_the_database(fake_strategies, shop, 
     use_strategies(settings, ACTIVE_MODEL_CHECK_INTERVAL=0)
     service.train_strategy("cooc")
     active.clear_loaded()
-    with mock.patch.object(type(active._cache()), "get_many", side_effect=ConnectionError):
+    with mock.patch.object(active.cacheread, "get_many", side_effect=ConnectionError):
         assert get_active_model("cooc").version == 1
 
 
