@@ -1,5 +1,6 @@
 """Page smoke tests and the cart / purchase flow, with the events it records."""
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -45,6 +46,10 @@ def test_home_shows_the_recommended_for_you_block(client, shop, shopper):
     assert 'data-testid="home-recommendations"' in html
     assert "Recommended for You" in html
     assert 'data-personalize-placement="home"' in html
+    block = html.split('data-testid="home-recommendations"', 1)[1].split("</section>", 1)[0]
+    prices = re.findall(r'class="card__price">\$([^<]*)<', block)
+    shown = {str(p.price) for p in shop}
+    assert prices and set(prices) <= shown  # the item attribute's float, as the shop shows it
 
 
 def test_best_sellers_come_from_orders(client, shop, shopper):
