@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connections
+from django.test.utils import CaptureQueriesContext
 
 from personalize.models import Event, Subject
 from personalize.tracking.history import subject_events, subject_history
@@ -114,21 +116,22 @@ def test_unconfigured_events_at_the_limit_do_not_push_out_older_preferences(item
     assert subject_events(subject.pk, limit=4).complete is True
 
 
-def test_the_query_names_the_shorter_type_list(history_events, settings):
-    from django.db import connections
-    from django.test.utils import CaptureQueriesContext
+def _read_with_sql(subject_id):
+    """``subject_events(subject_id)`` and the SQL of its (last) query."""
+    with CaptureQueriesContext(connections[Event.objects.db]) as captured:
+        events = subject_events(subject_id)
+    return events, captured.captured_queries[-1]["sql"]
 
-    connection = connections[Event.objects.db]
+
+def test_the_query_names_the_shorter_type_list(history_events, settings):
     ann = history_events["ann"].pk
-    with CaptureQueriesContext(connection) as captured:
-        by_default = subject_events(ann)
+    by_default, sql = _read_with_sql(ann)
     left_out = 'NOT ("personalize_event"."event_type" IN'
-    assert left_out in captured.captured_queries[-1]["sql"]  # 2 types left out, not 8 kept
+    assert left_out in sql  # 2 types left out, not 8 kept
     settings.PERSONALIZE = {**settings.PERSONALIZE, "EXTRA_EVENT_TYPES": {
         f"seen-{n}": 0.0 for n in range(10)}}
-    with CaptureQueriesContext(connection) as captured:
-        by_name = subject_events(ann)
-    assert left_out not in captured.captured_queries[-1]["sql"]  # 8 kept, not 12 left out
+    by_name, sql = _read_with_sql(ann)
+    assert left_out not in sql  # 8 kept, not 12 left out
     assert by_name.history.item_ids == by_default.history.item_ids
     assert by_name.event_types == by_default.event_types == ["view", "rating", "purchase",
                                                              "dislike"]
@@ -148,8 +151,6 @@ def test_the_compiled_query_keeps_every_microsecond(items, moment):
 
 
 def test_without_time_zone_support_sqlite_goes_through_the_orm(history_events, settings):
-    from django.db import connections
-
     from personalize.sqltime import epoch_template
 
     settings.USE_TZ = False  # SQLite then stores naive local times: no exact SQL expression
@@ -163,13 +164,8 @@ def test_without_time_zone_support_sqlite_goes_through_the_orm(history_events, s
 
 def test_the_query_reads_the_subject_index_in_order_without_a_sort(history_events):
     """Latest first with ties by id is the index's own order: no database sorts the rows."""
-    from django.db import connections
-    from django.test.utils import CaptureQueriesContext
-
     connection = connections[Event.objects.db]
-    with CaptureQueriesContext(connection) as captured:
-        subject_history(history_events["ann"].pk)
-    sql = captured.captured_queries[-1]["sql"]
+    _, sql = _read_with_sql(history_events["ann"].pk)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # a handful of rows: make the planner show the index path it would take at scale
