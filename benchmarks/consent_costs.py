@@ -75,7 +75,8 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from personalize.consent.cache import consent_cache_key, get_cache
+    from personalize.backends.cache import get_cache
+    from personalize.consent.cache import consent_cache_key
     from personalize.consent.rights import erase_subject, export_subject
     from personalize.consent.service import grant_consent, has_consent, has_consent_many
     from personalize.consent.tasks import purge_expired_events

@@ -34,9 +34,10 @@ django.setup()
 
 from personalize_embeddings import Embeddings  # noqa: E402
 
-from personalize.strategies.base import CannotRecommend, History  # noqa: E402
-from personalize.training.artifacts import Artifact  # noqa: E402
-from personalize.training.dataset import Dataset, EventLog  # noqa: E402
+from personalize.dataset import Dataset, EventLog  # noqa: E402
+from personalize.strategies.artifacts import Artifact  # noqa: E402
+from personalize.strategies.base import CannotRecommend  # noqa: E402
+from personalize.strategies.history import History  # noqa: E402
 
 
 def read(folder: Path) -> tuple[list[str], list[str], list[tuple[list[int], int]]]:

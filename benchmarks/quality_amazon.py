@@ -53,12 +53,12 @@ import scipy.sparse as sp  # noqa: E402
 from django.utils.module_loading import import_string  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from personalize.dataset import Dataset  # noqa: E402
 from personalize.evaluation.report import format_table  # noqa: E402
 from personalize.evaluation.runner import evaluate_splits, rank  # noqa: E402
 from personalize.evaluation.splits import hold_out_items, leave_last_n_split  # noqa: E402
 from personalize.strategies.base import Strategy  # noqa: E402
 from personalize.strategies.registry import get_strategy, strategy_names  # noqa: E402
-from personalize.training.dataset import Dataset  # noqa: E402
 
 DEFAULT_STRATEGIES = ("popular", "item_knn", "ease", "embeddings")
 

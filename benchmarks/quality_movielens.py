@@ -38,11 +38,11 @@ django.setup()
 from django.utils.module_loading import import_string  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from personalize.dataset import Dataset  # noqa: E402
 from personalize.evaluation.report import format_table, to_json  # noqa: E402
 from personalize.evaluation.runner import evaluate  # noqa: E402
 from personalize.strategies.base import Strategy  # noqa: E402
 from personalize.strategies.registry import get_strategy, strategy_names  # noqa: E402
-from personalize.training.dataset import Dataset  # noqa: E402
 
 #: Strategies this benchmark adds to the configured ones when their class is
 #: installed: name -> (dotted path, options).

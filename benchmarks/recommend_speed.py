@@ -42,11 +42,12 @@ from django.test import override_settings  # noqa: E402
 
 from benchmarks.synthetic import EVENT_TYPES, generate, item_texts  # noqa: E402
 from personalize.conf import DEFAULTS  # noqa: E402
+from personalize.dataset import Dataset  # noqa: E402
+from personalize.dataset.raw import ItemContent, RawEvents  # noqa: E402
+from personalize.strategies import History  # noqa: E402
+from personalize.strategies.artifacts import Artifact  # noqa: E402
 from personalize.strategies.base import CannotRecommend  # noqa: E402
 from personalize.strategies.registry import configured_strategy_specs  # noqa: E402
-from personalize.training.artifacts import Artifact  # noqa: E402
-from personalize.training.dataset import Dataset  # noqa: E402
-from personalize.training.readers import ItemContent, RawEvents  # noqa: E402
 
 TARGETS_MS = {"movielens-100k": 2.0, "synthetic-10k": 5.0}
 HYBRIDS = {
@@ -75,7 +76,7 @@ def time_strategy(name: str, dataset: Dataset, subjects: list, calls: int) -> di
     artifact = strategy.fit(dataset)
     fit_seconds = time.perf_counter() - started
     artifact = Artifact.from_bytes(artifact.to_bytes())  # as loaded from storage
-    histories = [dataset.history(s) for s in subjects[:calls]]
+    histories = [History.from_dataset(dataset, s) for s in subjects[:calls]]
     for history in histories[:20]:  # warm: id maps, transposes, caches
         with contextlib.suppress(CannotRecommend):
             strategy.recommend(artifact, history, 10)

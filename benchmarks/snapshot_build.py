@@ -152,7 +152,7 @@ def measure(chunk_size: int, traced: bool) -> dict:
 
     from django.db import connection
 
-    from personalize.training.dataset import Dataset
+    from personalize.dataset import Dataset
 
     connection.ensure_connection()
     baseline = peak_rss_bytes()

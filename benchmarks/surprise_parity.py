@@ -49,8 +49,8 @@ from personalize_surprise import (  # noqa: E402
 )
 from surprise.model_selection import KFold  # noqa: E402
 
-from personalize.strategies.base import History  # noqa: E402
-from personalize.training.dataset import Dataset, EventLog  # noqa: E402
+from personalize.dataset import Dataset, EventLog  # noqa: E402
+from personalize.strategies.history import History  # noqa: E402
 
 ALGORITHMS = {
     "svd": SVD, "svdpp": SVDpp, "nmf": NMF, "knn_baseline": KNNBaseline,

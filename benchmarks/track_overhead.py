@@ -51,7 +51,7 @@ UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chr
 
 
 def visitor_client(subject) -> Client:
-    from personalize.tracking.subjects import COOKIE_SALT
+    from personalize.identity import COOKIE_SALT
 
     client = Client(HTTP_USER_AGENT=UA)
     response = HttpResponse()

@@ -103,14 +103,13 @@ REST = "everything else (lock, rows, gate logic)"
 #: What the stage breakdown times: (module path, attribute, label), in pipeline order.
 STAGES = (
     ("personalize.training.service", "data_fingerprint", "fingerprint query"),
-    ("personalize.training.dataset", "_stream_events", "snapshot: events"),
-    ("personalize.training.dataset", "_catalog_content", "snapshot: item content"),
-    ("personalize.training.dataset", "Dataset.from_raw", "snapshot: arrays to matrices"),
+    ("personalize.training.service", "take_snapshot", "snapshot"),
     ("personalize.training.service", "temporal_holdout", "temporal holdout"),
     ("personalize.strategies.ease", "EASE.fit", FIT),
-    ("personalize.training.service", "evaluate_on_holdout", "evaluate (candidate + live)"),
+    ("personalize.training.service", "evaluate_on_holdout", "evaluate (candidate)"),
+    ("personalize.training.gate", "evaluate_on_holdout", "evaluate (live)"),
     ("personalize.training.service", "save_artifact", "artifact save"),
-    ("personalize.training.active", "load_artifact", "live artifact load (gate)"),
+    ("personalize.training.activation", "load_artifact", "live artifact load (gate)"),
     ("personalize.training.service", "activate_version", "activation"),
     ("personalize.training.service", "prune_artifacts", "artifact pruning"),
 )
@@ -203,10 +202,11 @@ def run(args: argparse.Namespace, folder: Path) -> None:
 
     from personalize.conf import personalize_settings
     from personalize.models import Subject
+    from personalize.serving import loader
+    from personalize.serving.loader import get_active_model
     from personalize.strategies.registry import get_strategy
     from personalize.tracking.history import subject_history
-    from personalize.training import active, service
-    from personalize.training.active import get_active_model
+    from personalize.training import gate, service
 
     caches[personalize_settings.CACHE_ALIAS].clear()
     started = time.perf_counter()
@@ -241,7 +241,7 @@ def run(args: argparse.Namespace, folder: Path) -> None:
         t0 = time.perf_counter()
         strategy.fit(snapshot)
         fit_full_s.append(time.perf_counter() - t0)
-        holdout = service.temporal_holdout(snapshot, personalize_settings.HOLDOUT_FRACTION,
+        holdout = gate.temporal_holdout(snapshot, personalize_settings.HOLDOUT_FRACTION,
                                            personalize_settings.HOLDOUT_MAX_SUBJECTS)
         t0 = time.perf_counter()
         strategy.fit(holdout.train)
@@ -330,7 +330,7 @@ def run(args: argparse.Namespace, folder: Path) -> None:
                 samples.append(time.perf_counter() - t0)
         label = "pointer read every call" if interval == 0 else f"interval {interval:g}s"
         print(f"{label:28s} {1e6 * statistics.median(samples):8.1f} us")
-    active.clear_loaded()
+    loader.clear_loaded()
 
 
 def fold_in_svd(snapshot, subject_ids) -> None:
@@ -340,7 +340,7 @@ def fold_in_svd(snapshot, subject_ids) -> None:
     except ImportError:
         print("Surprise SVD fold-in: plugin not installed, skipped")
         return
-    from personalize.strategies.base import History
+    from personalize.strategies.history import History
 
     strategy = SVD()
     t0 = time.perf_counter()

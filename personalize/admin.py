@@ -9,7 +9,14 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from personalize.api.recommendations import VIEW_ANY_PERMISSION
 from personalize.models import ConsentRecord, Event, Item, ModelVersion, Placement, Subject
+from personalize.serving.forms import PlacementForm, PreviewForm
+from personalize.serving.service import preview
+from personalize.templatetags.personalize import block_strategy, render_block
+from personalize.training import service
+from personalize.training.plots import sparkline_svg
+from personalize.training.tasks import train_strategy
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -98,8 +105,6 @@ class PlacementAdmin(admin.ModelAdmin):
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False,
                  **kwargs: Any) -> Any:
-        from personalize.serving.forms import PlacementForm
-
         kwargs["form"] = PlacementForm
         return super().get_form(request, obj, change=change, **kwargs)
 
@@ -132,10 +137,6 @@ class PlacementAdmin(admin.ModelAdmin):
         from django.http import Http404
         from django.template.response import TemplateResponse
 
-        from personalize.api.recommendations import VIEW_ANY_PERMISSION
-        from personalize.serving.forms import PreviewForm
-        from personalize.serving.service import preview
-        from personalize.templatetags.personalize import block_strategy, render_block
 
         placement = self.get_object(request, object_id)
         if placement is None:
@@ -232,7 +233,6 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     def ndcg_trend(self, obj: ModelVersion) -> str:
         from django.utils.safestring import mark_safe
 
-        from personalize.training.plots import sparkline_svg
 
         rows = list(ModelVersion.objects.filter(strategy=obj.strategy)
                     .order_by("-version").values_list("version", "metrics")[:self.TREND_LENGTH])
@@ -265,7 +265,6 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                         ) -> Any:
         from django.utils.safestring import mark_safe
 
-        from personalize.training.plots import sparkline_svg
 
         series: dict[str, list[float | None]] = {}
         for strategy, metrics in (ModelVersion.objects.order_by("strategy", "version")
@@ -290,7 +289,6 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     def train_now(self, request: HttpRequest, queryset: Any) -> None:
         from django.contrib import messages
 
-        from personalize.training.tasks import train_strategy
 
         names = sorted(set(queryset.values_list("strategy", flat=True)))
         queued = []
@@ -318,7 +316,6 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     def _activate(self, request: HttpRequest, queryset: Any, *, rollback: bool) -> None:
         from django.contrib import messages
 
-        from personalize.training import service
 
         chosen = list(queryset.order_by("strategy", "version"))
         strategies = [v.strategy for v in chosen]

@@ -15,6 +15,11 @@ from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 
 from personalize.catalog.adapter import MAPPING_KEYS
 from personalize.conf import DEFAULTS, personalize_settings
+from personalize.consent.service import REQUIRED_PURPOSES
+from personalize.serving.checks import placement_checks, serving_checks
+from personalize.strategies.registry import StrategyConfigError, configured_strategy_specs
+from personalize.tracking.checks import tracking_checks
+from personalize.training.checks import catalog_size_errors, training_checks
 
 CONSENT_MODES = ("opt-in", "opt-out")
 REVOKE_ACTIONS = ("erase", "anonymize")
@@ -55,7 +60,6 @@ def check_strategies(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
     """personalize.E002 (strategy cannot be loaded) and E006/E007 (default names)."""
     if not _settings_ok():
         return []
-    from personalize.strategies.registry import StrategyConfigError, configured_strategy_specs
 
     errors: list[CheckMessage] = []
     try:
@@ -80,6 +84,7 @@ def check_strategies(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
 
 def _strategy_option_errors(specs: dict[str, Any]) -> list[CheckMessage]:
     errors: list[CheckMessage] = []
+    built = {}
     for name, spec in specs.items():
         try:
             strategy = spec.build()
@@ -91,8 +96,9 @@ def _strategy_option_errors(specs: dict[str, Any]) -> list[CheckMessage]:
                 id="personalize.E002",
             ))
             continue
+        built[name] = strategy
         errors.extend(strategy.check())
-    return errors
+    return errors + catalog_size_errors(built)
 
 
 @register(Tags.models)
@@ -242,7 +248,6 @@ def check_tracking(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     """personalize.E030-E033 and W030: tracking settings and the visitor middleware."""
     if not _settings_ok():
         return []
-    from personalize.tracking.checks import tracking_checks
 
     return tracking_checks()
 
@@ -256,7 +261,6 @@ def check_consent_and_retention(app_configs: Any = None, **kwargs: Any) -> list[
     """personalize.E013-E019: consent purposes, policy version, signals, cache, retention."""
     if not _settings_ok():
         return []
-    from personalize.consent.service import REQUIRED_PURPOSES
 
     s = personalize_settings
     errors: list[CheckMessage] = []
@@ -323,7 +327,6 @@ def check_serving(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """personalize.E040-E043 and W040-W044: serving settings, schema, cache, templates."""
     if not _settings_ok():
         return []
-    from personalize.serving.checks import serving_checks
 
     return serving_checks()
 
@@ -334,7 +337,6 @@ def check_placements(app_configs: Any = None, databases: Any = None,
     """personalize.E044-E045: placement rows (only with ``check --database``)."""
     if not databases or not _settings_ok():
         return []
-    from personalize.serving.checks import placement_checks
 
     return placement_checks()
 
@@ -344,6 +346,5 @@ def check_training(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     """personalize.E034-E039 and W031-W032: training schedule, gate, storage, shared cache."""
     if not _settings_ok():
         return []
-    from personalize.training.checks import training_checks
 
     return training_checks()

@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
 
 #: Built-in event types and their implicit-feedback weights. ``None`` marks an
 #: explicit signal (a rating) whose ``value`` is used instead of a weight; ``0``
@@ -120,14 +121,18 @@ DEFAULTS: dict[str, Any] = {
     "POPULARITY_CACHE_TTL": 600,
     "DIVERSITY_EMBEDDINGS_STRATEGY": "embeddings",
     "SERVING_ITEM_CACHE_SIZE": 20_000,
+    # --- REST API ---
+    "API_RENDERER_CLASSES": None,
 }
 
 #: Keys that used to exist, with what replaces them.
 REMOVED_SETTINGS: dict[str, str] = {}
 
-#: Keys whose values are dotted import paths (documented for tooling; the
-#: strategy registry imports them lazily).
-IMPORT_STRINGS = ("STRATEGIES",)
+#: Keys whose values are dotted import paths. ``STRATEGIES`` is imported by the
+#: strategy registry, which names each failing path; the lists of the others
+#: are imported here when first read, as DRF's ``api_settings`` does.
+IMPORT_STRINGS = ("STRATEGIES", "API_RENDERER_CLASSES")
+IMPORTED_LISTS = ("API_RENDERER_CLASSES",)
 
 
 class PersonalizeSettings:
@@ -164,6 +169,8 @@ class PersonalizeSettings:
         if attr not in self.defaults:
             raise AttributeError(f"Invalid django-personalize setting: {attr!r}")
         value = self.user_settings.get(attr, self.defaults[attr])
+        if attr in IMPORTED_LISTS and value is not None:
+            value = [_import(path, attr) for path in value]
         self._cached.add(attr)
         setattr(self, attr, value)
         return value
@@ -178,6 +185,16 @@ class PersonalizeSettings:
             delattr(self, attr)
         self._cached.clear()
         self._user_settings = None
+
+
+def _import(path: Any, setting: str) -> Any:
+    """The object at dotted ``path``; an ``ImportError`` that names the setting."""
+    if not isinstance(path, str):
+        return path
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise ImportError(f"PERSONALIZE[{setting!r}]: cannot import {path!r} ({exc}).") from exc
 
 
 personalize_settings = PersonalizeSettings(DEFAULTS)

@@ -5,7 +5,7 @@
     (set of Subject pks) and ``item_ids`` (set of Item pks) and ``count``.
     Serving invalidates the subjects' cached blocks; training counts towards
     the retrain threshold. The app's own senders also pass ``cache_writes``, a
-    :class:`personalize.cachebatch.CacheBatch` on which receivers queue writes
+    :class:`personalize.backends.cache.CacheBatch` on which receivers queue writes
     to the personalize cache so that they travel in one round trip after the
     last receiver; it is ``None`` when someone else sends the signal, and a
     receiver then writes directly.

@@ -14,6 +14,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
 
+from personalize.api.consent import consent_document
 from personalize.consent import service
 from personalize.models.consent import ConsentSource
 
@@ -68,7 +69,5 @@ def consent_form(request: HttpRequest) -> HttpResponse:
     except service.NoSubjectError as exc:
         return HttpResponseForbidden(str(exc), content_type="text/plain")
     if _wants_json(request):
-        from personalize.api.consent import consent_document
-
         return JsonResponse(consent_document(request))
     return HttpResponseRedirect(_safe_next(request))

@@ -21,17 +21,9 @@ def data_dir() -> Path:
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    """Every test starts with an empty cache (locmem or the test's Redis prefix).
-
-    And with no subject pks remembered per process: primary keys come back
-    after a rolled-back test, so a pk remembered in one test names someone
-    else in the next.
-    """
+    """Every test starts with an empty cache (locmem or the test's Redis prefix)."""
     from django.core.cache import caches
-
-    from personalize.serving import subjects
 
     for alias in caches:
         caches[alias].clear()
-    subjects.clear()
     yield

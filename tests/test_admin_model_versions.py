@@ -10,8 +10,9 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from personalize.models import ModelVersion
-from personalize.training import active, service, tasks
-from personalize.training.active import get_active_model
+from personalize.serving import loader
+from personalize.serving.loader import get_active_model
+from personalize.training import service, tasks
 from personalize.training.plots import sparkline_svg
 from tests.training.conftest import (
     create_catalog,
@@ -24,9 +25,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state():
-    active.clear_loaded()
+    loader.clear_loaded()
     yield
-    active.clear_loaded()
+    loader.clear_loaded()
 
 CHANGELIST = "admin:personalize_modelversion_changelist"
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
@@ -27,8 +27,8 @@ from rest_framework.views import APIView
 from personalize.conf import personalize_settings
 from personalize.consent import service
 from personalize.consent.rights import empty_export, erase_subject, export_subject
+from personalize.identity import resolve_subject, visitor_state
 from personalize.models.consent import ConsentSource
-from personalize.tracking.subjects import resolve_subject, visitor_state
 
 
 class VisitorSessionAuthentication(SessionAuthentication):
@@ -124,13 +124,26 @@ class ConsentView(_VisitorView):
         return Response(consent_document(request))
 
 
+class SubjectExportSerializer(serializers.Serializer):
+    """The data export (describes the response; see docs/consent.md for its layout)."""
+
+    subject = serializers.DictField(allow_null=True)
+    events = serializers.ListField()
+    consent = serializers.DictField()
+    profile = serializers.DictField()
+
+
+class ErasureResultSerializer(serializers.Serializer):
+    """What an erasure removed (``null`` when there was no subject to erase)."""
+
+    erased = serializers.DictField(allow_null=True)
+
+
 class MyDataView(_VisitorView):
     """Everything held about the requesting visitor: export it, or erase it."""
 
     @extend_schema(
-        responses=inline_serializer("SubjectExport", {"subject": serializers.DictField(
-            allow_null=True), "events": serializers.ListField(), "consent": serializers.DictField(),
-            "profile": serializers.DictField()}),
+        responses=SubjectExportSerializer,
         summary="Export your data",
     )
     def get(self, request: Request) -> Response:
@@ -142,8 +155,7 @@ class MyDataView(_VisitorView):
 
     @extend_schema(
         request=None,
-        responses=inline_serializer("ErasureResult", {"erased": serializers.DictField(
-            allow_null=True)}),
+        responses=ErasureResultSerializer,
         summary="Erase your data",
     )
     def delete(self, request: Request) -> Response:

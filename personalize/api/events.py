@@ -35,11 +35,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from personalize.api.renderers import FastJSONRenderer
+from personalize.api.renderers import ConfiguredRenderers
 from personalize.conf import personalize_settings
+from personalize.identity import resolve_subject
+from personalize.identity.bots import is_bot_request
 from personalize.models.events import EventSource
 from personalize.tracking import ratelimit
-from personalize.tracking.bots import is_bot_request
 from personalize.tracking.consent_gate import may_create_subject
 from personalize.tracking.ingest import (
     NO_CONSENT,
@@ -48,7 +49,6 @@ from personalize.tracking.ingest import (
     ingest_events,
     reject_all,
 )
-from personalize.tracking.subjects import resolve_subject
 from personalize.tracking.validation import Problem
 
 logger = logging.getLogger(__name__)
@@ -115,10 +115,9 @@ EXAMPLE_REPORT = {
 }
 
 
-class EventIngestView(APIView):
+class EventIngestView(ConfiguredRenderers, APIView):
     """Record one event or a batch; the answer reports each event by index."""
 
-    renderer_classes = [FastJSONRenderer]
     parser_classes: list[Any] = []  # the body is decoded once, by decode_payload
     permission_classes: list[Any] = []  # decided per caller kind in post()
     throttle_classes: list[Any] = []  # cache-backed limits of our own (ratelimit)

@@ -12,16 +12,14 @@
 Every query parameter goes through a serializer; an invalid one gives 400
 with the parameter's name as the key of the error. Responses are built as
 plain dicts: the serializers below describe them for the schema, but running
-them per item would cost more than a cache hit does.
+them per item would cost more than a cache hit does. The renderers are DRF's
+defaults unless ``PERSONALIZE["API_RENDERER_CLASSES"]`` names others.
 """
 
 from __future__ import annotations
 
-import functools
-from types import MappingProxyType
 from typing import Any
 
-from django.http import QueryDict
 from django.urls import include, path, reverse
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -31,12 +29,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from personalize.api.renderers import FastJSONRenderer
+from personalize.api.renderers import ConfiguredRenderers
 from personalize.conf import personalize_settings
 from personalize.models import Subject
 from personalize.serving import cache as block_cache
+from personalize.serving.cache import Row
 from personalize.serving.placements import get_placement
-from personalize.serving.service import Row, recommend_rows, resolve_item, similar_rows
+from personalize.serving.service import recommend_rows, resolve_item, similar_rows
+from personalize.strategies.registry import strategy_names
 
 #: Staff with this permission may read any subject's recommendations.
 VIEW_ANY_PERMISSION = "personalize.view_any_recommendations"
@@ -50,12 +50,7 @@ def _limit_field() -> serializers.IntegerField:
 
 
 class QuerySerializer(serializers.Serializer):
-    """A query string: its syntax here, what it names in :meth:`check_references`.
-
-    The syntax depends on nothing but ``MAX_LIMIT``, so a validated query
-    string is kept per process (see :func:`_validated`); whether the item or
-    strategy it names exists is checked on every request.
-    """
+    """A query string: its syntax here, what it names in :meth:`check_references`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -98,8 +93,6 @@ class SimilarQuerySerializer(QuerySerializer):
     )
 
     def check_references(self, params: dict[str, Any]) -> None:
-        from personalize.strategies.registry import strategy_names
-
         names = strategy_names()
         if "strategy" in params and params["strategy"] not in names:
             raise exceptions.ValidationError(
@@ -157,39 +150,15 @@ def block_data(placement: str, heading: str, rows: list[Row]) -> dict[str, Any]:
 _GENERIC_PARAMS = frozenset({"format"})
 
 
-@functools.lru_cache(maxsize=16)
-def _query_serializer(serializer_class: type[QuerySerializer], max_limit: int) -> QuerySerializer:
-    # Built once per MAX_LIMIT value: instantiating a serializer deep-copies its
-    # fields, which costs more than a cached block does. Validation keeps no
-    # state on the instance, so one instance serves every request.
-    return serializer_class()
-
-
-@functools.lru_cache(maxsize=256)
-def _parsed_query(
-    serializer_class: type[QuerySerializer], max_limit: int,
-    query: tuple[tuple[str, tuple[str, ...]], ...],
-) -> MappingProxyType[str, Any]:
-    # Kept per process: pages ask the same few query strings over and over,
-    # and running the serializer costs about what a cached block does.
-    # Invalid ones raise, and exceptions are not cached.
-    known = _GENERIC_PARAMS | set(serializer_class._declared_fields)
-    unknown = sorted({name for name, _ in query} - known)
-    if unknown:
-        raise exceptions.ValidationError({unknown[0]: ["Unknown parameter."]})
-    data = QueryDict(mutable=True)
-    for name, values in query:
-        data.setlist(name, list(values))
-    serializer = _query_serializer(serializer_class, max_limit)
-    return MappingProxyType(dict(serializer.run_validation(data)))
-
-
 def _validated(serializer_class: type[QuerySerializer], request: Request) -> dict[str, Any]:
     """The validated query string; 400 naming the first bad (or unknown) parameter."""
-    max_limit = int(personalize_settings.MAX_LIMIT)
-    query = tuple((name, tuple(values)) for name, values in sorted(request.query_params.lists()))
-    params = dict(_parsed_query(serializer_class, max_limit, query))
-    _query_serializer(serializer_class, max_limit).check_references(params)
+    serializer = serializer_class(data=request.query_params)
+    unknown = sorted(set(request.query_params) - _GENERIC_PARAMS - set(serializer.fields))
+    if unknown:
+        raise exceptions.ValidationError({unknown[0]: ["Unknown parameter."]})
+    serializer.is_valid(raise_exception=True)
+    params = dict(serializer.validated_data)
+    serializer.check_references(params)
     return params
 
 
@@ -225,11 +194,10 @@ def may_view_any(user: Any) -> bool:
     return bool(user and user.is_active and user.is_staff and user.has_perm(VIEW_ANY_PERMISSION))
 
 
-class RecommendationsView(APIView):
+class RecommendationsView(ConfiguredRenderers, APIView):
     """The requesting visitor's recommendations for one placement."""
 
     permission_classes = [AllowAny]
-    renderer_classes = [FastJSONRenderer]
 
     @extend_schema(
         operation_id="personalize_recommendations",
@@ -271,11 +239,10 @@ class RecommendationsView(APIView):
         return response
 
 
-class SimilarItemsView(APIView):
+class SimilarItemsView(ConfiguredRenderers, APIView):
     """Items similar to one item (the same for every visitor)."""
 
     permission_classes = [AllowAny]
-    renderer_classes = [FastJSONRenderer]
 
     @extend_schema(
         operation_id="personalize_similar_items",

@@ -1,53 +1,24 @@
-"""The JSON renderer of the personalize endpoints.
+"""The renderers of the personalize endpoints.
 
-A block of eight recommendations is about 3 KB of JSON: DRF's
-``JSONRenderer`` (the standard library's encoder) takes about 27 us for it,
-orjson about 2 us, which on a cached block is a tenth of the endpoint's own
-work. :class:`FastJSONRenderer` encodes with orjson whenever the result means
-the same as DRF's, and hands everything else to DRF's renderer.
+The endpoints render with DRF's defaults (``REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"]``)
+unless ``PERSONALIZE["API_RENDERER_CLASSES"]`` lists others, as a site would
+name third-party renderers in DRF's own settings; for example the orjson
+renderer this package ships (:mod:`personalize.api.fastjson`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from rest_framework.renderers import BaseRenderer
 
-import orjson
-from rest_framework.renderers import JSONRenderer
-
-#: Datetimes and dataclasses go to DRF's encoder (its datetime format differs
-#: from orjson's); keys that are not strings become strings, as json does.
-_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | \
-    orjson.OPT_NON_STR_KEYS
-#: U+2028 and U+2029 in UTF-8: DRF escapes them so that the output is also JavaScript.
-_LINE_SEPARATORS = ((b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
+from personalize.conf import personalize_settings
 
 
-class FastJSONRenderer(JSONRenderer):
-    """``JSONRenderer`` with orjson for compact UTF-8 output.
+class ConfiguredRenderers:
+    """Mixin for the API views: the renderers of ``PERSONALIZE["API_RENDERER_CLASSES"]``."""
 
-    Falls back to DRF's own rendering for what orjson would write differently:
-    indented output (``; indent=`` in the Accept header), ``UNICODE_JSON`` or
-    ``COMPACT_JSON`` turned off, ``STRICT_JSON`` off (DRF writes ``NaN``), and
-    any value orjson cannot encode (an integer beyond 64 bits, or a type DRF's
-    encoder rejects too, which then raises as before). Other types orjson
-    does not know (``Decimal``, lazy translations, NumPy values, datetimes)
-    are encoded by DRF's encoder. One difference remains: a NaN or infinite
-    float becomes ``null``, where DRF's strict encoder raises.
-    """
-
-    def render(self, data: Any, accepted_media_type: str | None = None,
-               renderer_context: Mapping[str, Any] | None = None) -> bytes:
-        if data is None:
-            return b""
-        if (self.ensure_ascii or not self.compact or not self.strict
-                or self.get_indent(accepted_media_type or "", renderer_context or {}) is not None):
-            return super().render(data, accepted_media_type, renderer_context)
-        try:
-            rendered = orjson.dumps(data, default=self.encoder_class().default, option=_OPTIONS)
-        except orjson.JSONEncodeError:
-            return super().render(data, accepted_media_type, renderer_context)
-        for raw, escaped in _LINE_SEPARATORS:
-            if raw in rendered:
-                rendered = rendered.replace(raw, escaped)
-        return rendered
+    def get_renderers(self) -> list[BaseRenderer]:
+        """DRF's own renderers, unless the setting lists others."""
+        classes = personalize_settings.API_RENDERER_CLASSES
+        if classes is None:
+            return super().get_renderers()  # type: ignore[misc]
+        return [renderer() for renderer in classes]

@@ -36,14 +36,13 @@ from django.db import models, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from personalize.consent.cache import (
-    delete_subject_keys,
-    get_cache,
-    list_keys,
-    subject_key_patterns,
-)
+from personalize.backends.cache import list_keys, personalize_cache
+from personalize.conf import personalize_settings
+from personalize.consent.cache import delete_subject_keys, subject_key_patterns
 from personalize.consent.service import get_consent
-from personalize.models import ConsentRecord, Event, Subject
+from personalize.models import ConsentRecord, Event, Item, Subject
+from personalize.models.events import HISTORY_LIMIT
+from personalize.signals import subject_erased
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +57,7 @@ export_profile = Signal()
 
 #: How many recent items the export's history summary lists.
 RECENT_ITEMS = 20
+
 
 
 @dataclass
@@ -201,13 +201,14 @@ def _ledger(subject_ids: list[int]) -> list[dict[str, Any]]:
 
 
 def history_summary(subject: Subject, events: list[dict[str, Any]]) -> dict[str, Any]:
-    """What recommenders read about the subject: counts, categories, the recent history."""
-    from personalize.models import Item
-    from personalize.tracking.history import subject_history
+    """What recommenders read about the subject: counts, categories, the recent history.
 
-    history = subject_history(subject.pk)
-    recent_ids = list(dict.fromkeys(reversed(list(history.item_ids))))[:RECENT_ITEMS]
-    external = dict(Item.objects.filter(pk__in=recent_ids).values_list("pk", "external_id"))
+    ``events`` are the subject's exported events, oldest first.
+    """
+    weights = personalize_settings.event_weights
+    # the events a strategy reads: an item and a type that carries a preference
+    preference = [e for e in events
+                  if e["item"] is not None and weights.get(e["event_type"], 0) != 0]
     categories = Counter(
         Item.objects.filter(events__subject_id=subject.pk)
         .exclude(primary_category="")
@@ -220,16 +221,23 @@ def history_summary(subject: Subject, events: list[dict[str, Any]]) -> dict[str,
         "first_event": events[0]["timestamp"] if events else None,
         "last_event": events[-1]["timestamp"] if events else None,
         "top_categories": [name for name, _ in categories.most_common(10)],
-        "recent_items": [external[pk] for pk in recent_ids if pk in external],
-        "preference_weight": float(sum(history.weights or [])),
+        "recent_items": list(dict.fromkeys(e["item"] for e in reversed(preference)))[
+            :RECENT_ITEMS],
+        "preference_weight": float(sum(_weight(weights[e["event_type"]])
+                                       for e in preference[-HISTORY_LIMIT:])),
     }
+
+
+def _weight(weight: float | None) -> float:
+    # an explicit rating (weight None) counts as one interaction, as in training
+    return 1.0 if weight is None else float(weight)
 
 
 def _cached_entries(tree: list[Subject]) -> dict[str, Any]:
     """Cache entries that reference the subjects (only where the backend can list keys)."""
     patterns = [p for s in tree for p in subject_key_patterns(s.pk, s.key)]
     try:
-        cache = get_cache()
+        cache = personalize_cache()
         keys = list_keys(patterns, cache)
         if not keys:
             return {}
@@ -335,8 +343,6 @@ def erase_subject(subject: Subject) -> ErasureReport:
     Returns:
         An :class:`ErasureReport`.
     """
-    from personalize.signals import subject_erased
-
     with transaction.atomic():
         tree = subject_tree(subject)
         ids = [s.pk for s in tree]

@@ -21,7 +21,6 @@ the ledger's latest decisions per subject are cached in
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,10 +29,13 @@ from typing import Any
 from django.db import transaction
 from django.http import HttpRequest
 
-from personalize import cacheread
+from personalize.backends.cache import personalize_cache
 from personalize.conf import personalize_settings
-from personalize.consent.cache import consent_cache_key, delete_subject_keys, get_cache
-from personalize.models import ConsentRecord, Event, Subject
+from personalize.consent.cache import consent_cache_key
+from personalize.consent.withdrawal import withdraw_events
+from personalize.identity import follow_merges, resolve_subject
+from personalize.identity.subjects import as_http_request
+from personalize.models import ConsentRecord, Subject
 from personalize.models.consent import ConsentSource
 
 logger = logging.getLogger(__name__)
@@ -45,9 +47,6 @@ REQUIRED_PURPOSES = (PERSONALIZATION, "analytics")
 
 #: How a state was decided.
 EXPLICIT, DEFAULT, SIGNAL = "explicit", "default", "signal"
-
-#: Rows per statement when ``ON_CONSENT_REVOKED = "anonymize"`` rewrites events.
-ANONYMIZE_CHUNK = 2000
 
 # Cached per subject: {purpose: (granted, created_at, policy_version, source)}.
 _Latest = dict[str, tuple[bool, datetime, str, str]]
@@ -173,7 +172,7 @@ def _latest(subject_id: int) -> _Latest:
     """The latest ledger decision per purpose, from the cache or the database."""
     key = consent_cache_key(subject_id)
     try:
-        cache = get_cache()
+        cache = personalize_cache()
         cached = cache.get(key)
     except Exception:  # a cache outage must not break a page: read the ledger
         logger.warning("Consent cache unavailable; reading the ledger", exc_info=True)
@@ -203,7 +202,7 @@ def invalidate_consent_cache(subject: Subject | int) -> None:
 
     def _delete() -> None:
         try:
-            get_cache().delete(key)
+            personalize_cache().delete(key)
         except Exception:
             logger.warning("Could not clear consent cache of subject %s", subject_id, exc_info=True)
 
@@ -230,21 +229,12 @@ def _subject_id(subject: Any) -> int | None:
         return None
     if isinstance(subject, Subject):
         if subject.merged_into_id is not None:  # decisions live on the surviving subject
-            from personalize.tracking.subjects import follow_merges
-
             return follow_merges(subject).pk
         return subject.pk
     if isinstance(subject, int) and not isinstance(subject, bool):
         return subject
-    from personalize.tracking.subjects import resolve_subject
-
     resolved = resolve_subject(subject, create=False)
     return resolved.pk if resolved is not None else None
-
-
-def _as_request(obj: Any) -> HttpRequest | None:
-    inner = getattr(obj, "_request", obj)
-    return inner if isinstance(inner, HttpRequest) else None
 
 
 def has_consent(
@@ -259,7 +249,7 @@ def has_consent(
     Args:
         subject: a :class:`Subject`, its pk, ``None`` (a visitor without a
             subject yet: the ``CONSENT_MODE`` default applies), or anything
-            :func:`~personalize.tracking.subjects.resolve_subject` accepts (a
+            :func:`~personalize.identity.resolve_subject` accepts (a
             request or a user; nothing is created).
         purpose: a configured purpose.
         request: the current request, to honour ``Sec-GPC`` / ``DNT`` headers.
@@ -273,7 +263,7 @@ def has_consent(
     """
     validate_purpose(purpose)
     if request is None:
-        request = _as_request(subject)
+        request = as_http_request(subject)
     if request is not None and browser_signal(request):
         return False
     subject_id = _subject_id(subject)
@@ -310,8 +300,8 @@ def has_consent_reading(
     validate_purpose(purpose)
     key = consent_cache_key(subject_id)
     try:
-        cache = get_cache()
-        values = cacheread.get_many(cache, [key, *also])
+        cache = personalize_cache()
+        values = cache.get_many([key, *also])
     except Exception:
         logger.warning("Consent cache unavailable; reading the ledger", exc_info=True)
         return has_consent(subject_id, purpose, request), None
@@ -326,7 +316,7 @@ def _latest_many(subject_ids: set[int]) -> dict[int, _Latest]:
     """:func:`_latest` for many subjects: one ``get_many``, one query for the misses."""
     keys = {consent_cache_key(pk): pk for pk in subject_ids}
     try:
-        cache = get_cache()
+        cache = personalize_cache()
         cached = cache.get_many(list(keys))
     except Exception:
         logger.warning("Consent cache unavailable; reading the ledger", exc_info=True)
@@ -395,7 +385,7 @@ def get_consent(request_or_subject: Any) -> dict[str, ConsentState]:
     Returns:
         ``{purpose: ConsentState}`` in settings order.
     """
-    request = _as_request(request_or_subject)
+    request = as_http_request(request_or_subject)
     signal = browser_signal(request) if request is not None else None
     subject_id = _subject_id(request_or_subject)
     latest = _latest(subject_id) if subject_id is not None else {}
@@ -412,8 +402,6 @@ def get_consent(request_or_subject: Any) -> dict[str, ConsentState]:
 
 
 def _subject_for_write(request_or_subject: Any) -> Subject:
-    from personalize.tracking.subjects import follow_merges, resolve_subject
-
     if isinstance(request_or_subject, Subject):
         subject: Subject | None = request_or_subject
         if request_or_subject.merged_into_id is not None:
@@ -451,7 +439,7 @@ def _record(
         )
         invalidate_consent_cache(subject)
         if not granted and purpose == PERSONALIZATION:
-            _on_personalization_revoked(subject)
+            withdraw_events(subject)
     return ConsentState(purpose, granted, EXPLICIT, record.created_at, version, source)
 
 
@@ -501,57 +489,3 @@ def revoke_consent(
     Args and raises as :func:`grant_consent`.
     """
     return _record(request_or_subject, purpose, False, str(source), policy_version)
-
-
-def _on_personalization_revoked(subject: Subject) -> int:
-    """Erase or anonymize the subject's events; returns how many were affected."""
-    from personalize.signals import subject_erased
-
-    events = Event.objects.filter(subject_id=subject.pk)
-    if personalize_settings.ON_CONSENT_REVOKED == "anonymize":
-        affected = anonymize_events(subject)
-    else:
-        affected, _ = events.delete()
-    subject_id, key = subject.pk, subject.key
-
-    def _after_commit() -> None:
-        subject_erased.send(
-            sender=Subject, subject_id=subject_id, key=key, reason="consent_revoked"
-        )
-        # Cached blocks were built from the events just removed.
-        delete_subject_keys(subject_id, key)
-
-    transaction.on_commit(_after_commit)
-    return affected
-
-
-def anonymize_events(subject: Subject) -> int:
-    """Move the subject's events to a fresh anonymous subject with no link back.
-
-    The new subject has no user, no visitor id and no consent records; each
-    event gets a new ``event_id`` (a client-chosen id could link back to the
-    client's logs) and an empty ``context`` (free-form data such as a search
-    phrase may identify a person). Items, types, values and timestamps stay, so
-    popularity and co-occurrence models keep learning from them. Must run in a
-    transaction.
-
-    Returns:
-        How many events moved.
-    """
-    ids = list(Event.objects.filter(subject_id=subject.pk).values_list("pk", flat=True))
-    if not ids:
-        return 0
-    bucket = Subject.objects.create()
-    fields = ("item_id", "event_type", "value", "timestamp", "source")
-    for start in range(0, len(ids), ANONYMIZE_CHUNK):
-        chunk = ids[start:start + ANONYMIZE_CHUNK]
-        rows = Event.objects.filter(pk__in=chunk).order_by("pk").values_list(*fields)
-        Event.objects.bulk_create([
-            Event(
-                event_id=uuid.uuid4(), subject_id=bucket.pk, item_id=item_id,
-                event_type=event_type, value=value, timestamp=ts, source=source, context={},
-            )
-            for item_id, event_type, value, ts, source in rows
-        ])
-        Event.objects.filter(pk__in=chunk).delete()
-    return len(ids)

@@ -30,10 +30,11 @@ from typing import Any, Protocol
 import numpy as np
 import scipy.sparse as sp
 
+from personalize.dataset import Dataset
 from personalize.evaluation import metrics
 from personalize.evaluation.splits import Split, make_splits
-from personalize.strategies.base import CannotRecommend, History, Strategy
-from personalize.training.dataset import Dataset
+from personalize.strategies.base import CannotRecommend, Strategy
+from personalize.strategies.history import History
 
 #: Subjects between two progress-bar updates.
 PROGRESS_EVERY = 64

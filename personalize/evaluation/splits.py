@@ -1,4 +1,4 @@
-"""Split a :class:`~personalize.training.dataset.Dataset` into train and held-out parts.
+"""Split a :class:`~personalize.dataset.Dataset` into train and held-out parts.
 
 Protocols:
 
@@ -41,8 +41,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from personalize.training.dataset import Dataset, EventLog, pair_matrices
-from personalize.training.keys import time_order
+from personalize.dataset import Dataset, EventLog
+from personalize.dataset.keys import time_order
+from personalize.dataset.pipeline import pair_matrices
 
 PROTOCOLS = ("stratified", "temporal", "leave-last-n", "kfold")
 

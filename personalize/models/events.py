@@ -8,6 +8,10 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+#: How many of a subject's latest preference events make up the history that
+#: strategies read at serving time (and the data export summarises).
+HISTORY_LIMIT = 500
+
 
 class EventSource(models.TextChoices):
     SERVER = "server", _("server-side track()")

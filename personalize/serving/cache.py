@@ -16,57 +16,93 @@ under:
 
 A lookup is a single ``get_many`` of the global generation, the subject's
 generation and the entry (with the subject's cached consent state, which a
-miss needs: :func:`read_with_consent`); the entry counts only if everything it
-carries still matches, so invalidating a subject's blocks is one ``set``
-however many blocks they have, and nothing ever scans keys. Generations are
-random tokens, not counters: an evicted counter that restarted from zero could
-make an old entry look current again; a fresh random token cannot.
+miss needs: :func:`read_with_consent`); the entry (a :class:`BlockEntry`)
+counts only if everything it carries still matches, so invalidating a
+subject's blocks is one ``set`` however many blocks they have, and nothing ever
+scans keys. Generations are random tokens, not counters: an evicted counter
+that restarted from zero could make an old entry look current again; a fresh
+random token cannot. Entry keys carry :data:`ENTRY_FORMAT`, so a release that
+changes what an entry holds never reads the entries of another.
 
 Entries expire after the placement's ``cache_ttl``; stale entries are
 overwritten in place (same key) or expire.
 
 The cache is an accelerator: when it is unreachable, lookups and writes log a
-warning (at most once every :data:`WARNING_INTERVAL` seconds per process) and the
-pipeline computes the block directly.
+warning (at most once every
+:data:`~personalize.backends.cache.WARNING_INTERVAL` seconds per process) and
+the pipeline computes the block directly.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import time
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
-from django.core.cache import BaseCache, caches
-
-from personalize import cacheread
-from personalize.cachebatch import CacheBatch
-from personalize.conf import personalize_settings
-
-logger = logging.getLogger(__name__)
+from personalize.backends.cache import (
+    CacheBatch,
+    personalize_cache,
+    read_many,
+    warn_unreachable,
+)
+from personalize.consent.service import PERSONALIZATION, has_consent_reading
 
 PREFIX = "personalize:rec"
 GLOBAL_GEN_KEY = f"{PREFIX}:gen"
+#: Part of every entry key: bumped when what an entry holds changes.
+ENTRY_FORMAT = 3
 #: A subject's generation outlives any block of theirs (blocks expire sooner);
 #: when it expires anyway, their entries stop matching, which is safe.
 SUBJECT_GEN_TTL = 60 * 60 * 24 * 7
-#: A subject generation meaning "this subject was deleted or merged": processes
-#: that remember its pk for a request resolve the request again.
-TOMBSTONE = "gone"
-#: Seconds between two "cache unreachable" warnings of one process.
-WARNING_INTERVAL = 30.0
-
-_last_warning = float("-inf")
 
 #: The generation when the cache could not be read: nothing cached per process
 #: may be trusted without a time limit.
 UNKNOWN: Any = type("UnknownGeneration", (), {"__repr__": lambda self: "UNKNOWN"})()
 
 
-def get_cache() -> BaseCache:
-    """The cache named by ``PERSONALIZE['CACHE_ALIAS']`` (read at call time)."""
-    return caches[personalize_settings.CACHE_ALIAS]
+class Row(NamedTuple):
+    """One item of a block, with what the REST API shows of it.
+
+    ``external_id``, ``title`` and ``categories`` are copied from the item
+    when the block is computed (the global generation moves when an item
+    changes), so a cached block is rendered without loading items.
+    """
+
+    pk: int
+    score: float
+    strategy: str
+    personalized: bool
+    explanation: str
+    url: str | None
+    external_id: str
+    title: str
+    categories: Any
+
+
+#: The model a block was computed with: ``(strategy name, version)``, or None.
+ModelKey = tuple[str, int] | None
+
+
+@dataclass(frozen=True)
+class BlockEntry:
+    """A cached recommendation block and the state it was computed under."""
+
+    generation: Any
+    subject_generation: Any
+    model: ModelKey
+    #: the site's consent configuration (what counts as consent)
+    consent: tuple[Any, ...]
+    rows: tuple[Row, ...]
+
+
+@dataclass(frozen=True)
+class SimilarEntry:
+    """A cached "similar items" block and the state it was computed under."""
+
+    generation: Any
+    model: ModelKey
+    rows: tuple[Row, ...]
 
 
 def new_token() -> str:
@@ -97,7 +133,7 @@ def block_key(
     """
     who = "anon" if subject_id is None else f"subject:{int(subject_id)}"
     return (
-        f"{PREFIX}:{who}:{placement}:{'d' if limit is None else int(limit)}:"
+        f"{PREFIX}:v{ENTRY_FORMAT}:{who}:{placement}:{'d' if limit is None else int(limit)}:"
         f"{'-' if context_item is None else int(context_item)}:{language or '-'}"
     )
 
@@ -107,36 +143,14 @@ def similar_key(
 ) -> str:
     """Where one "similar items" block is cached (shared by every visitor)."""
     return (
-        f"{PREFIX}:similar:{int(item_id)}:{strategy}:{placement or '-'}:{int(limit)}:"
-        f"{language or '-'}"
+        f"{PREFIX}:v{ENTRY_FORMAT}:similar:{int(item_id)}:{strategy}:{placement or '-'}:"
+        f"{int(limit)}:{language or '-'}"
     )
-
-
-def _warn(action: str, exc: BaseException | None) -> None:
-    global _last_warning
-    now = time.monotonic()
-    if now - _last_warning >= WARNING_INTERVAL:
-        _last_warning = now
-        cause = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
-        logger.warning(
-            "Recommendation cache %r unreachable%s; %s",
-            personalize_settings.CACHE_ALIAS, cause, action,
-        )
-
-
-def reset_warning_throttle() -> None:
-    """Let the next cache failure log again at once (tests use it)."""
-    global _last_warning
-    _last_warning = float("-inf")
 
 
 def read(keys: list[str]) -> dict[str, Any] | None:
     """One ``get_many`` round trip; ``None`` when the cache is unreachable."""
-    try:
-        return cacheread.get_many(get_cache(), keys)
-    except Exception as exc:  # an accelerator: never an error for the visitor
-        _warn("computing recommendations directly", exc)
-        return None
+    return read_many(keys, "computing recommendations directly")
 
 
 def read_with_consent(subject_id: int, keys: list[str]) -> tuple[bool, dict[str, Any] | None]:
@@ -156,11 +170,9 @@ def read_with_consent(subject_id: int, keys: list[str]) -> tuple[bool, dict[str,
         ``(consent, values)``; ``values`` is ``None`` when the cache is
         unreachable (the consent then came from the ledger).
     """
-    from personalize.consent.service import PERSONALIZATION, has_consent_reading
-
     consent, values = has_consent_reading(subject_id, PERSONALIZATION, None, keys)
     if values is None:
-        _warn("computing recommendations directly", None)
+        warn_unreachable("computing recommendations directly")
     return consent, values
 
 
@@ -169,9 +181,9 @@ def write(key: str, value: Any, ttl: int) -> None:
     if ttl <= 0:
         return
     try:
-        get_cache().set(key, value, timeout=ttl)
+        personalize_cache().set(key, value, timeout=ttl)
     except Exception as exc:
-        _warn("not caching recommendations", exc)
+        warn_unreachable("not caching recommendations", exc)
 
 
 def global_generation(values: dict[str, Any] | None) -> Any:
@@ -188,33 +200,21 @@ def global_generation(values: dict[str, Any] | None) -> Any:
         return generation
     token = new_token()
     try:
-        cache = get_cache()
+        cache = personalize_cache()
         if cache.add(GLOBAL_GEN_KEY, token, timeout=None):
             return token
         return cache.get(GLOBAL_GEN_KEY) or UNKNOWN
     except Exception as exc:
-        _warn("computing recommendations directly", exc)
+        warn_unreachable("computing recommendations directly", exc)
         return UNKNOWN
 
 
 def bump_global() -> None:
     """Invalidate every cached block (catalog, model or placement change)."""
     try:
-        get_cache().set(GLOBAL_GEN_KEY, new_token(), timeout=None)
+        personalize_cache().set(GLOBAL_GEN_KEY, new_token(), timeout=None)
     except Exception as exc:
-        _warn("cached blocks expire by their TTL instead", exc)
-
-
-def tombstone_subjects(subject_ids: Iterable[int]) -> None:
-    """Mark subjects deleted or merged: their blocks stop matching and remembered pks expire."""
-    ids = {int(s) for s in subject_ids if s is not None}
-    if not ids:
-        return
-    try:
-        get_cache().set_many({subject_gen_key(s): TOMBSTONE for s in ids},
-                             timeout=SUBJECT_GEN_TTL)
-    except Exception as exc:
-        _warn("remembered subjects expire by time instead", exc)
+        warn_unreachable("cached blocks expire by their TTL instead", exc)
 
 
 def bump_subjects(subject_ids: Iterable[int], batch: CacheBatch | None = None) -> None:
@@ -234,6 +234,6 @@ def bump_subjects(subject_ids: Iterable[int], batch: CacheBatch | None = None) -
         batch.set_many(generations, timeout=SUBJECT_GEN_TTL)
         return
     try:
-        get_cache().set_many(generations, timeout=SUBJECT_GEN_TTL)
+        personalize_cache().set_many(generations, timeout=SUBJECT_GEN_TTL)
     except Exception as exc:
-        _warn("cached blocks expire by their TTL instead", exc)
+        warn_unreachable("cached blocks expire by their TTL instead", exc)

@@ -38,6 +38,9 @@ from django.core.checks import CheckMessage, Error, Warning
 from django.db import DatabaseError, connection
 
 from personalize.conf import personalize_settings
+from personalize.models import Placement
+from personalize.serving.filters import FilterError, parse_filters
+from personalize.strategies.registry import StrategyConfigError, configured_strategy_specs
 
 SCHEMA_CLASS = "drf_spectacular.openapi.AutoSchema"
 REQUEST_PROCESSOR = "django.template.context_processors.request"
@@ -48,8 +51,6 @@ def _whole(value: Any, minimum: int) -> bool:
 
 
 def _configured_names() -> set[str] | None:
-    from personalize.strategies.registry import StrategyConfigError, configured_strategy_specs
-
     try:
         return set(configured_strategy_specs())
     except StrategyConfigError:  # personalize.E002 reports it
@@ -163,9 +164,6 @@ def _environment_checks() -> list[CheckMessage]:
 
 def placement_checks() -> list[CheckMessage]:
     """Checks of the placement rows (run with ``manage.py check --database default``)."""
-    from personalize.models import Placement
-    from personalize.serving.filters import FilterError, parse_filters
-
     errors: list[CheckMessage] = []
     try:
         # ``migrate`` runs database checks before the table exists

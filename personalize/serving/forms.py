@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from personalize.models import Placement, Subject
 from personalize.serving.filters import FILTER_KEYS, FilterError, parse_filters
+from personalize.strategies.registry import StrategyConfigError, configured_strategy_specs
 
 logger = logging.getLogger(__name__)
 
@@ -21,8 +22,6 @@ def strategy_choices(current: str = "") -> list[tuple[str, str]]:
     A stored name that is no longer configured stays selectable (marked), so
     opening an old placement does not silently change it.
     """
-    from personalize.strategies.registry import StrategyConfigError, configured_strategy_specs
-
     try:
         names = list(configured_strategy_specs())
     except StrategyConfigError:  # reported by the personalize.E002 system check

@@ -17,6 +17,7 @@ from typing import Any
 from django.utils.translation import gettext
 
 from personalize.conf import personalize_settings
+from personalize.models import Placement
 from personalize.serving.catalog import ANY, STALE
 from personalize.serving.filters import FilterConfig, FilterError, parse_filters
 
@@ -101,8 +102,6 @@ _warned: set[str] = set()
 
 def load_placement(name: str) -> PlacementConfig:
     """Read a placement from the database (defaults and a one-time warning if missing)."""
-    from personalize.models import Placement
-
     row = Placement.objects.filter(name=name).first()
     if row is None:
         if name not in _warned:

@@ -1,11 +1,12 @@
 """Popularity scores for the fallback chain: from the trained model, or the database.
 
 The active model of ``POPULARITY_STRATEGY`` (``"popular"``) is used when one
-is trained: its ``scores`` array (or, for another popularity-like strategy,
-its ranking for an empty history) is aligned to the catalog index once per
-model version. Before anything is trained, a weighted count of the positive
-events of the last ``POPULARITY_WINDOW_DAYS`` days, grouped by item and event
-type in the database, stands in. That aggregate is shared through the cache
+is trained: its score of every catalog item for an empty history
+(``Strategy.score_items``, or its ranking where it cannot score given items) is
+aligned to the catalog index once per model version. Before anything is
+trained, a weighted count of the positive events of the last
+``POPULARITY_WINDOW_DAYS`` days, grouped by item and event type in the
+database, stands in. That aggregate is shared through the cache
 alias and kept in-process for ``POPULARITY_CACHE_TTL`` seconds, so a busy site
 runs the query once per TTL, not once per request.
 """
@@ -22,10 +23,12 @@ import numpy as np
 from django.db.models import Count
 from django.utils import timezone
 
+from personalize.backends.cache import personalize_cache
 from personalize.conf import personalize_settings
 from personalize.models import Event
+from personalize.serving import loader
 from personalize.serving.catalog import CatalogIndex
-from personalize.strategies.base import History
+from personalize.strategies.history import History
 
 logger = logging.getLogger(__name__)
 
@@ -37,38 +40,36 @@ _memo: dict[tuple[Any, ...], tuple[float, CatalogIndex, np.ndarray]] = {}
 
 
 def _model() -> Any:
-    from personalize.training.active import get_active_model
-
     name = personalize_settings.POPULARITY_STRATEGY
     if not name:
         return None
     try:
-        return get_active_model(name)  # None when not configured or not trained
+        return loader.get_active_model(name)  # None when not configured or not trained
     except Exception:
         logger.warning("Cannot load the popularity model %r", name, exc_info=True)
         return None
 
 
 def _from_model(model: Any, index: CatalogIndex) -> np.ndarray:
-    scores = np.zeros(len(index), dtype=np.float64)
-    artifact = model.artifact
-    if "item_ids" in artifact and "scores" in artifact:
-        ids, values = artifact["item_ids"], artifact["scores"].astype(np.float64)
-    else:
-        ranked = model.strategy.recommend(artifact, History(), max(len(index), 1))
-        ids = np.asarray([pk for pk, _ in ranked])
-        values = np.asarray([score for _, score in ranked], dtype=np.float64)
+    """The live popularity model's score of every catalog item (0 where it has none)."""
+    scores = model.strategy.score_items(model.artifact, History(), index.pks.tolist())
+    if scores is not None:
+        return np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=0.0, neginf=0.0,
+                             posinf=0.0)
+    # a strategy that cannot score given items: its ranking for an empty history
+    ranked = model.strategy.recommend(model.artifact, History(), max(len(index), 1))
+    ids = np.asarray([pk for pk, _ in ranked])
+    values = np.asarray([score for _, score in ranked], dtype=np.float64)
+    found_scores = np.zeros(len(index), dtype=np.float64)
     rows, found = index.positions(ids)
-    scores[rows] = np.nan_to_num(values[found], nan=0.0, neginf=0.0)
-    return scores
+    found_scores[rows] = np.nan_to_num(values[found], nan=0.0, neginf=0.0)
+    return found_scores
 
 
 def _db_counts() -> dict[int, float]:
     """Weighted positive event counts per item pk over the window (one grouped query)."""
-    from personalize.serving.cache import get_cache
-
     try:
-        cached = get_cache().get(DB_CACHE_KEY)
+        cached = personalize_cache().get(DB_CACHE_KEY)
     except Exception:
         cached = None
     if cached is not None:
@@ -87,7 +88,7 @@ def _db_counts() -> dict[int, float]:
         counts[item_id] = counts.get(item_id, 0.0) + positive[event_type] * n
     try:
         ttl = int(personalize_settings.POPULARITY_CACHE_TTL)
-        get_cache().set(DB_CACHE_KEY, counts, timeout=ttl)
+        personalize_cache().set(DB_CACHE_KEY, counts, timeout=ttl)
     except Exception:
         logger.debug("Cannot cache the popularity aggregate", exc_info=True)
     return counts

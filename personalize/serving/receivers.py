@@ -3,14 +3,14 @@
 * ``event_recorded`` and any consent decision: the subjects' generation
   moves, so their cached blocks stop matching.
 * ``subject_erased``, a Subject deleted or merged into another: its
-  generation becomes a tombstone, so processes that remember its pk for a
-  request (:mod:`personalize.serving.subjects`) resolve that request again.
+  generation moves too, and every loaded model forgets the subject
+  (:func:`personalize.serving.loader.forget_subject`).
 * ``items_changed``, ``model_activated``, an Item or Placement saved or
   deleted: the global generation moves (after the transaction commits, once
-  per transaction however many rows changed).
-* A setting that makes Django reload its translation catalogs (tests): the
-  explanation messages serving caches per language are dropped; likewise
-  the lean cache readers when django-redis's ``CLOSE_CONNECTION`` changes.
+  per transaction however many rows changed). An activated ModelVersion makes
+  this process re-read the strategy's version pointer at once.
+* A change of the ``PERSONALIZE``, ``STORAGES`` or ``CACHES`` setting (tests):
+  the loaded models are dropped, to be loaded again under the new settings.
 """
 
 from __future__ import annotations
@@ -22,9 +22,12 @@ from django.core.signals import setting_changed
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
-from personalize import cacheread, signals
-from personalize.cachebatch import CacheBatch
+from personalize import signals
+from personalize.backends.cache import CacheBatch
+from personalize.models import ConsentRecord, Item, ModelVersion, Placement, Subject
+from personalize.models.training import ModelStatus
 from personalize.serving import cache as block_cache
+from personalize.serving import loader
 
 
 class _Batch:
@@ -62,29 +65,33 @@ def on_event_recorded(sender: Any = None, subject_ids: Any = None,
         block_cache.bump_subjects(subject_ids, batch=cache_writes)
 
 
-def _gone(subject_id: int) -> None:
-    from personalize.serving.subjects import forget_subject
-
-    forget_subject(subject_id)
-    block_cache.tombstone_subjects([subject_id])
-
-
 def on_subject_erased(sender: Any = None, subject_id: Any = None, **kwargs: Any) -> None:
-    """Receiver of ``subject_erased``: blocks stop matching, remembered pks are re-checked."""
+    """Receiver of ``subject_erased``: blocks stop matching, loaded models forget the subject."""
     if subject_id is not None:
-        _gone(int(subject_id))
+        block_cache.bump_subjects([int(subject_id)])
+        loader.forget_subject(int(subject_id))
 
 
 def on_subject_deleted(sender: Any, instance: Any = None, **kwargs: Any) -> None:
-    """``post_delete`` of Subject."""
+    """``post_delete`` of Subject: its blocks stop matching."""
     if instance is not None and instance.pk is not None:
-        _gone(int(instance.pk))
+        block_cache.bump_subjects([int(instance.pk)])
 
 
 def on_subject_saved(sender: Any, instance: Any = None, raw: bool = False, **kwargs: Any) -> None:
-    """``post_save`` of Subject: a subject merged into another stops standing for anyone."""
+    """``post_save`` of Subject: the blocks of a subject merged into another stop matching."""
     if instance is not None and getattr(instance, "merged_into_id", None) is not None:
-        _gone(int(instance.pk))
+        block_cache.bump_subjects([int(instance.pk)])
+
+
+def on_model_version_saved(sender: Any, instance: Any = None, **kwargs: Any) -> None:
+    """``post_save`` of ModelVersion: a version activated in this process serves here at once.
+
+    Other processes notice at their next pointer check; this one need not wait
+    for the commit (its own reads already see the new row).
+    """
+    if instance is not None and instance.status == ModelStatus.ACTIVE:
+        loader.invalidate_local(instance.strategy)
 
 
 def on_catalog_or_model_change(sender: Any = None, **kwargs: Any) -> None:
@@ -110,33 +117,26 @@ def on_consent_recorded(sender: Any, instance: Any = None, raw: bool = False,
 
 
 def on_setting_changed(*, setting: str, **kwargs: Any) -> None:
-    """Drop what was worked out from a setting that changed (tests).
-
-    Explanations cached per language go when Django reloads its catalogs;
-    the lean cache readers go with django-redis's ``CLOSE_CONNECTION``.
-    """
-    from personalize.serving.service import TRANSLATION_SETTINGS, forget_translations
-
-    if setting in TRANSLATION_SETTINGS:
-        forget_translations()
-    elif setting == "DJANGO_REDIS_CLOSE_CONNECTION":
-        cacheread.forget_readers()
+    """A model loaded under old settings must not keep serving after an override (tests)."""
+    if setting in ("PERSONALIZE", "STORAGES", "CACHES"):
+        loader.clear_loaded()
 
 
 def connect_serving_signals() -> None:
     """Connect every serving receiver (idempotent)."""
-    from personalize.models import ConsentRecord, Item, Placement, Subject
-
     uid = "personalize.serving"
     setting_changed.connect(on_setting_changed, dispatch_uid=f"{uid}.settings")
     signals.event_recorded.connect(on_event_recorded, dispatch_uid=f"{uid}.events")
     signals.subject_erased.connect(on_subject_erased, dispatch_uid=f"{uid}.erased")
     signals.items_changed.connect(on_catalog_or_model_change, dispatch_uid=f"{uid}.items")
     signals.model_activated.connect(on_catalog_or_model_change, dispatch_uid=f"{uid}.model")
+    signals.model_activated.connect(loader.on_model_activated, dispatch_uid=f"{uid}.pointer")
     for model in (Item, Placement):
         label = model._meta.label_lower
         post_save.connect(on_row_changed, sender=model, dispatch_uid=f"{uid}.save.{label}")
         post_delete.connect(on_row_changed, sender=model, dispatch_uid=f"{uid}.delete.{label}")
     post_save.connect(on_consent_recorded, sender=ConsentRecord, dispatch_uid=f"{uid}.consent")
+    post_save.connect(on_model_version_saved, sender=ModelVersion,
+                      dispatch_uid=f"{uid}.model_version")
     post_save.connect(on_subject_saved, sender=Subject, dispatch_uid=f"{uid}.subject.save")
     post_delete.connect(on_subject_deleted, sender=Subject, dispatch_uid=f"{uid}.subject.delete")

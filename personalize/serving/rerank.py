@@ -18,25 +18,16 @@ memberships otherwise (or for an item the embedding model does not know).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 
 from personalize.conf import personalize_settings
+from personalize.serving import loader
 from personalize.serving.catalog import CatalogIndex
-from personalize.strategies.common import positions
-from personalize.training.artifacts import Artifact
 
 logger = logging.getLogger(__name__)
-metrics_logger = logging.getLogger("personalize.serving.metrics")
-
-#: Artifact array names under which embedding strategies commonly keep item vectors.
-EMBEDDING_ARRAY_NAMES = ("embeddings", "item_embeddings", "item_vectors", "vectors")
-
 
 def normalised_relevance(scores: np.ndarray) -> np.ndarray:
     """Scores min-max scaled to [0, 1] (all ones when they are all equal); non-finite ones 0."""
@@ -105,35 +96,35 @@ def mmr(
 
 
 def _embedding_vectors(pks: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Unit embeddings of ``pks`` from the embeddings plugin's active model, if any.
+    """Unit vectors of ``pks`` from the ``DIVERSITY_EMBEDDINGS_STRATEGY`` model, if any.
 
     Returns:
-        ``(vectors, known)``: an ``(n, d)`` array and a bool mask of the rows found.
+        ``(vectors, known)``: an ``(n, d)`` array and a bool mask of the rows
+        found; ``None`` when there is no such model or it has no item vectors.
     """
     name = personalize_settings.DIVERSITY_EMBEDDINGS_STRATEGY
     if not name:
         return None
-    from personalize.training.active import get_active_model
-
     try:
-        model = get_active_model(name)  # None when not configured or not trained
+        model = loader.get_active_model(name)  # None when not configured or not trained
     except Exception:
         logger.warning("Cannot load the %r model for diversity", name, exc_info=True)
         return None
-    if model is None:
+    if model is None or not model.strategy.implements("item_vectors"):
         return None
-    getter = getattr(model.strategy, "item_vectors", None)
     try:
-        if callable(getter):
-            vectors = np.asarray(getter(model.artifact, pks.tolist()), dtype=np.float64)
-            if vectors.ndim != 2 or vectors.shape[0] != len(pks):
-                return None
-            return _unit_rows(vectors)
-        table = _embedding_table(model.artifact)
-        return table.unit_vectors(model.artifact, pks) if table is not None else None
+        vectors = model.strategy.item_vectors(model.artifact, pks.tolist())
     except Exception:
         logger.warning("Cannot read item vectors from %r", name, exc_info=True)
         return None
+    if vectors is None:
+        return None
+    vectors = np.asarray(vectors, dtype=np.float64)
+    if vectors.ndim != 2 or vectors.shape[0] != len(pks):
+        logger.warning("%r gave item vectors of shape %s for %d items", name, vectors.shape,
+                       len(pks))
+        return None
+    return _unit_rows(vectors)
 
 
 def _unit_rows(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -157,76 +148,6 @@ def _inverse(norms: np.ndarray) -> np.ndarray:
     """1 / each norm; 0 for a zero (or overflowing) one: such a row is like nothing."""
     usable = np.isfinite(norms) & (norms > 0)
     return np.divide(1.0, norms, out=np.zeros_like(norms), where=usable)
-
-
-#: Rows of an embedding matrix whose norms are computed at a time (bounds the float64 copy).
-_NORM_CHUNK = 65_536
-
-
-@dataclass(frozen=True)
-class _EmbeddingTable:
-    """Where an embedding artifact keeps its vectors, and their norms, computed once.
-
-    A block reads a few dozen rows; their norms come from here rather than
-    from a pass over the rows on every request.
-    """
-
-    array: str
-    #: 1 / the norm of each row; 0 for a row that is all zeros (it is like nothing).
-    inverse_norms: np.ndarray
-    #: the rows holding a NaN or an infinite entry (read with those entries as 0), if any
-    unclean: np.ndarray | None
-
-    @classmethod
-    def build(cls, artifact: Artifact, array: str) -> _EmbeddingTable | None:
-        matrix = artifact[array]
-        if matrix.ndim != 2 or len(matrix) != len(artifact["item_ids"]):
-            return None
-        norms = np.empty(len(matrix))
-        unclean = np.zeros(len(matrix), dtype=bool)
-        for start in range(0, len(matrix), _NORM_CHUNK):
-            _, chunk, changed = _clean_norms(matrix[start:start + _NORM_CHUNK])
-            norms[start:start + len(chunk)] = chunk
-            unclean[start:start + len(chunk)] = changed
-        return cls(array, _inverse(norms), unclean if unclean.any() else None)
-
-    def unit_vectors(self, artifact: Artifact, pks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The unit vectors of ``pks`` (zero rows for unknown items) and which are known.
-
-        Float32 vectors stay float32 (as the model made them): a cosine needs
-        no more, and a block's similarity then reads and multiplies half the bytes.
-        """
-        columns, found = positions(artifact, pks)
-        matrix = artifact[self.array]
-        dtype = np.float32 if matrix.dtype == np.float32 else np.float64
-        scale = np.zeros(len(pks))
-        scale[found] = self.inverse_norms[columns]
-        if found.all():
-            vectors = matrix[columns].astype(dtype, copy=False)
-        else:
-            vectors = np.zeros((len(pks), matrix.shape[1]), dtype=dtype)
-            vectors[found] = matrix[columns]
-        if self.unclean is not None and self.unclean[columns].any():
-            vectors = np.nan_to_num(vectors)
-        vectors *= scale.astype(dtype, copy=False)[:, None]
-        return vectors, scale > 0
-
-
-_TABLE_KEY = "personalize.diversity_table"
-
-
-def _embedding_table(artifact: Artifact) -> _EmbeddingTable | None:
-    """The artifact's :class:`_EmbeddingTable`, built on first use (``None``: no vectors)."""
-    try:
-        return artifact.cache[_TABLE_KEY]
-    except KeyError:
-        pass
-    array = next((a for a in EMBEDDING_ARRAY_NAMES if a in artifact), None)
-    table = None
-    if array is not None and "item_ids" in artifact:
-        table = _EmbeddingTable.build(artifact, array)
-    artifact.cache[_TABLE_KEY] = table
-    return table
 
 
 def similarity_matrix(index: CatalogIndex, pks: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -270,85 +191,3 @@ def intra_list_diversity(similarity: np.ndarray) -> float:
 @lru_cache(maxsize=128)
 def _upper_triangle(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.triu_indices(n, k=1)
-
-
-# --- the metrics -------------------------------------------------------------
-
-
-@dataclass
-class PlacementStats:
-    """What serving observed for one placement in this process."""
-
-    computed: int = 0
-    cache_hits: int = 0
-    fallback_filled: int = 0
-    empty: int = 0
-    diversity_sum: float = 0.0
-    diversity_count: int = 0
-
-    @property
-    def mean_diversity(self) -> float | None:
-        return self.diversity_sum / self.diversity_count if self.diversity_count else None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "computed": self.computed,
-            "cache_hits": self.cache_hits,
-            "fallback_filled": self.fallback_filled,
-            "empty": self.empty,
-            "mean_intra_list_diversity": self.mean_diversity,
-        }
-
-
-@dataclass
-class ServingStats:
-    """Per-process counters, by placement (``serving_stats()`` reads them)."""
-
-    placements: dict[str, PlacementStats] = field(default_factory=dict)
-    lock: Any = field(default_factory=threading.Lock, repr=False)
-
-    def _get(self, placement: str) -> PlacementStats:
-        stats = self.placements.get(placement)
-        if stats is None:
-            stats = self.placements.setdefault(placement, PlacementStats())
-        return stats
-
-    def record_hit(self, placement: str) -> None:
-        with self.lock:
-            self._get(placement).cache_hits += 1
-
-    def record_computed(
-        self, placement: str, *, diversity: float | None, n_items: int, fallback: bool
-    ) -> None:
-        with self.lock:
-            stats = self._get(placement)
-            stats.computed += 1
-            stats.fallback_filled += int(fallback)
-            stats.empty += int(n_items == 0)
-            if diversity is not None and n_items >= 2:
-                stats.diversity_sum += diversity
-                stats.diversity_count += 1
-        if not metrics_logger.isEnabledFor(logging.DEBUG):  # skip formatting the arguments
-            return
-        metrics_logger.debug(
-            "placement=%s items=%d intra_list_diversity=%s fallback=%s",
-            placement, n_items, "-" if diversity is None else f"{diversity:.4f}", fallback,
-            extra={"placement": placement, "intra_list_diversity": diversity,
-                   "items": n_items, "fallback": fallback},
-        )
-
-    def snapshot(self) -> dict[str, dict[str, Any]]:
-        with self.lock:
-            return {name: stats.as_dict() for name, stats in self.placements.items()}
-
-    def reset(self) -> None:
-        with self.lock:
-            self.placements.clear()
-
-
-stats = ServingStats()
-
-
-def serving_stats() -> dict[str, dict[str, Any]]:
-    """Serving counters and mean intra-list diversity of this process, by placement."""
-    return stats.snapshot()

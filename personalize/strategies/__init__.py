@@ -1,5 +1,26 @@
-"""Recommender strategies: the plugin contract, the registry and the built-in ones."""
+"""Recommender strategies: the plugin contract and its types, the registry, the built-in ones.
 
-from personalize.strategies.base import CannotRecommend, History, Options, Scored, Strategy
+What a plugin author imports comes from here::
 
-__all__ = ["CannotRecommend", "History", "Options", "Scored", "Strategy"]
+    from personalize.strategies import Artifact, Dataset, History, Options, Strategy
+"""
+
+from personalize.dataset import Dataset
+from personalize.strategies.artifacts import Artifact, ArtifactFormatError
+from personalize.strategies.base import CannotRecommend, Options, Scored, Strategy
+from personalize.strategies.history import History, ItemId
+from personalize.strategies.ranking import top_k, top_k_rows
+
+__all__ = [
+    "Artifact",
+    "ArtifactFormatError",
+    "CannotRecommend",
+    "Dataset",
+    "History",
+    "ItemId",
+    "Options",
+    "Scored",
+    "Strategy",
+    "top_k",
+    "top_k_rows",
+]

@@ -10,62 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import compress
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from personalize.strategies.base import (
-    CannotRecommend,
-    History,
-    Scored,
-    Strategy,
-    top_k,
-    top_k_rows,
-)
-from personalize.training.artifacts import Artifact, ArtifactFormatError
-from personalize.training.keys import csr_parts, stable_order
+from personalize.dataset.keys import csr_parts, stable_order
+from personalize.strategies.artifacts import Artifact
+from personalize.strategies.base import CannotRecommend, Scored, Strategy
+from personalize.strategies.history import History
+from personalize.strategies.ranking import top_k, top_k_rows
 
 #: Float64 score cells one block of ``recommend_many`` holds (32 MiB).
 _BLOCK_CELLS = 1 << 22
-
-
-def class_path(strategy: Strategy | type[Strategy]) -> str:
-    """The dotted path of a strategy class (what artifacts record)."""
-    cls = strategy if isinstance(strategy, type) else type(strategy)
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def artifact_meta(strategy: Strategy, **extra: Any) -> dict[str, Any]:
-    """The metadata every built-in artifact carries, plus ``extra``."""
-    return {
-        "strategy": class_path(strategy),
-        "artifact_version": type(strategy).artifact_version,
-        "options": strategy.options.as_dict(),
-        **extra,
-    }
-
-
-def ensure_artifact(strategy: Strategy, artifact: Artifact) -> None:
-    """Refuse an artifact written by another strategy class or layout version.
-
-    Checked once per artifact object (the result is cached on it).
-    """
-    if artifact.cache.get("checked_by") is type(strategy):
-        return
-    path = artifact.meta.get("strategy")
-    version = artifact.meta.get("artifact_version")
-    if path != class_path(strategy):
-        raise ArtifactFormatError(
-            f"Artifact was written by {path!r}; {class_path(strategy)} cannot read it."
-        )
-    if version != type(strategy).artifact_version:
-        raise ArtifactFormatError(
-            f"Artifact layout version {version!r}; {class_path(strategy)} reads "
-            f"version {type(strategy).artifact_version}. Retrain the strategy."
-        )
-    artifact.cache["checked_by"] = type(strategy)
 
 
 def positions(artifact: Artifact, ids: Sequence[Any] | Iterable[Any] | np.ndarray,
@@ -128,10 +85,9 @@ def history_vector(artifact: Artifact, history: History, n: int,
     """The history as a dense weight vector over the artifact's items.
 
     Repeated items add up. Returns ``(vector, columns)`` where ``columns`` are
-    the distinct known history columns, sorted (read-only: they are the
-    history's memoised encoding, see :func:`history_matrix`).
+    the distinct known history columns, sorted.
     """
-    rows = _one_history(artifact, history, binary)
+    rows = history_matrix(artifact, [history], binary)
     vector = np.zeros(n, dtype=np.float32)
     vector[rows.indices] = rows.data
     return vector, rows.indices
@@ -184,8 +140,6 @@ def history_matrix(artifact: Artifact, histories: Sequence[History],
     A stored entry may be 0 (weights that cancel): every known item is stored.
     """
     n = len(artifact["item_ids"])
-    if len(histories) == 1:
-        return _one_history(artifact, histories[0], binary)
     width = max(n, 1)
     rows, columns, found = _known_items(artifact, histories)
     keys = rows * width + columns
@@ -204,99 +158,6 @@ def history_matrix(artifact: Artifact, histories: Sequence[History],
     shape = (len(histories), n)
     indptr, indices = csr_parts(ordered[first], shape)
     return HistoryRows(indptr, indices, values, shape)
-
-
-def _one_history(artifact: Artifact, history: History, binary: bool) -> HistoryRows:
-    """:func:`history_matrix` of a single history (serving's case), without the batch sort.
-
-    Memoised on the history per id array (its arrays are read-only), so that
-    the parts of a blend that share their items, and the explanations after
-    them, encode a request's history once.
-    """
-    ids = artifact["item_ids"]
-    key = (id(ids), binary)
-    memo = history.encodings.get(key)
-    if memo is not None and memo[0] is ids:
-        return memo[1]
-    encoded = (_short_history_columns(artifact, history, binary)
-               if len(history.item_ids) <= SHORT_HISTORY else None)
-    indices, values = encoded if encoded is not None else _history_columns(
-        artifact, history, binary)
-    indptr = np.array([0, indices.size], dtype=np.int64)
-    rows = HistoryRows(indptr, indices, values, (1, len(ids)))
-    for array in (rows.indptr, rows.indices, rows.data):
-        array.flags.writeable = False
-    history.encodings[key] = (ids, rows)
-    return rows
-
-
-def _history_columns(artifact: Artifact, history: History, binary: bool
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """A history's distinct known columns (sorted) and their summed weights (float32)."""
-    columns, found = positions(artifact, history.item_ids)
-    # a stable sort keeps each item's entries in history order, so that their
-    # weights are summed as the batch path sums them (np.unique costs more here)
-    order = np.argsort(columns, kind="stable")
-    ordered = columns[order]
-    first = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
-    indices = ordered[first] if columns.size else ordered
-    if binary or columns.size == 0:
-        values = np.ones(indices.size, dtype=np.float32)
-    else:
-        weights = (np.asarray(history.weights, dtype=np.float64)[found]
-                   if history.weights is not None else np.ones(columns.size))
-        values = np.add.reduceat(weights[order], first).astype(np.float32)
-    return indices.astype(np.int64, copy=False), values
-
-
-#: Histories up to this long are encoded mostly in plain Python
-#: (:func:`_short_history_columns`): serving encodes one short history per
-#: request, where the dozen NumPy calls of the general path cost more than the work.
-SHORT_HISTORY = 64
-
-#: ``np.add.reduceat`` adds a segment's first entry to the sum of the others, and
-#: sums up to 7 others one after the other (from -0.0), more in pairwise blocks.
-_SEQUENTIAL_SUM = 8
-
-
-def _short_history_columns(artifact: Artifact, history: History, binary: bool
-                           ) -> tuple[np.ndarray, np.ndarray] | None:
-    """:func:`_history_columns` of a short history, or ``None`` where this path does not apply.
-
-    It applies to sorted int64 artifact ids and int history ids (a catalog's
-    pks). Repeats are summed as ``np.add.reduceat`` sums them, so both paths
-    give the same bits; an item repeated more than ``_SEQUENTIAL_SUM`` times
-    is left to NumPy.
-    """
-    ids = artifact["item_ids"]
-    item_ids = history.item_ids
-    if (ids.dtype != np.int64 or not ids.size or not _is_sorted(artifact, "item_ids")
-            or not all(type(item) is int for item in item_ids)):
-        return None
-    try:
-        query = np.array(item_ids, dtype=np.int64)
-    except OverflowError:  # an id outside int64: no catalog item
-        return None
-    found_columns, found = sorted_positions(ids, query)
-    if binary:
-        distinct = sorted(set(found_columns.tolist()))
-        return np.array(distinct, dtype=np.int64), np.ones(len(distinct), dtype=np.float32)
-    weights = history.weights
-    entries: dict[int, list[float]] = {}  # column -> its weights, in history order
-    for column, n in zip(found_columns.tolist(), compress(range(len(query)), found.tolist()),
-                         strict=True):
-        entries.setdefault(column, []).append(1.0 if weights is None else float(weights[n]))
-    columns = sorted(entries)
-    values = []
-    for column in columns:
-        first, *others = entries[column]
-        if len(others) >= _SEQUENTIAL_SUM:
-            return None
-        rest = -0.0  # x + -0.0 is x, so a lone entry keeps its bits
-        for weight in others:
-            rest += weight
-        values.append(first + rest)
-    return np.array(columns, dtype=np.int64), np.array(values, dtype=np.float32)
 
 
 def _known_items(artifact: Artifact, histories: Sequence[History]
@@ -390,7 +251,7 @@ class VectorStrategy(Strategy):
         self, artifact: Artifact, history: History, k: int, exclude: Iterable[Any] = ()
     ) -> Scored:
         """The ``k`` best unseen, non-excluded items, best first."""
-        ensure_artifact(self, artifact)
+        self.check_artifact(artifact)
         if k <= 0:
             return []
         scores = self.item_scores(artifact, history)
@@ -409,7 +270,7 @@ class VectorStrategy(Strategy):
         """
         if type(self).recommend is not VectorStrategy.recommend:
             return super().recommend_many(artifact, histories, k, exclude)
-        ensure_artifact(self, artifact)
+        self.check_artifact(artifact)
         if k <= 0:
             return [[] for _ in histories]
         item_ids = artifact["item_ids"]
@@ -434,7 +295,7 @@ class VectorStrategy(Strategy):
 
         History items are not masked: the caller decides what to show.
         """
-        ensure_artifact(self, artifact)
+        self.check_artifact(artifact)
         scores = self.item_scores(artifact, history)
         columns, found = positions(artifact, item_ids)
         out = np.full(len(found), np.nan)

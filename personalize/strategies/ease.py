@@ -34,21 +34,20 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from personalize.conf import personalize_settings
-from personalize.strategies.base import CannotRecommend, History, Options, Scored
+from personalize.dataset import Dataset
+from personalize.strategies.artifacts import Artifact
+from personalize.strategies.base import CannotRecommend, Options, Scored
 from personalize.strategies.common import (
     HistoryRows,
     VectorStrategy,
-    artifact_meta,
-    ensure_artifact,
     history_matrix,
     history_vector,
     parse_exclude,
     positions,
     ranked,
 )
+from personalize.strategies.history import History
 from personalize.strategies.item_knn import positive_matrix
-from personalize.training.artifacts import Artifact
-from personalize.training.dataset import Dataset
 
 if TYPE_CHECKING:
     from django.core.checks import CheckMessage
@@ -134,7 +133,6 @@ class EASE(VectorStrategy):
     artifact_version: ClassVar[int] = 1
     options: EASEOptions
 
-    @property
     def max_items(self) -> int:
         """The item ceiling: the ``max_items`` option, else ``EASE_MAX_ITEMS``."""
         if self.options.max_items is not None:
@@ -151,7 +149,7 @@ class EASE(VectorStrategy):
         matrix = positive_matrix(dataset, opts.binary)
         counts = np.bincount(matrix.indices, minlength=dataset.n_items)
         active = np.flatnonzero(counts > 0)
-        ceiling = self.max_items
+        ceiling = self.max_items()
         if active.size > ceiling:
             raise TooManyItems(
                 f"EASE would model {active.size} items; the ceiling is {ceiling} "
@@ -168,9 +166,9 @@ class EASE(VectorStrategy):
         if opts.popularity_exponent and active.size:
             scale = counts[active].astype(np.float32) ** np.float32(opts.popularity_exponent)
             weights *= scale[None, :]
-        artifact = Artifact(
-            arrays={"item_ids": np.asarray(dataset.item_ids)[active]},
-            meta=artifact_meta(self, n_items=int(active.size), dense=opts.top_entries is None),
+        artifact = self.new_artifact(
+            {"item_ids": np.asarray(dataset.item_ids)[active]},
+            n_items=int(active.size), dense=opts.top_entries is None,
         )
         if opts.top_entries is None:
             artifact.arrays["weights"] = weights.astype(np.float32, copy=False)
@@ -211,7 +209,7 @@ class EASE(VectorStrategy):
         self, artifact: Artifact, history: History, item_ids: Sequence[Any]
     ) -> np.ndarray:
         """Scores of ``item_ids`` only: gathers ``len(history) x len(item_ids)`` weights."""
-        ensure_artifact(self, artifact)
+        self.check_artifact(artifact)
         weights, columns = self._history(artifact, history)
         targets, found = positions(artifact, item_ids)
         out = np.full(len(found), np.nan)
@@ -226,7 +224,7 @@ class EASE(VectorStrategy):
         self, artifact: Artifact, item_id: Any, k: int, exclude: Iterable[Any] = ()
     ) -> Scored:
         """Items that a history of only ``item_id`` would rank first."""
-        ensure_artifact(self, artifact)
+        self.check_artifact(artifact)
         columns, _ = positions(artifact, [item_id])
         if columns.size == 0:
             raise CannotRecommend(f"Item {item_id!r} is not in the EASE model.")
@@ -239,7 +237,7 @@ class EASE(VectorStrategy):
 
     def explain(self, artifact: Artifact, history: History, item_id: Any) -> Any:
         """The history item with the largest positive weight towards ``item_id``."""
-        ensure_artifact(self, artifact)
+        self.check_artifact(artifact)
         target, _ = positions(artifact, [item_id])
         n = len(artifact["item_ids"])
         vector, columns = history_vector(artifact, history, n, binary=self.options.binary)
@@ -261,7 +259,7 @@ class EASE(VectorStrategy):
         """
         if type(self).explain is not EASE.explain:  # a subclass's own explain rules
             return super().explain_many(artifact, history, item_ids)
-        ensure_artifact(self, artifact)
+        self.check_artifact(artifact)
         answers: list[Any] = [None] * len(item_ids)
         targets, found = positions(artifact, item_ids)
         rows = history_matrix(artifact, [history], binary=self.options.binary)
@@ -284,26 +282,19 @@ class EASE(VectorStrategy):
         return answers
 
     def check(self) -> list[CheckMessage]:
-        """personalize.E020: the item ceiling is invalid or the catalog exceeds it."""
+        """personalize.E020: the item ceiling is not a positive integer.
+
+        Whether the catalog exceeds it is checked with the training settings.
+        """
         from django.core.checks import Error
 
-        ceiling = self.max_items
+        ceiling = self.max_items()
         obj = "PERSONALIZE['EASE_MAX_ITEMS']"
         if isinstance(ceiling, bool) or not isinstance(ceiling, int) or ceiling < 1:
             return [Error(
                 f"The EASE item ceiling is {ceiling!r}; it must be a positive integer.",
                 hint="Set PERSONALIZE['EASE_MAX_ITEMS'] (or the max_items option) to the "
                      "largest catalog EASE may invert, e.g. 20000.",
-                obj=obj, id="personalize.E020",
-            )]
-        catalog = _catalog_size()
-        if catalog is not None and catalog > ceiling:
-            return [Error(
-                f"The catalog has {catalog} available items, more than the EASE ceiling "
-                f"of {ceiling}; training EASE will fail once more of them have interactions.",
-                hint="Raise PERSONALIZE['EASE_MAX_ITEMS'] if the training workers have "
-                     f"the memory (about {_gigabytes(catalog)} GB for {catalog} items), "
-                     "or use item_knn for this catalog.",
                 obj=obj, id="personalize.E020",
             )]
         return []
@@ -340,24 +331,6 @@ def _full_product_pays(nnz: int, rows: int, n: int) -> bool:
     evaluation histories multiplies, and a 20,000-item catalog gathers.
     """
     return nnz * (8 if rows == 1 else 32) >= rows * n
-
-
-def _gigabytes(n_items: int) -> str:
-    # the Gram matrix and its float32 inverse, computed in place, plus the scores
-    return f"{3 * 4 * n_items * n_items / 1e9:.1f}"
-
-
-def _catalog_size() -> int | None:
-    """Available Item rows, or ``None`` when the table cannot be read (no DB yet)."""
-    from django.db import DatabaseError
-
-    from personalize.models import Item
-
-    try:
-        return Item.objects.filter(available=True).count()
-    except (DatabaseError, RuntimeError):
-        # RuntimeError: a test runner that forbids database access here
-        return None
 
 
 def _prune_rows(weights: np.ndarray, keep: int) -> sp.csr_array:

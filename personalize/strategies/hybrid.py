@@ -38,31 +38,23 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from django.utils.module_loading import import_string
 
-from personalize.strategies.base import (
-    CannotRecommend,
-    History,
-    Options,
-    Scored,
-    Strategy,
-    top_k,
-    top_k_set,
-)
+from personalize.dataset import Dataset
+from personalize.strategies.artifacts import Artifact, ArtifactFormatError
+from personalize.strategies.base import CannotRecommend, Options, Scored, Strategy
 from personalize.strategies.common import (
     VectorStrategy,
-    artifact_meta,
-    ensure_artifact,
     mask_columns,
     parse_exclude,
     positions,
     ranked,
 )
+from personalize.strategies.history import History
+from personalize.strategies.ranking import top_k
 from personalize.strategies.registry import (
     StrategyConfigError,
     configured_strategy_specs,
     get_strategy,
 )
-from personalize.training.artifacts import Artifact, ArtifactFormatError
-from personalize.training.dataset import Dataset
 
 if TYPE_CHECKING:
     from django.core.checks import CheckMessage
@@ -130,12 +122,12 @@ def _minmax(scores: np.ndarray) -> np.ndarray:
 def _scores_for(strategy: Strategy, artifact: Artifact, history: History,
                 candidates: np.ndarray, listed: Scored) -> np.ndarray:
     """The part's score for every candidate: exact when it can, else from its list."""
-    scorer = getattr(strategy, "score_items", None)
-    if callable(scorer):
-        try:
-            return np.asarray(scorer(artifact, history, candidates.tolist()), dtype=np.float64)
-        except CannotRecommend:
-            pass
+    try:
+        exact = strategy.score_items(artifact, history, candidates.tolist())
+    except CannotRecommend:
+        exact = None
+    if exact is not None:
+        return np.asarray(exact, dtype=np.float64)
     scores = np.full(len(candidates), np.nan)
     if listed:
         ids, values = _as_arrays(listed)
@@ -185,6 +177,18 @@ class HybridStrategy(Strategy):
             open_slots = [slot for slot in open_slots if answers[slot] is None]
         return answers
 
+    def forget_subjects(self, artifact: Artifact, subject_ids: Iterable[Any]) -> int:
+        """Each part forgets the subjects in its own way; returns the rows forgotten in all."""
+        wanted = list(subject_ids)
+        forgotten = 0
+        for name in artifact.meta.get("parts", {}):
+            strategy, part = unpack_part(artifact, name)
+            forgotten += strategy.forget_subjects(part, wanted)
+            prefix = f"{name}{SEPARATOR}"
+            for key, array in part.arrays.items():  # written back: a copy of the part reads them
+                artifact.arrays[f"{prefix}{key}"] = array
+        return forgotten
+
     def fit(self, dataset: Dataset) -> Artifact:
         """Fit every part on the same snapshot and pack their artifacts."""
         stack = _fitting.get()
@@ -196,7 +200,7 @@ class HybridStrategy(Strategy):
         finally:
             _fitting.reset(token)
         arrays, metas = pack_parts(parts)
-        return Artifact(arrays=arrays, meta=artifact_meta(self, parts=metas, layout="prefixed"))
+        return self.new_artifact(arrays, parts=metas, layout="prefixed")
 
     def check(self) -> list[CheckMessage]:
         """personalize.E021: a part is not a configured strategy, or a hybrid contains itself."""
@@ -281,14 +285,11 @@ class Blend(HybridStrategy):
         self, artifact: Artifact, history: History, k: int, exclude: Iterable[Any] = ()
     ) -> Scored:
         """The ``k`` best items by the weighted sum of the parts' normalised scores."""
-        ensure_artifact(self, artifact)
+        self.check_artifact(artifact)
         if k <= 0:
             return []
         exclude = parse_exclude(exclude)
         pool = max(self.options.candidates, k)
-        space = _shared_space(artifact, self.part_names())
-        if space is not None:
-            return self._recommend_in(space, artifact, history, k, exclude, pool)
         answered: list[tuple[float, Strategy, Artifact, Scored, np.ndarray | None]] = []
         for name, weight in self.options.strategies.items():
             if not weight:
@@ -297,7 +298,7 @@ class Blend(HybridStrategy):
             try:
                 if isinstance(strategy, VectorStrategy):
                     # one score vector serves both the proposal and the blending
-                    ensure_artifact(strategy, part)
+                    strategy.check_artifact(part)
                     vector = strategy.item_scores(part, history)
                     masked = vector.copy()
                     mask_columns(masked, part, history, exclude)
@@ -324,98 +325,6 @@ class Blend(HybridStrategy):
             total += weight * _minmax(part_scores)
         best = top_k(total, k)
         return list(zip(candidates[best].tolist(), total[best].tolist(), strict=True))
-
-    def _recommend_in(self, space: _SharedSpace, artifact: Artifact, history: History, k: int,
-                      exclude: list[Any], pool: int) -> Scored:
-        """:meth:`recommend` when every part scores all its items at once.
-
-        The same candidates and the same blended scores as the general path,
-        without a list of pairs per part: the candidates are a mask over the
-        union of the parts' items, and each part's scores are read at them
-        from its own vector (missing where the part does not know the item).
-        """
-        n = len(space.item_ids["item_ids"])
-        blocked = np.zeros(n, dtype=bool)
-        blocked[positions(space.item_ids, [*history.item_ids, *exclude])[0]] = True
-        proposed = np.zeros(n, dtype=bool)
-        scored: list[tuple[float, np.ndarray, np.ndarray | None]] = []
-        for name, weight in self.options.strategies.items():
-            if not weight:
-                continue
-            strategy, part = unpack_part(artifact, name)
-            assert isinstance(strategy, VectorStrategy)  # the shared space exists only then
-            ensure_artifact(strategy, part)
-            try:
-                vector = strategy.item_scores(part, history)
-            except CannotRecommend:
-                continue
-            where = space.columns[name]
-            # the part's own top_k, so that its ties break as in its own recommend
-            best = top_k_set(vector, pool, excluded=blocked if where is None else blocked[where])
-            proposed[best if where is None else where[best]] = True
-            scored.append((weight, vector, space.part_columns[name]))
-        if not scored:
-            raise CannotRecommend("No part of the blend can recommend for this history.")
-        candidates = np.flatnonzero(proposed)  # in item id order, as np.unique gives them
-        total = np.zeros(candidates.size)
-        for weight, vector, part_columns in scored:
-            if part_columns is None:
-                part_scores = vector[candidates]
-            else:
-                columns = part_columns[candidates]
-                part_scores = np.where(columns >= 0, vector[columns], np.nan)
-            total += weight * _minmax(part_scores)
-        best = top_k(total, k)
-        return list(zip(space.item_ids["item_ids"][candidates[best]].tolist(),
-                        total[best].tolist(), strict=True))
-
-
-@dataclass(frozen=True)
-class _SharedSpace:
-    """The union of a blend's part items (sorted), and where each part's items lie in it."""
-
-    #: An artifact holding only the sorted union as ``item_ids`` (for :func:`positions`).
-    item_ids: Artifact
-    #: Each part's items' positions in the union; ``None`` for a part whose
-    #: items are the whole union (in the same order).
-    columns: dict[str, np.ndarray | None]
-    #: The other way: each union position's column in the part (-1: not there).
-    part_columns: dict[str, np.ndarray | None]
-
-
-def _shared_space(artifact: Artifact, names: list[str]) -> _SharedSpace | None:
-    """The union space of ``names``' items when every part is a VectorStrategy, else None.
-
-    Built once per artifact. ``None`` also when the parts' item ids cannot be
-    sorted together (ids of mixed types).
-    """
-    if "shared_space" not in artifact.cache:
-        space = None
-        parts = {name: unpack_part(artifact, name) for name in names}
-        if all(isinstance(strategy, VectorStrategy) for strategy, _ in parts.values()):
-            try:
-                union = np.unique(np.concatenate([part["item_ids"] for _, part in
-                                                  parts.values()]))
-            except (TypeError, ValueError):
-                union = None
-            if union is not None and union.dtype.kind in "iu":
-                ids = Artifact(arrays={"item_ids": union}, meta={})
-                identity = np.arange(union.size)
-                columns: dict[str, np.ndarray | None] = {}
-                part_columns: dict[str, np.ndarray | None] = {}
-                for name, (_, part) in parts.items():
-                    where = positions(ids, part["item_ids"])[0]
-                    if np.array_equal(where, identity) and part["item_ids"].dtype == union.dtype:
-                        # equal ids, one array: a history encoded for one part serves them all
-                        part.arrays["item_ids"] = union
-                        columns[name] = part_columns[name] = None
-                        continue
-                    inverse = np.full(union.size, -1, dtype=np.int64)
-                    inverse[where] = np.arange(where.size)
-                    columns[name], part_columns[name] = where, inverse
-                space = _SharedSpace(ids, columns, part_columns)
-        artifact.cache["shared_space"] = space
-    return artifact.cache["shared_space"]
 
 
 @dataclass(frozen=True)
@@ -462,7 +371,7 @@ class Cascade(HybridStrategy):
         candidates the ranker scores, the normalised candidate score (below 1)
         for the rest, which follow in candidate order.
         """
-        ensure_artifact(self, artifact)
+        self.check_artifact(artifact)
         if k <= 0:
             return []
         exclude = parse_exclude(exclude)
@@ -493,6 +402,6 @@ class Cascade(HybridStrategy):
     def _ranker_list(ranker: Strategy, artifact: Artifact, history: History,
                      exclude: list[Any], n: int) -> Scored:
         """The ranker's own list, used only when it cannot score given items."""
-        if callable(getattr(ranker, "score_items", None)):
+        if ranker.implements("score_items"):
             return []
         return ranker.recommend(artifact, history, max(20 * n, 1000), exclude)

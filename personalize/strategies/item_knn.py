@@ -31,12 +31,12 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from personalize.strategies.base import CannotRecommend, History, Options, Scored
+from personalize.dataset import Dataset
+from personalize.strategies.artifacts import Artifact
+from personalize.strategies.base import CannotRecommend, Options, Scored
 from personalize.strategies.common import (
     HistoryRows,
     VectorStrategy,
-    artifact_meta,
-    ensure_artifact,
     explain_inputs,
     history_matrix,
     history_vector,
@@ -44,8 +44,7 @@ from personalize.strategies.common import (
     positions,
     ranked,
 )
-from personalize.training.artifacts import Artifact
-from personalize.training.dataset import Dataset
+from personalize.strategies.history import History
 
 #: Largest dense similarity block computed at once (float32 cells: 128 MiB).
 _BLOCK_CELLS = 1 << 25
@@ -142,9 +141,9 @@ class ItemKNN(VectorStrategy):
             shape=(n, n), dtype=np.float32,
         )
         neighbours.sort_indices()
-        artifact = Artifact(
-            arrays={"item_ids": np.asarray(dataset.item_ids)},
-            meta=artifact_meta(self, n_items=n, nnz=int(neighbours.nnz)),
+        artifact = self.new_artifact(
+            {"item_ids": np.asarray(dataset.item_ids)},
+            n_items=n, nnz=int(neighbours.nnz),
         )
         artifact.put_csr("neighbours", neighbours)
         return artifact
@@ -199,7 +198,7 @@ class ItemKNN(VectorStrategy):
         self, artifact: Artifact, item_id: Any, k: int, exclude: Iterable[Any] = ()
     ) -> Scored:
         """The ``k`` nearest neighbours of ``item_id``."""
-        ensure_artifact(self, artifact)
+        self.check_artifact(artifact)
         columns, _ = positions(artifact, [item_id])
         if columns.size == 0:
             raise CannotRecommend(f"Item {item_id!r} is not in the item kNN model.")
@@ -215,7 +214,7 @@ class ItemKNN(VectorStrategy):
 
     def explain(self, artifact: Artifact, history: History, item_id: Any) -> Any:
         """The history item contributing most to ``item_id``'s score, or ``None``."""
-        ensure_artifact(self, artifact)
+        self.check_artifact(artifact)
         target, _ = positions(artifact, [item_id])
         n = len(artifact["item_ids"])
         vector, columns = history_vector(artifact, history, n, binary=self.options.binary)
@@ -240,7 +239,7 @@ class ItemKNN(VectorStrategy):
         """
         if type(self).explain is not ItemKNN.explain:  # a subclass's own explain rules
             return super().explain_many(artifact, history, item_ids)
-        ensure_artifact(self, artifact)
+        self.check_artifact(artifact)
         answers, targets, found, vector, columns = explain_inputs(
             artifact, history, item_ids, binary=self.options.binary)
         if targets.size == 0 or columns.size == 0:

@@ -30,17 +30,11 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from personalize.strategies.base import History, Options, Scored
-from personalize.strategies.common import (
-    VectorStrategy,
-    artifact_meta,
-    ensure_artifact,
-    parse_exclude,
-    positions,
-    ranked,
-)
-from personalize.training.artifacts import Artifact
-from personalize.training.dataset import SECONDS_PER_DAY, Dataset
+from personalize.dataset import SECONDS_PER_DAY, Dataset
+from personalize.strategies.artifacts import Artifact
+from personalize.strategies.base import Options, Scored
+from personalize.strategies.common import VectorStrategy, parse_exclude, positions, ranked
+from personalize.strategies.history import History
 
 COUNT_MODES = ("subjects", "events", "weight")
 
@@ -103,9 +97,9 @@ class PopularityBase(VectorStrategy):
     def fit(self, dataset: Dataset) -> Artifact:
         """Score every item of the snapshot; keep the category matrix when there is one."""
         scores = self._item_weights(dataset).astype(np.float32)
-        artifact = Artifact(
-            arrays={"item_ids": np.asarray(dataset.item_ids), "scores": scores},
-            meta=artifact_meta(self, n_items=dataset.n_items),
+        artifact = self.new_artifact(
+            {"item_ids": np.asarray(dataset.item_ids), "scores": scores},
+            n_items=dataset.n_items,
         )
         categories = [list(c) for c in dataset.item_categories]
         if any(categories):
@@ -146,7 +140,7 @@ class PopularityBase(VectorStrategy):
         Returns:
             ``[(item_id, score)]``; empty when the category is unknown.
         """
-        ensure_artifact(self, artifact)
+        self.check_artifact(artifact)
         if k <= 0 or "category_names" not in artifact:
             return []
         names = artifact["category_names"]

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Set
 from typing import Any
 
-from django.core.cache import caches
-
-from personalize.cachebatch import CacheBatch
-from personalize.conf import personalize_settings
+from personalize.backends.cache import CacheBatch
+from personalize.models import Event
 from personalize.signals import event_recorded
 
 
@@ -17,14 +15,10 @@ def announce_events(subject_ids: Set[int], item_ids: Set[int], count: int,
     """Send ``event_recorded`` for events already committed.
 
     The receivers queue their cache writes (block generations, the retrain
-    counter) on one :class:`CacheBatch`, sent after the last receiver: one
-    round trip per request instead of one per receiver.
+    counter) on one :class:`~personalize.backends.cache.CacheBatch`, sent after
+    the last receiver: one round trip per request instead of one per receiver.
     """
-    if sender is None:
-        from personalize.models import Event
-
-        sender = Event
-    batch = CacheBatch(caches[personalize_settings.CACHE_ALIAS])
-    event_recorded.send(sender=sender, subject_ids=subject_ids, item_ids=item_ids, count=count,
-                        cache_writes=batch)
+    batch = CacheBatch()
+    event_recorded.send(sender=sender or Event, subject_ids=subject_ids, item_ids=item_ids,
+                        count=count, cache_writes=batch)
     batch.send()

@@ -32,6 +32,7 @@ from django.core.checks import CheckMessage, Error, Warning
 from django.utils.module_loading import import_string
 
 from personalize.conf import personalize_settings
+from personalize.models import Event
 
 MIDDLEWARE_PATH = "personalize.tracking.middleware.VisitorMiddleware"
 SAMESITE_VALUES = ("Lax", "Strict", "None")
@@ -98,7 +99,6 @@ def tracking_checks() -> list[CheckMessage]:
         ))
     from django.db import router
 
-    from personalize.models import Event
 
     alias = router.db_for_write(Event)
     errors += sqlite_lock_warnings(alias, settings.DATABASES.get(alias, {}))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from personalize.consent.service import has_consent, has_consent_many
 from personalize.models import Subject
 
 logger = logging.getLogger(__name__)
@@ -24,8 +25,6 @@ def personalization_allowed(subject: Subject | int | None, request: Any = None) 
     default (``CONSENT_MODE``) and the request's GPC / DNT signal decide.
     """
     try:
-        from personalize.consent.service import has_consent
-
         return bool(has_consent(subject, PURPOSE, request=request))
     except Exception:
         logger.exception(
@@ -33,28 +32,6 @@ def personalization_allowed(subject: Subject | int | None, request: Any = None) 
             getattr(subject, "pk", None),
         )
         return False
-
-
-def remembered_subject_allowed(subject_id: int, request: Any = None) -> bool | None:
-    """:func:`personalization_allowed` for a subject pk remembered by this process.
-
-    One cache round trip reads the consent state and the subject's serving
-    generation together; ``None`` means the pk may no longer stand for the
-    request (the subject was merged or erased, or the cache could not say), so
-    the caller resolves the request from the database again.
-    """
-    from personalize.consent.service import has_consent_reading
-    from personalize.serving.cache import TOMBSTONE, subject_gen_key
-
-    key = subject_gen_key(subject_id)
-    try:
-        allowed, values = has_consent_reading(subject_id, PURPOSE, request, also=[key])
-    except Exception:
-        logger.exception("Consent check failed for subject %s; resolving it again.", subject_id)
-        return None
-    if values is None or values.get(key) == TOMBSTONE:
-        return None
-    return allowed
 
 
 def personalization_allowed_many(subject_ids: set[int], request: Any = None) -> dict[int, bool]:
@@ -65,8 +42,6 @@ def personalization_allowed_many(subject_ids: set[int], request: Any = None) -> 
     if not subject_ids:
         return {}
     try:
-        from personalize.consent.service import has_consent_many
-
         allowed = has_consent_many(subject_ids, PURPOSE, request=request)
         return {pk: bool(allowed.get(pk, False)) for pk in subject_ids}
     except Exception:

@@ -3,7 +3,7 @@
 The path is built for throughput: one validation pass with precomputed
 lookups, then a fixed number of queries per batch whatever its size (subjects
 named by server callers, the batch's items, the event ids already stored) and a
-single ``bulk_create(ignore_conflicts=True)``. No per-event query.
+single bulk insert. No per-event query.
 
 Each event gets a result at its index: ``accepted``, ``duplicate`` (its
 ``event_id`` is already stored, or appeared earlier in the same batch: it is
@@ -15,33 +15,27 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import connections, router, transaction
-from django.utils import timezone
+from django.db import router, transaction
 
+from personalize.backends.database import EventRow, chunked, event_store
 from personalize.conf import personalize_settings
+from personalize.identity import follow_merges
 from personalize.models import Event, Item, Subject
 from personalize.models.events import EventSource
 from personalize.signals import items_changed
 from personalize.tracking.announce import announce_events
 from personalize.tracking.consent_gate import personalization_allowed_many
-from personalize.tracking.subjects import follow_merges
 from personalize.tracking.validation import CleanEvent, EventValidator, Problem
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
 REJECTED = "rejected"
-
-#: IN-list chunk size that every backend accepts (SQLite's old limit is 999).
-IN_CHUNK = 900
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 NO_CONSENT = Problem("consent", "no personalization consent for this subject")
 
@@ -108,11 +102,6 @@ def reject_all(count: int, problem: Problem) -> IngestReport:
     )
 
 
-def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(values), IN_CHUNK):
-        yield values[start : start + IN_CHUNK]
-
-
 def subjects_for_refs(refs: set[str | int]) -> dict[str | int, Subject]:
     """Subjects named by server callers: a subject key (str) or a user id (int).
 
@@ -122,12 +111,12 @@ def subjects_for_refs(refs: set[str | int]) -> dict[str | int, Subject]:
     keys = sorted(r for r in refs if isinstance(r, str))
     user_ids = sorted(r for r in refs if isinstance(r, int))
     found: dict[str | int, Subject] = {}
-    for chunk in _chunks(keys):
+    for chunk in chunked(keys):
         for subject in Subject.objects.filter(key__in=chunk):
             found[subject.key] = subject
     if user_ids:
         by_user: dict[int, Subject] = {}
-        for chunk in _chunks(user_ids):
+        for chunk in chunked(user_ids):
             by_user.update(
                 (s.user_id, s) for s in Subject.objects.filter(user_id__in=chunk)
                 if s.user_id is not None
@@ -136,7 +125,7 @@ def subjects_for_refs(refs: set[str | int]) -> dict[str | int, Subject]:
         if missing:
             user_model = get_user_model()
             existing_users: list[int] = []
-            for chunk in _chunks(missing):
+            for chunk in chunked(missing):
                 existing_users.extend(
                     user_model._default_manager.filter(pk__in=chunk).values_list("pk", flat=True)
                 )
@@ -144,7 +133,7 @@ def subjects_for_refs(refs: set[str | int]) -> dict[str | int, Subject]:
                 Subject.objects.bulk_create(
                     [Subject(user_id=u) for u in existing_users], ignore_conflicts=True
                 )
-                for chunk in _chunks(existing_users):
+                for chunk in chunked(existing_users):
                     by_user.update(
                         (s.user_id, s) for s in Subject.objects.filter(user_id__in=chunk)
                         if s.user_id is not None
@@ -182,40 +171,11 @@ def items_for_refs(external_ids: set[str], create: bool | None = None) -> dict[s
 
 
 def _item_pks(external_ids: list[str]) -> dict[str, int]:
-    """``external_id -> pk`` in one query."""
-    alias = router.db_for_read(Item)
-    connection = connections[alias]
-    if connection.vendor != "postgresql":
-        found: dict[str, int] = {}
-        for chunk in _chunks(external_ids):
-            found.update(
-                Item.objects.using(alias).filter(external_id__in=chunk)
-                .values_list("external_id", "pk")
-            )
-        return found
-    # One array parameter instead of an IN list of hundreds: several times less
-    # work in the driver, and one query text the server can cache.
-    meta = Item._meta
-    q = connection.ops.quote_name
-    key = str(meta.get_field("external_id").column)
-    pk = str(meta.pk.column if meta.pk is not None else "id")
-    sql = f"SELECT {q(key)}, {q(pk)} FROM {q(meta.db_table)} WHERE {q(key)} = ANY(%s)"  # noqa: S608
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [external_ids])
-        return dict(cursor.fetchall())
-
-
-def existing_event_ids(
-    event_ids: Sequence[uuid.UUID | str], using: str = "default"
-) -> set[uuid.UUID]:
-    """Which of ``event_ids`` are already stored."""
-    stored: set[uuid.UUID] = set()
-    for chunk in _chunks(event_ids):
-        stored.update(
-            Event.objects.using(using).filter(event_id__in=chunk)
-            .values_list("event_id", flat=True)
-        )
-    return stored
+    """``external_id -> pk`` of the items that exist."""
+    found: dict[str, int] = {}
+    for chunk in chunked(external_ids):
+        found.update(Item.objects.filter(external_id__in=chunk).values_list("external_id", "pk"))
+    return found
 
 
 def ingest_events(
@@ -286,7 +246,7 @@ def ingest_events(
 
     item_map = items_for_refs(external_ids) if external_ids else {}
     seen: set[str] = set()
-    rows: list[Row] = []
+    rows: list[EventRow] = []
     for index, clean, owner in admitted:
         item_pk = None
         if clean.item_ref is not None:
@@ -302,7 +262,7 @@ def ingest_events(
             continue
         else:
             seen.add(uid)
-        rows.append(Row(index, uid, owner.id, item_pk, clean.event_type, clean.value,
+        rows.append(EventRow(index, uid, owner.id, item_pk, clean.event_type, clean.value,
                         clean.context, clean.timestamp))
 
     if rows:
@@ -313,42 +273,19 @@ def ingest_events(
     return IngestReport([r for r in results if r is not None])
 
 
-@dataclass(slots=True)
-class Row:
-    """One validated event with its subject and item resolved."""
-
-    index: int
-    event_id: str  # canonical UUID text
-    subject_id: int
-    item_id: int | None
-    event_type: str
-    value: float | None
-    context: dict[str, Any]
-    timestamp: datetime
-
-
-def store_rows(rows: Sequence[Row], source: str) -> dict[str, int | None]:
+def store_rows(rows: Sequence[EventRow], source: str) -> dict[str, int | None]:
     """Insert the rows, skipping event ids already stored; returns the ids inserted.
 
-    One ``INSERT ... ON CONFLICT (event_id) DO NOTHING`` whatever the backend.
-    On PostgreSQL it is a single statement over one JSON parameter with
-    ``RETURNING``, so duplicates are known exactly (even against a concurrent
-    replay) and no model instance is built; elsewhere it is
-    ``bulk_create(ignore_conflicts=True)`` after one query for the ids already
-    stored. ``event_recorded`` is sent after commit.
+    One bulk insert through the database's event store
+    (:func:`personalize.backends.database.event_store`); ``event_recorded`` is
+    sent after commit.
 
     Returns:
         ``event_id -> Event.pk`` of the rows inserted (the pk is ``None`` where
-        the backend does not report it).
+        the database does not report it).
     """
     alias = router.db_for_write(Event)
-    connection = connections[alias]
-    if connection.vendor == "postgresql":
-        # A single statement is atomic on its own: no BEGIN/COMMIT round trips.
-        inserted = _insert_postgresql(connection, rows, source)
-    else:
-        with transaction.atomic(using=alias):
-            inserted = _insert_portable(alias, rows, source)
+    inserted = event_store(alias).insert(rows, source)
     stored = [row for row in rows if row.event_id in inserted]
     if stored:
         subject_ids = {row.subject_id for row in stored}
@@ -358,78 +295,6 @@ def store_rows(rows: Sequence[Row], source: str) -> dict[str, int | None]:
         transaction.on_commit(lambda: announce_events(subject_ids, item_ids, count),
                               using=alias)
     return inserted
-
-
-def _insert_portable(alias: str, rows: Sequence[Row], source: str) -> dict[str, int | None]:
-    stored = {str(u) for u in existing_event_ids([row.event_id for row in rows], using=alias)}
-    fresh = [row for row in rows if row.event_id not in stored]
-    Event.objects.using(alias).bulk_create([
-        Event(event_id=row.event_id, subject_id=row.subject_id, item_id=row.item_id,
-              event_type=row.event_type, value=row.value, context=row.context,
-              timestamp=row.timestamp, source=source)
-        for row in fresh
-    ], ignore_conflicts=True)
-    return dict.fromkeys((row.event_id for row in fresh), None)
-
-
-_PG_TARGETS = ("event_id", "subject", "item", "event_type", "value", "context", "timestamp",
-               "source", "received_at")
-
-
-def _pg_insert_head(connection: Any) -> tuple[str, str]:
-    """``INSERT INTO event (columns)`` and ``ON CONFLICT ... RETURNING ...``, quoted."""
-    # Only the model's own quoted identifiers are interpolated; values are parameters.
-    meta = Event._meta
-    column = {f.name: f.column for f in meta.concrete_fields}
-    q = connection.ops.quote_name
-    head = f"INSERT INTO {q(meta.db_table)} ({', '.join(q(column[t]) for t in _PG_TARGETS)}) "
-    tail = (f" ON CONFLICT ({q(column['event_id'])}) DO NOTHING "
-            f"RETURNING {q(column['event_id'])}::text, {q(column['id'])}")
-    return head, tail
-
-
-def _pg_insert_sql(connection: Any) -> str:
-    head, tail = _pg_insert_head(connection)
-    return (
-        head
-        + "SELECT r.e, r.s, r.i, r.t, r.v, COALESCE(r.c, '{}'::jsonb), "
-        "TIMESTAMPTZ 'epoch' + r.us * INTERVAL '1 microsecond', %s, %s "
-        "FROM jsonb_to_recordset(%s::jsonb) AS r(e uuid, s bigint, i bigint, t text, "
-        "v double precision, c jsonb, us bigint)"
-        + tail
-    )
-
-
-def _pg_insert_one_sql(connection: Any) -> str:
-    head, tail = _pg_insert_head(connection)
-    return head + "VALUES (%s::uuid, %s, %s, %s, %s, %s::jsonb, %s, %s, %s)" + tail
-
-
-def _insert_postgresql(connection: Any, rows: Sequence[Row], source: str) -> dict[str, int | None]:
-    received_at = timezone.now()
-    with connection.cursor() as cursor:
-        if len(rows) == 1:
-            # track() and single beacons: plain VALUES plans and runs faster than
-            # unpacking a one-element JSON array.
-            row = rows[0]
-            cursor.execute(_pg_insert_one_sql(connection), [
-                row.event_id, row.subject_id, row.item_id, row.event_type, row.value,
-                json.dumps(row.context or {}, ensure_ascii=False, allow_nan=False),
-                row.timestamp, source, received_at,
-            ])
-            return dict(cursor.fetchall())
-        # One parameter instead of nine per row: the driver quotes a single string
-        # and PostgreSQL unpacks it, which is several times faster than binding
-        # thousands of values (and no Event instance is built). Times travel as
-        # exact integer microseconds since the epoch.
-        us = _MICROSECOND
-        payload = json.dumps([
-            {"e": row.event_id, "s": row.subject_id, "i": row.item_id, "t": row.event_type,
-             "v": row.value, "c": row.context, "us": (row.timestamp - _EPOCH) // us}
-            for row in rows
-        ], ensure_ascii=False, allow_nan=False)
-        cursor.execute(_pg_insert_sql(connection), [source, received_at, payload])
-        return dict(cursor.fetchall())
 
 
 # --- request bodies -------------------------------------------------------------

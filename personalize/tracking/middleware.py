@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from personalize.tracking.subjects import VisitorState
+from personalize.identity import VisitorState
 
 
 class VisitorMiddleware:

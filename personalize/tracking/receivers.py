@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.signals import user_logged_in, user_logged_out
 
-from personalize.tracking.subjects import on_user_logged_in, on_user_logged_out
+from personalize.tracking.merge import on_user_logged_in, on_user_logged_out
 
 
 def connect_tracking_signals() -> None:

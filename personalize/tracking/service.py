@@ -7,21 +7,17 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import IntegrityError, connections, models, router, transaction
-from django.http import HttpRequest
+from django.db import IntegrityError, models, transaction
 
 from personalize.catalog.adapter import get_adapter_for
+from personalize.catalog.sync import sync_object
+from personalize.identity import resolve_subject, visitor_state
+from personalize.identity.subjects import as_http_request
 from personalize.models import Event, Item
 from personalize.models.events import EventSource
-from personalize.serving.subjects import forget_subject, subject_id_for
 from personalize.tracking.announce import announce_events
-from personalize.tracking.consent_gate import (
-    may_create_subject,
-    personalization_allowed,
-    remembered_subject_allowed,
-)
-from personalize.tracking.ingest import Row, items_for_refs, store_rows
-from personalize.tracking.subjects import _as_http_request, resolve_subject, visitor_state
+from personalize.tracking.consent_gate import may_create_subject, personalization_allowed
+from personalize.tracking.ingest import items_for_refs
 from personalize.tracking.validation import EventValidator, InvalidEvent, Problem
 
 __all__ = ["InvalidEvent", "track"]
@@ -63,8 +59,6 @@ def _item_pk_for_host_object(obj: models.Model) -> int:
     if pk is None:
         # The mirror is missing (catalog not synced yet): the object is known to
         # the site, so creating its Item is always right.
-        from personalize.catalog.sync import sync_object
-
         synced = sync_object(obj)
         if synced is None:
             raise InvalidEvent("item", "the catalog object could not be mirrored")
@@ -112,7 +106,7 @@ def track(
             of range, unknown item with ``CREATE_UNKNOWN_ITEMS`` off, ...): a
             programming error in the caller, so it is loud.
     """
-    request = _as_http_request(request_or_subject)
+    request = as_http_request(request_or_subject)
     if request is not None and visitor_state(request).is_bot:
         return None
     item_ref, item_pk = _item_reference(item)
@@ -123,20 +117,14 @@ def track(
     if isinstance(outcome, Problem):
         raise InvalidEvent(outcome.field, outcome.reason)
 
-    alias = router.db_for_write(Event)
-    remembered = _remembered_subject(request, alias) if request is not None else None
-    if remembered is not None:
-        subject_pk, allowed = remembered
-    else:
-        subject = resolve_subject(request_or_subject, create=False)
+    subject = resolve_subject(request_or_subject, create=False)
+    if subject is None:
+        if request is None or not may_create_subject(request):
+            return None
+        subject = resolve_subject(request_or_subject, create=True)
         if subject is None:
-            if request is None or not may_create_subject(request):
-                return None
-            subject = resolve_subject(request_or_subject, create=True)
-            if subject is None:
-                return None
-        subject_pk, allowed = subject.pk, personalization_allowed(subject, request)
-    if not allowed:
+            return None
+    if not personalization_allowed(subject, request):
         return None
 
     if item_pk is None and item_ref is not None:
@@ -146,7 +134,7 @@ def track(
 
     event = Event(
         event_id=uuid.UUID(outcome.event_id) if outcome.event_id else uuid.uuid4(),
-        subject_id=subject_pk,
+        subject_id=subject.pk,
         item_id=item_pk,
         event_type=outcome.event_type,
         value=outcome.value,
@@ -154,60 +142,10 @@ def track(
         timestamp=outcome.timestamp,
         source=source,
     )
-    try:
-        stored = _store(event, alias, replayable=outcome.event_id is not None)
-    except IntegrityError:
-        if remembered is None or request is None:
-            raise
-        # The remembered subject is gone although the cache kept no tombstone
-        # (evicted): forget it and record for whoever the request is now.
-        forget_subject(subject_pk)
-        visitor_state(request).forget_resolution()
-        return track(request_or_subject, event_type, item, value, event_id=event_id,
-                     timestamp=timestamp, source=source, **context)
-    return event if stored else None
-
-
-def _remembered_subject(request: HttpRequest, alias: str) -> tuple[int, bool] | None:
-    """The request's subject pk and permission without a query, or ``None``.
-
-    Uses the per-process memory of :mod:`personalize.serving.subjects` and
-    one cache round trip for consent plus the subject's tombstone; ``None``
-    sends the caller down the database path (no subject yet, a stale pk, or
-    inside a transaction, where a stale pk's failed insert could not be retried).
-    """
-    if connections[alias].in_atomic_block:
+    if not _insert(event, replayable=outcome.event_id is not None):
         return None
-    subject_id, remembered = subject_id_for(request)
-    if subject_id is None:
-        return None
-    if not remembered:  # just read from the database: live by definition
-        return subject_id, personalization_allowed(subject_id, request)
-    allowed = remembered_subject_allowed(subject_id, request)
-    if allowed is None:
-        forget_subject(subject_id)
-        visitor_state(request).forget_resolution()
-        return None
-    return subject_id, allowed
-
-
-def _store(event: Event, alias: str, *, replayable: bool) -> bool:
-    """Insert the event and announce it; ``False`` if its id was already stored."""
-    if connections[alias].vendor == "postgresql":
-        # The batch statement with one row: no ORM compile, no savepoint, and
-        # RETURNING tells a replay apart. It sends event_recorded itself.
-        row = Row(0, str(event.event_id), event.subject_id, event.item_id, event.event_type,
-                  event.value, event.context, event.timestamp)
-        inserted = store_rows([row], event.source)
-        if row.event_id not in inserted:
-            return False
-        event.pk = inserted[row.event_id]
-        event._state.adding, event._state.db = False, alias
-        return True
-    if not _insert(event, replayable=replayable):
-        return False
     _announce(event.subject_id, event.item_id)
-    return True
+    return event
 
 
 def _insert(event: Event, *, replayable: bool) -> bool:

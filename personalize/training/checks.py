@@ -16,6 +16,9 @@ personalize.E039
     A time setting (``TRAINING_LOCK_TIMEOUT``, ``ACTIVE_MODEL_CHECK_INTERVAL``,
     ``RETRAIN_CHECK_INTERVAL``, ``PRECOMPUTE_TTL``, ``EMBED_DEBOUNCE_SECONDS``)
     is not a number in its range.
+personalize.E020
+    A configured strategy declares a largest catalog (``Strategy.max_items``,
+    EASE: ``EASE_MAX_ITEMS``) and the catalog has more available items.
 personalize.W031
     Celery runs tasks on workers but ``CACHE_ALIAS`` is a per-process cache:
     training locks, the retrain counter and the model-version pointer are not
@@ -30,8 +33,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
+from django.db import DatabaseError
 
 from personalize.conf import personalize_settings
+from personalize.models import Item
+from personalize.strategies import Strategy
 
 CRONTAB_FIELDS = ("minute", "hour", "day_of_week", "day_of_month", "month_of_year")
 PROCESS_LOCAL_CACHES = ("LocMemCache", "DummyCache")
@@ -156,3 +162,32 @@ def _shared_cache_warnings() -> list[CheckMessage]:
              "(5 minutes) and trainings of one strategy may overlap.",
         obj="PERSONALIZE['CACHE_ALIAS']", id="personalize.W031",
     )]
+
+
+def catalog_size_errors(strategies: dict[str, Strategy]) -> list[CheckMessage]:
+    """personalize.E020: strategies whose declared item ceiling the catalog exceeds."""
+    ceilings = {}
+    for name, strategy in strategies.items():
+        ceiling = strategy.max_items()
+        # a ceiling that is not a positive integer is the strategy's own check to report
+        if isinstance(ceiling, int) and not isinstance(ceiling, bool) and ceiling >= 1:
+            ceilings[name] = ceiling
+    if not ceilings:
+        return []
+    try:
+        catalog = Item.objects.filter(available=True).count()
+    except (DatabaseError, RuntimeError):
+        # no table yet (before migrate), or a test runner that forbids queries here
+        return []
+    return [
+        Error(
+            f"The catalog has {catalog} available items, more than strategy {name!r} can "
+            f"train on ({ceiling}); its training will fail once more of them have interactions.",
+            hint="Raise the strategy's item ceiling if the training workers have the memory "
+                 "(EASE: PERSONALIZE['EASE_MAX_ITEMS'] or its max_items option), or use "
+                 "item_knn for this catalog.",
+            obj=f"PERSONALIZE['STRATEGIES'][{name!r}]", id="personalize.E020",
+        )
+        for name, ceiling in ceilings.items()
+        if catalog > ceiling
+    ]

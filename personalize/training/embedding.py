@@ -1,11 +1,9 @@
 """New and changed items get vectors before the next full training.
 
 Content strategies (the embeddings plugin) can add items to a live artifact
-without retraining: ``embed_and_upsert(artifact, items)``, either a method of
-the strategy or a function of the strategy's top-level package
-(``personalize_embeddings.embed_and_upsert``). It adds or replaces the rows of
-``items`` in the artifact's item-indexed arrays and returns the artifact (or
-``None`` when it changed it in place).
+without retraining: they implement ``Strategy.upsert_items(artifact, items)``,
+which adds or replaces the rows of ``items`` in the artifact's item-indexed
+arrays and returns the artifact (or ``None`` when it changed it in place).
 
 Work is split in two so that a large catalog embeds on many workers:
 
@@ -23,59 +21,45 @@ Any other array the plugin removed from the partial (a derived ANN index) is
 removed from the merged artifact too, for the strategy to rebuild.
 
 Saving on every product save would make one version per item, so item changes
-are debounced: :func:`schedule` collects ids in the cache and queues a single
-task ``EMBED_DEBOUNCE_SECONDS`` later for all of them.
+are debounced: :func:`queue_pending` collects ids in the cache, and the
+``items_changed`` receiver queues a single task ``EMBED_DEBOUNCE_SECONDS``
+later for all of them.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
-from importlib import import_module
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-from django.core.cache import caches
 from django.utils import timezone
 
+from personalize.backends.cache import personalize_cache
 from personalize.conf import personalize_settings
-from personalize.strategies.base import Strategy
-from personalize.training.artifacts import Artifact, delete_artifact, load_artifact, save_artifact
+from personalize.models import Item, ModelVersion
+from personalize.models.training import ModelStatus
+from personalize.strategies import Artifact
+from personalize.strategies.registry import configured_strategy_specs, get_strategy
+from personalize.training.activation import activate_version, load_live, next_version
+from personalize.training.locks import CacheLock, training_lock
+from personalize.training.storage import delete_artifact, load_artifact, save_artifact
 
 logger = logging.getLogger(__name__)
 
 PENDING_KEY = "personalize:embed:pending"
 SCHEDULED_KEY = "personalize:embed:scheduled"
 
-Upsert = Callable[[Artifact, list[Any]], "Artifact | None"]
-
 
 def _cache() -> Any:
-    return caches[personalize_settings.CACHE_ALIAS]
-
-
-def upsert_function(strategy: Strategy) -> Upsert | None:
-    """The ``embed_and_upsert`` that serves ``strategy``, or ``None`` if it has none."""
-    method = getattr(strategy, "embed_and_upsert", None)
-    if callable(method):
-        return method
-    package = type(strategy).__module__.split(".")[0]
-    if package == "personalize":
-        return None
-    try:
-        function = getattr(import_module(package), "embed_and_upsert", None)
-    except ImportError:
-        return None
-    return function if callable(function) else None
+    return personalize_cache()
 
 
 def embedding_strategy_names() -> list[str]:
-    """Configured strategies that can embed new items into a live artifact."""
-    from personalize.strategies.registry import configured_strategy_specs, get_strategy
-
+    """Configured strategies that can add items to a live artifact (``Strategy.upsert_items``)."""
     return [name for name in configured_strategy_specs()
-            if upsert_function(get_strategy(name)) is not None]
+            if get_strategy(name).implements("upsert_items")]
 
 
 def empty_like(artifact: Artifact) -> Artifact:
@@ -127,8 +111,6 @@ def upsert_rows(base: Artifact, part: Artifact) -> int:
 
 
 def _items(item_ids: Iterable[Any]) -> list[Any]:
-    from personalize.models import Item
-
     return list(Item.objects.filter(pk__in=list(item_ids)).order_by("pk"))
 
 
@@ -139,15 +121,12 @@ def embed_part(name: str, item_ids: list[Any]) -> str | None:
         The stored path of the partial artifact, or ``None`` when there is no
         live model, no upsert function or no such item.
     """
-    from personalize.training.active import get_active_model
-
-    live = get_active_model(name)
-    upsert = upsert_function(live.strategy) if live else None
+    live = load_live(name)
     items = _items(item_ids)
-    if live is None or upsert is None or not items:
+    if live is None or not live.strategy.implements("upsert_items") or not items:
         return None
     part = empty_like(live.artifact)
-    result = upsert(part, items)
+    result = live.strategy.upsert_items(part, items)
     part = result if isinstance(result, Artifact) else part
     path, _ = save_artifact(part, f"{name}/parts/v{live.version}-{time.time_ns()}")
     return path
@@ -159,8 +138,6 @@ def merge_parts(name: str, paths: Iterable[str | None]) -> Any:
     Returns:
         The new ModelVersion, or ``None`` when nothing was embedded or no version is live.
     """
-    from personalize.training.locks import training_lock
-
     stored = [p for p in paths if p]
     if not stored:
         return None
@@ -177,13 +154,7 @@ def merge_parts(name: str, paths: Iterable[str | None]) -> Any:
 
 
 def _merge_locked(name: str, stored: list[str]) -> Any:
-    from personalize.models import ModelVersion
-    from personalize.models.training import ModelStatus
-    from personalize.training.active import get_active_model, invalidate_local
-    from personalize.training.service import _next_version, activate_version
-
-    invalidate_local(name)
-    live = get_active_model(name)
+    live = load_live(name)
     if live is None:
         return None
     base = Artifact(arrays={k: v.copy() for k, v in live.artifact.arrays.items()},
@@ -192,7 +163,7 @@ def _merge_locked(name: str, stored: list[str]) -> Any:
     for path in stored:
         changed += upsert_rows(base, load_artifact(path))
     source = ModelVersion.objects.get(strategy=name, version=live.version)
-    number = _next_version(name)
+    number = next_version(name)
     base.meta.update({"version": number, "derived_from": live.version})
     path, size = save_artifact(base, f"{name}/v{number}")
     now = timezone.now()
@@ -209,10 +180,14 @@ def _merge_locked(name: str, stored: list[str]) -> Any:
     return activate_version(version)
 
 
-def schedule(item_ids: Iterable[Any]) -> bool:
-    """Queue ``item_ids`` for embedding, debounced; returns whether a task was queued now."""
-    from personalize.training.locks import CacheLock
+def queue_pending(item_ids: Iterable[Any]) -> bool:
+    """Add ``item_ids`` to the embedding queue, debounced.
 
+    Returns:
+        Whether the caller should queue the ``embed_pending`` task now (in
+        ``EMBED_DEBOUNCE_SECONDS``): ``False`` when one is queued already, or
+        no strategy can embed items.
+    """
     ids = [int(i) for i in item_ids]
     if not ids:
         return False
@@ -234,18 +209,12 @@ def schedule(item_ids: Iterable[Any]) -> bool:
         cache.set(PENDING_KEY, sorted(pending | set(ids)), timeout=None)
     finally:
         lock.release()
-    if not cache.add(SCHEDULED_KEY, 1, timeout=max(1, int(delay) + 60)):
-        return False  # a queued task will take these ids too
-    from personalize.training.tasks import embed_pending
-
-    embed_pending.apply_async(countdown=delay)
-    return True
+    # a task queued already takes these ids too
+    return bool(cache.add(SCHEDULED_KEY, 1, timeout=max(1, int(delay) + 60)))
 
 
 def take_pending() -> list[int]:
     """The ids waiting for embedding, removed from the queue."""
-    from personalize.training.locks import CacheLock
-
     cache = _cache()
     lock = CacheLock("embed-pending", timeout=10)
     for _ in range(50):
@@ -259,16 +228,3 @@ def take_pending() -> list[int]:
     finally:
         lock.release()
     return ids
-
-
-def on_items_changed(sender: Any = None, item_ids: Any = None, **kwargs: Any) -> None:
-    """Receiver of ``items_changed``. Never raises: a page save must not fail over embeddings."""
-    try:
-        schedule(item_ids or ())
-    except Exception:
-        logger.warning("Cannot queue items for embedding", exc_info=True)
-
-
-def on_item_changed(item: Any) -> None:
-    """Hook for ``personalize.catalog.sync.item_changed_hooks``."""
-    on_items_changed(item_ids=[item.pk])

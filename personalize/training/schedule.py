@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from personalize.conf import DEFAULTS
+from personalize.conf import DEFAULTS, personalize_settings
 
 #: When the retention purge runs (after the nightly training's default hour).
 RETENTION_SCHEDULE = {"hour": 4, "minute": 30}
@@ -37,8 +37,6 @@ def beat_schedule(config: dict[str, Any] | None = None) -> dict[str, dict[str, A
     from celery.schedules import crontab
 
     if config is None:
-        from personalize.conf import personalize_settings
-
         def get(key: str) -> Any:
             return getattr(personalize_settings, key)
     else:

@@ -15,6 +15,10 @@ from typing import Any
 from celery import chord, group, shared_task
 
 from personalize.conf import personalize_settings
+from personalize.models import Item
+from personalize.strategies.registry import strategy_names
+from personalize.training import embedding, service, triggers
+from personalize.training.locks import TrainingInProgress
 from personalize.training.service import TRANSIENT_ERRORS
 
 logger = logging.getLogger(__name__)
@@ -26,8 +30,6 @@ __all__ = [
     "embed_items",
     "embed_merge",
     "embed_pending",
-    "precompute_chunk",
-    "precompute_top_n",
     "train_all",
     "train_strategy",
     "workers_running",
@@ -40,6 +42,12 @@ RETRY = {
     "retry_jitter": True,
     "max_retries": 8,
 }
+
+
+def chunks(ids: list[Any], size: int) -> list[list[Any]]:
+    """``ids`` cut into lists of at most ``size`` (one task each)."""
+    size = max(1, int(size))
+    return [ids[start:start + size] for start in range(0, len(ids), size)]
 
 
 def _summary(version: Any, name: str) -> dict[str, Any]:
@@ -58,9 +66,6 @@ def train_strategy(name: str, force: bool = False) -> dict[str, Any]:
         ``{"strategy", "status": "already running"}`` when another training of
         the same strategy holds the lock.
     """
-    from personalize.training import service
-    from personalize.training.locks import TrainingInProgress
-
     try:
         version = service.train_strategy(name, force=force)
     except TrainingInProgress:
@@ -72,8 +77,6 @@ def train_strategy(name: str, force: bool = False) -> dict[str, Any]:
 @shared_task(**RETRY)
 def train_all(force: bool = False) -> list[str]:
     """Queue a training of every configured strategy, in parallel (one task each)."""
-    from personalize.strategies.registry import strategy_names
-
     names = strategy_names()
     group(train_strategy.s(name, force=force) for name in names).apply_async()
     return names
@@ -82,8 +85,6 @@ def train_all(force: bool = False) -> list[str]:
 @shared_task(**RETRY)
 def check_retrain_thresholds() -> list[str]:
     """Queue a training of each strategy that got ``RETRAIN_AFTER_EVENTS`` new events."""
-    from personalize.training import triggers
-
     queued = []
     for name in triggers.due_strategies():
         if triggers.mark_queued(name):
@@ -98,44 +99,15 @@ def check_retrain_thresholds() -> list[str]:
 
 
 @shared_task(**RETRY)
-def precompute_top_n(strategy: str | None = None, k: int = 50, active_days: int = 30,
-                     chunk_size: int | None = None) -> dict[str, int]:
-    """Precompute the top ``k`` of every subject active in the last ``active_days`` days.
-
-    The subjects are cut into chunks of ``TASK_CHUNK_SIZE`` and scored by a
-    Celery group, so more workers finish sooner.
-    """
-    from personalize.training import precompute
-
-    name = strategy or personalize_settings.DEFAULT_STRATEGY
-    ids = precompute.active_subject_ids(active_days)
-    parts = precompute.chunks(ids, chunk_size or personalize_settings.TASK_CHUNK_SIZE)
-    if parts:
-        group(precompute_chunk.s(name, part, k) for part in parts).apply_async()
-    return {"subjects": len(ids), "chunks": len(parts)}
-
-
-@shared_task(**RETRY)
-def precompute_chunk(strategy: str, subject_ids: list[int], k: int = 50) -> int:
-    """Score one chunk of subjects and store their lists."""
-    from personalize.training import precompute
-
-    return precompute.precompute(strategy, subject_ids, k)
-
-
-@shared_task(**RETRY)
 def embed_items(item_ids: list[int], chunk_size: int | None = None) -> dict[str, Any]:
     """Embed new or changed items into every live content model, before the next training.
 
     One chunk runs here; more are spread over workers with a chord.
     """
-    from personalize.training import embedding, precompute
-
     names = embedding.embedding_strategy_names()
     if not names or not item_ids:
         return {"items": len(item_ids), "strategies": [], "chunks": 0}
-    parts = precompute.chunks(sorted(set(item_ids)),
-                              chunk_size or personalize_settings.TASK_CHUNK_SIZE)
+    parts = chunks(sorted(set(item_ids)), chunk_size or personalize_settings.TASK_CHUNK_SIZE)
     for name in names:
         if len(parts) == 1:
             # one chunk: embed here, merge in its own task so it can retry alone
@@ -148,8 +120,6 @@ def embed_items(item_ids: list[int], chunk_size: int | None = None) -> dict[str,
 @shared_task(**RETRY)
 def embed_catalog(chunk_size: int | None = None) -> dict[str, Any]:
     """Embed every available item again (after changing the text mapping, say)."""
-    from personalize.models import Item
-
     ids = list(Item.objects.filter(available=True).order_by("pk").values_list("pk", flat=True))
     return embed_items(ids, chunk_size=chunk_size)
 
@@ -157,17 +127,12 @@ def embed_catalog(chunk_size: int | None = None) -> dict[str, Any]:
 @shared_task(**RETRY)
 def embed_chunk(strategy: str, item_ids: list[int]) -> str | None:
     """Embed one chunk into a partial artifact in storage; returns its path."""
-    from personalize.training import embedding
-
     return embedding.embed_part(strategy, item_ids)
 
 
 @shared_task(bind=True, **RETRY)
 def embed_merge(self: Any, paths: list[str | None], strategy: str) -> dict[str, Any]:
     """Merge the chunks' partial artifacts into a new live version (the chord callback)."""
-    from personalize.training import embedding
-    from personalize.training.locks import TrainingInProgress
-
     try:
         version = embedding.merge_parts(strategy, paths)
     except TrainingInProgress as exc:
@@ -181,8 +146,6 @@ def embed_merge(self: Any, paths: list[str | None], strategy: str) -> dict[str, 
 @shared_task(**RETRY)
 def embed_pending() -> dict[str, Any]:
     """Embed the items queued by catalog changes since the last run (debounced)."""
-    from personalize.training import embedding
-
     return embed_items(embedding.take_pending())
 
 

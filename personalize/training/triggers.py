@@ -13,10 +13,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.core.cache import caches
-
-from personalize.cachebatch import CacheBatch
+from personalize.backends.cache import CacheBatch, personalize_cache
 from personalize.conf import personalize_settings
+from personalize.models import Event, ModelVersion
+from personalize.strategies.registry import strategy_names
+from personalize.training.locks import is_training
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ QUEUED_PREFIX = "personalize:train:queued:"
 
 
 def _cache() -> Any:
-    return caches[personalize_settings.CACHE_ALIAS]
+    return personalize_cache()
 
 
 def count_events(count: int, batch: CacheBatch | None = None) -> None:
@@ -38,7 +39,7 @@ def count_events(count: int, batch: CacheBatch | None = None) -> None:
     if batch is not None:
         batch.incr(COUNTER_KEY, count)
         return
-    own = CacheBatch(_cache())
+    own = CacheBatch()
     own.incr(COUNTER_KEY, count)
     own.send()
 
@@ -64,8 +65,6 @@ def mark_trained(name: str, last_event_id: int) -> None:
 
 
 def _last_event_id_from_db(name: str) -> int:
-    from personalize.models import ModelVersion
-
     parameters = (ModelVersion.objects.filter(strategy=name).order_by("-version")
                   .values_list("parameters", flat=True).first())
     if not parameters:
@@ -82,8 +81,6 @@ def events_since_training(name: str, limit: int | None = None) -> int:
         name: the strategy name.
         limit: stop counting in the database at this many (the threshold).
     """
-    from personalize.models import Event
-
     mark: dict[str, Any] | None = None
     try:
         cache = _cache()
@@ -104,9 +101,6 @@ def events_since_training(name: str, limit: int | None = None) -> int:
 
 def due_strategies(names: list[str] | None = None) -> list[str]:
     """The strategies that crossed ``RETRAIN_AFTER_EVENTS`` and are neither running nor queued."""
-    from personalize.strategies.registry import strategy_names
-    from personalize.training.locks import is_training
-
     threshold = personalize_settings.RETRAIN_AFTER_EVENTS
     if not threshold:
         return []

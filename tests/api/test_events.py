@@ -46,7 +46,7 @@ def consenting(browser):  # noqa: F811
     grant_consent(subject)
     from django.http import HttpResponse
 
-    from personalize.tracking.subjects import COOKIE_SALT
+    from personalize.identity import COOKIE_SALT
 
     response = HttpResponse()
     response.set_signed_cookie("personalize_vid", subject.visitor_id, salt=COOKIE_SALT)

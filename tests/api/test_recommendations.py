@@ -222,7 +222,7 @@ def test_a_computed_block_is_cached_once_the_response_is_closed(shopper, monkeyp
 
     from personalize.api import recommendations as api
     from personalize.serving import cache as block_cache
-    from personalize.serving.rerank import serving_stats
+    from personalize.serving.stats import serving_stats
 
     client, subject = shopper
     written: list[str] = []

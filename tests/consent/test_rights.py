@@ -10,7 +10,8 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import models
 
-from personalize.consent.cache import consent_cache_key, get_cache
+from personalize.backends.cache import list_keys, personalize_cache
+from personalize.consent.cache import consent_cache_key
 from personalize.consent.rights import (
     ErasureReport,
     empty_export,
@@ -21,8 +22,8 @@ from personalize.consent.rights import (
 )
 from personalize.consent.service import grant_consent, has_consent, revoke_consent
 from personalize.models import ConsentRecord, Event, Subject
+from personalize.serving.precompute import topn_key
 from personalize.signals import subject_erased
-from personalize.training.precompute import topn_key
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.django_db
 
 def raw_cache_keys() -> list[str]:
     """Every key in the personalize cache, as stored by the backend."""
-    cache = get_cache()
+    cache = personalize_cache()
     if hasattr(cache, "_cache") and hasattr(cache, "_lock"):  # locmem
         return [str(k) for k in cache._cache]
     client = cache.client.get_client()  # django-redis: scan this test run's prefix
@@ -91,7 +92,7 @@ def person(items, make_events):
 
 
 def seed_cache(subject, anon, bystander):
-    cache = get_cache()
+    cache = personalize_cache()
     assert has_consent(subject) is True  # caches the consent state
     assert has_consent(anon.pk) is False
     cache.set(f"personalize:rec:subject:{subject.pk}:home:v3", [[1, 0.9], [2, 0.5]])
@@ -108,7 +109,7 @@ def seed_cache(subject, anon, bystander):
 
 def test_export_holds_everything(person, items):
     subject, anon = person
-    get_cache().set(f"personalize:rec:subject:{subject.pk}:home", {"items": ["item-a"]})
+    personalize_cache().set(f"personalize:rec:subject:{subject.pk}:home", {"items": ["item-a"]})
 
     def profile_receiver(sender, subject, subject_ids, **kwargs):
         return {"embeddings": {"has_vector": True, "subjects": sorted(subject_ids)}}
@@ -148,11 +149,14 @@ def test_export_holds_everything(person, items):
     assert profile["history"]["by_type"] == {"view": 4, "purchase": 1}
     assert profile["history"]["top_categories"] == ["books"]
     assert len(profile["history"]["recent_items"]) == 3
-    # (Other code may cache more about the subject, e.g. serving's generation keys.)
-    assert profile["cached"][f"personalize:rec:subject:{subject.pk}:home"] == {
-        "items": ["item-a"]}
-    assert all(f"subject:{subject.pk}" in k or f"subject:{anon.pk}" in k
-               for k in profile["cached"])
+    if list_keys(["*"]) is None:  # a cache that cannot list its keys exports none
+        assert profile["cached"] == {}
+    else:
+        # (Other code may cache more about the subject, e.g. serving's generation keys.)
+        assert profile["cached"][f"personalize:rec:subject:{subject.pk}:home"] == {
+            "items": ["item-a"]}
+        assert all(f"subject:{subject.pk}" in k or f"subject:{anon.pk}" in k
+                   for k in profile["cached"])
     assert profile["embeddings"] == {"has_vector": True,
                                      "subjects": sorted([subject.pk, anon.pk])}
     assert data["other"] == {}
@@ -199,7 +203,7 @@ def test_erasure_leaves_no_row_and_no_cache_key(person, make_events,
 
     def careless_receiver(sender, subject_id, **kwargs):
         # Like a serving cache bumping the subject's generation on erasure.
-        get_cache().set(f"personalize:rec:gen:subject:{subject_id}", "new")
+        personalize_cache().set(f"personalize:rec:gen:subject:{subject_id}", "new")
 
     subject_erased.connect(careless_receiver)
     try:
@@ -211,10 +215,16 @@ def test_erasure_leaves_no_row_and_no_cache_key(person, make_events,
     assert rows_referencing(ids) == {}
     for secret in secrets:
         assert text_columns_mentioning(secret) == []
-    assert keys_referencing(ids, secrets) == []
+    if list_keys(["*"]) is None:
+        # Django's own caches cannot list keys: what erasure knows goes; what others
+        # cached for the subject is made unreadable by its owner (serving moves the
+        # subject's generation) and expires
+        assert personalize_cache().get(consent_cache_key(subject.pk)) is None
+    else:
+        assert keys_referencing(ids, secrets) == []
     # Nobody else lost anything.
-    assert get_cache().get("personalize:popular:home") == [1, 2, 3]
-    assert get_cache().get(f"personalize:rec:subject:{bystander.pk}:home:v3") == [[3, 0.1]]
+    assert personalize_cache().get("personalize:popular:home") == [1, 2, 3]
+    assert personalize_cache().get(f"personalize:rec:subject:{bystander.pk}:home:v3") == [[3, 0.1]]
     assert Event.objects.filter(subject=bystander).count() == 2
     assert has_consent(bystander) is True
     assert get_user_model().objects.filter(pk=user_id).exists(), "the account is the site's"
@@ -223,7 +233,8 @@ def test_erasure_leaves_no_row_and_no_cache_key(person, make_events,
     assert report.deleted == {"personalize.Event": 5, "personalize.ConsentRecord": 4,
                               "personalize.Subject": 2}
     assert report.rows == 11
-    assert report.cache_keys >= seeded
+    if list_keys(["*"]) is not None:
+        assert report.cache_keys >= seeded
     assert sorted(report.subject_ids) == sorted(ids)
     assert str(report).startswith(f"Erased user subject {subject.key}: 4 personalize.")
     json.dumps(report.as_dict())
@@ -256,9 +267,9 @@ def test_consent_cache_recached_before_commit_is_dropped_after(
     with django_capture_on_commit_callbacks(execute=True):
         erase_subject(subject)
         # A concurrent reader re-caches the state before the commit...
-        get_cache().set(consent_cache_key(subject.pk), {"personalization": None})
+        personalize_cache().set(consent_cache_key(subject.pk), {"personalization": None})
     # ...and the after-commit sweep removes it again.
-    assert get_cache().get(consent_cache_key(subject.pk)) is None
+    assert personalize_cache().get(consent_cache_key(subject.pk)) is None
 
 
 def test_erasing_a_merged_source_keeps_the_survivor(person):

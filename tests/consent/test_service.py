@@ -12,8 +12,9 @@ from django.conf import settings
 from django.test import RequestFactory, override_settings
 from rest_framework.request import Request
 
+from personalize.backends.cache import personalize_cache
 from personalize.consent import service
-from personalize.consent.cache import consent_cache_key, get_cache
+from personalize.consent.cache import consent_cache_key
 from personalize.consent.service import (
     ConsentState,
     NoSubjectError,
@@ -241,7 +242,7 @@ def test_reask_on_policy_change_expires_old_grants_only(subject):
 def test_state_is_cached_and_read_without_queries(subject, django_assert_num_queries):
     grant_consent(subject)
     assert has_consent(subject) is True  # fills the cache
-    assert get_cache().get(consent_cache_key(subject.pk)) is not None
+    assert personalize_cache().get(consent_cache_key(subject.pk)) is not None
     with django_assert_num_queries(0):
         for _ in range(5):
             assert has_consent(subject) is True
@@ -255,7 +256,7 @@ def test_every_ledger_write_invalidates_the_cache(subject):
                                  policy_version="1", source="admin")
     assert has_consent(subject) is False
     grant_consent(subject, "analytics")  # any write drops the cached state
-    assert get_cache().get(consent_cache_key(subject.pk)) is None
+    assert personalize_cache().get(consent_cache_key(subject.pk)) is None
     assert has_consent(subject) is True
     revoke_consent(subject)
     assert has_consent(subject) is False
@@ -288,7 +289,7 @@ def test_many_survives_a_cache_outage(subject):
     grant_consent(subject)
     broken = mock.Mock()
     broken.get_many.side_effect = ConnectionError("redis down")
-    with mock.patch.object(service, "get_cache", return_value=broken):
+    with mock.patch.object(service, "personalize_cache", return_value=broken):
         assert has_consent_many([subject.pk]) == {subject.pk: True}
 
 
@@ -296,7 +297,7 @@ def test_cache_outage_falls_back_to_the_ledger(subject):
     grant_consent(subject)
     broken = mock.Mock()
     broken.get.side_effect = ConnectionError("redis down")
-    with mock.patch.object(service, "get_cache", return_value=broken):
+    with mock.patch.object(service, "personalize_cache", return_value=broken):
         assert has_consent(subject) is True
 
 
@@ -355,7 +356,7 @@ def test_revoking_personalization_sends_subject_erased(subject, make_events,
 def test_nothing_is_written_when_the_erasure_fails(subject, make_events):
     grant_consent(subject)
     make_events(subject, 2)
-    with mock.patch.object(service, "_on_personalization_revoked", side_effect=RuntimeError), \
+    with mock.patch.object(service, "withdraw_events", side_effect=RuntimeError), \
             pytest.raises(RuntimeError):
         revoke_consent(subject)
     assert has_consent(subject) is True

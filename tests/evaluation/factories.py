@@ -9,9 +9,11 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from personalize.strategies.base import CannotRecommend, History, Options, Strategy, top_k
-from personalize.training.artifacts import Artifact
-from personalize.training.dataset import Dataset, EventLog
+from personalize.dataset import Dataset, EventLog
+from personalize.strategies.artifacts import Artifact
+from personalize.strategies.base import CannotRecommend, Options, Strategy
+from personalize.strategies.history import History
+from personalize.strategies.ranking import top_k
 
 
 def make_dataset(
@@ -95,7 +97,7 @@ class FakePopular(Strategy):
     def fit(self, dataset: Dataset) -> Artifact:
         matrix = sp.csr_array(dataset.interactions)
         counts = np.bincount(matrix.indices[matrix.data > 0], minlength=dataset.n_items)
-        return Artifact({"item_ids": dataset.item_ids, "score": counts.astype(np.float64)})
+        return self.new_artifact({"item_ids": dataset.item_ids, "score": counts.astype(np.float64)})
 
     def recommend(self, artifact: Artifact, history: History, k: int,
                   exclude: Iterable[Any] = ()) -> list[tuple[Any, float]]:

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from personalize.dataset import Dataset
 from personalize.evaluation import metrics, runner
 from personalize.evaluation.splits import Split, kfold_splits, stratified_split
-from personalize.strategies.base import History
-from personalize.training.dataset import Dataset
+from personalize.strategies.history import History
 from tests.evaluation.factories import (
     FakeHistoryOnly,
     FakeNeedsTexts,

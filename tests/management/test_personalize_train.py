@@ -9,7 +9,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from personalize.models import ModelVersion
-from personalize.training import active, tasks
+from personalize.serving import loader
+from personalize.training import tasks
 from personalize.training.locks import training_lock
 from tests.training.conftest import (
     create_catalog,
@@ -23,9 +24,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state():
-    active.clear_loaded()
+    loader.clear_loaded()
     yield
-    active.clear_loaded()
+    loader.clear_loaded()
 
 
 @pytest.fixture

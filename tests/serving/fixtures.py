@@ -12,13 +12,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from personalize.backends.cache import reset_warning_throttle
 from personalize.models import ConsentRecord, Item, Subject
-from personalize.serving import cache as block_cache
-from personalize.serving import catalog, placements, popularity, subjects
-from personalize.serving.rerank import stats
-from personalize.strategies.base import CannotRecommend, History, Strategy
-from personalize.training.active import ActiveModel
-from personalize.training.artifacts import Artifact
+from personalize.serving import catalog, placements, popularity
+from personalize.serving.loader import ActiveModel
+from personalize.serving.stats import stats
+from personalize.strategies.artifacts import Artifact
+from personalize.strategies.base import CannotRecommend, Strategy
+from personalize.strategies.history import History
 
 __all__ = [
     "FakeStrategy",
@@ -81,9 +82,8 @@ def fresh_serving_state():
     catalog.clear()
     placements.clear()
     popularity.clear()
-    subjects.clear()
     stats.reset()
-    block_cache.reset_warning_throttle()
+    reset_warning_throttle()
     FakeStrategy.calls = []
     yield
     catalog.clear()
@@ -95,7 +95,7 @@ def fresh_serving_state():
 def active_models(monkeypatch) -> dict[str, ActiveModel]:
     """``get_active_model`` answers from this dict (missing name: nothing trained)."""
     models: dict[str, ActiveModel] = {}
-    monkeypatch.setattr("personalize.training.active.get_active_model",
+    monkeypatch.setattr("personalize.serving.loader.get_active_model",
                         lambda name: models.get(name))
     return models
 

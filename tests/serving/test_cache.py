@@ -14,7 +14,8 @@ import socket
 import pytest
 from django.core.cache import caches
 
-from personalize.consent.cache import delete_subject_keys, list_keys, subject_key_patterns
+from personalize.backends.cache import list_keys
+from personalize.consent.cache import delete_subject_keys, subject_key_patterns
 from personalize.models import Event, Item, Placement, Subject
 from personalize.serving import cache as block_cache
 from personalize.serving.service import recommend, similar_items
@@ -44,8 +45,9 @@ def knn(catalog_items, active_models, consenting_subject):
 
 def test_keys_carry_the_subject_token_and_placement():
     assert block_cache.block_key("home", 42, 8, None, "en") == \
-        "personalize:rec:subject:42:home:8:-:en"
-    assert block_cache.block_key("home", None, None, 7, None) == "personalize:rec:anon:home:d:7:-"
+        "personalize:rec:v3:subject:42:home:8:-:en"
+    assert block_cache.block_key("home", None, None, 7, None) == \
+        "personalize:rec:v3:anon:home:d:7:-"
     assert block_cache.subject_gen_key(42) == "personalize:rec:gen:subject:42"
 
 
@@ -244,7 +246,7 @@ def test_unreachable_cache_computes_directly_and_warns(knn, consenting_subject, 
     assert ext(recs) == ext(again) == ["b2", "b3", "b4"]
     assert len(anon) == 3
     assert strategy_calls() == 2
-    assert any(r.name == "personalize.serving.cache" and r.levelno == logging.WARNING
+    assert any(r.name == "personalize.backends.cache" and r.levelno == logging.WARNING
                and "unreachable" in r.getMessage() for r in caplog.records)
     assert not any(r.levelno >= logging.ERROR for r in caplog.records)
 
@@ -276,7 +278,7 @@ def test_blocks_live_in_real_redis(knn, consenting_subject):
     assert "redis" in type(cache).__module__
     recommend(consenting_subject, "home", limit=3)
     keys = list_keys(subject_key_patterns(consenting_subject.pk))
-    assert any(k.startswith("personalize:rec:subject:") for k in keys)
+    assert any(k.startswith("personalize:rec:v3:subject:") for k in keys)
     assert cache.ttl(next(k for k in keys if ":home:" in k)) <= 300
     subject_erased.send(sender=Subject, subject_id=consenting_subject.pk,
                         key=consenting_subject.key)

@@ -5,18 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from personalize.serving import rerank
 from personalize.serving.catalog import build_index
+from personalize.serving.loader import ActiveModel
 from personalize.serving.rerank import (
     intra_list_diversity,
     mmr,
     normalised_relevance,
-    serving_stats,
     similarity_matrix,
-    stats,
 )
-from personalize.training.active import ActiveModel
-from personalize.training.artifacts import Artifact
+from personalize.serving.stats import serving_stats, stats
+from personalize.strategies.artifacts import Artifact
 from tests.serving.fixtures import *  # noqa: F403
 from tests.serving.fixtures import FakeStrategy
 
@@ -138,53 +136,54 @@ def test_preferred_category_sums_positive_weights(db):
     assert index.preferred_category([10**9], None) is None
 
 
+class Embedded(FakeStrategy):
+    """Item vectors from ``artifact["embeddings"]`` (rows by ``item_ids``; zeros if unknown)."""
+
+    def item_vectors(self, artifact, item_ids):
+        rows = {pk: n for n, pk in enumerate(artifact["item_ids"].tolist())}
+        vectors = np.zeros((len(item_ids), artifact["embeddings"].shape[1]))
+        for n, pk in enumerate(item_ids):
+            if pk in rows:
+                vectors[n] = artifact["embeddings"][rows[pk]]
+        return vectors
+
+
+def embedded(pks, vectors) -> ActiveModel:
+    order = np.argsort(pks)
+    return ActiveModel("embeddings", 1, Embedded(), Artifact(
+        arrays={"item_ids": np.asarray(pks)[order], "embeddings": np.asarray(vectors)[order]}))
+
+
 @pytest.mark.django_db
 def test_embeddings_win_where_known(catalog_items, active_models):
     c = catalog_items
-    ids = np.asarray(sorted([c["b1"].pk, c["t1"].pk]))
-    vectors = np.asarray([[1.0, 0.0], [1.0, 0.0]])  # b1 and t1 look the same to the model
-    active_models["embeddings"] = ActiveModel(
-        "embeddings", 1, FakeStrategy(),
-        Artifact(arrays={"item_ids": ids, "embeddings": vectors}, meta={}))
-    index = build_index()
-    sim = similarity_matrix(index, [c["b1"].pk, c["t1"].pk, c["b2"].pk])
+    # b1 and t1 look the same to the model
+    active_models["embeddings"] = embedded([c["b1"].pk, c["t1"].pk], [[1.0, 0.0], [1.0, 0.0]])
+    sim = similarity_matrix(build_index(), [c["b1"].pk, c["t1"].pk, c["b2"].pk])
     assert sim[0, 1] == pytest.approx(1.0)  # from the embeddings
     assert sim[0, 2] == pytest.approx(1.0)  # b2 unknown to the model: categories
 
 
 @pytest.mark.django_db
-def test_item_vectors_hook_is_preferred(catalog_items, active_models):
+def test_a_strategy_without_item_vectors_leaves_it_to_the_categories(catalog_items,
+                                                                     active_models):
     c = catalog_items
-
-    class WithVectors(FakeStrategy):
-        def item_vectors(self, artifact, item_ids):
-            return [[1.0, 0.0] if pk == c["b1"].pk else [0.0, 1.0] for pk in item_ids]
-
-    active_models["embeddings"] = ActiveModel("embeddings", 1, WithVectors(),
-                                              Artifact(arrays={}, meta={}))
-    sim = similarity_matrix(build_index(), [c["b1"].pk, c["b2"].pk])
-    assert sim[0, 1] == pytest.approx(0.0)  # same category, but the vectors disagree
+    active_models["embeddings"] = ActiveModel("embeddings", 1, FakeStrategy(), Artifact())
+    sim = similarity_matrix(build_index(), [c["b1"].pk, c["b2"].pk, c["t1"].pk])
+    assert sim[0, 1] == pytest.approx(1.0) and sim[0, 2] == pytest.approx(0.0)
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("chunk", [1, 2, 65_536])
-def test_embeddings_are_scaled_to_unit_length_in_any_chunking(
-        catalog_items, active_models, monkeypatch, chunk):
-    # stored vectors need not be unit length; NaN entries read as 0; a zero row is unknown
-    monkeypatch.setattr(rerank, "_NORM_CHUNK", chunk)
+def test_item_vectors_are_scaled_to_unit_length(catalog_items, active_models):
+    # vectors need not be unit length; NaN entries read as 0; a zero row is unknown
     c = catalog_items
     pks = [c["b1"].pk, c["b2"].pk, c["t1"].pk]
-    order = np.argsort(pks)
-    vectors = np.asarray([[3.0, 0.0], [1.0, 1.0], [np.nan, 2.0]], dtype=np.float32)
-    artifact = Artifact(arrays={"item_ids": np.asarray(pks)[order], "embeddings": vectors[order]},
-                        meta={})
-    active_models["embeddings"] = ActiveModel("embeddings", 1, FakeStrategy(), artifact)
+    active_models["embeddings"] = embedded(pks, [[3.0, 0.0], [1.0, 1.0], [np.nan, 2.0]])
     sim = similarity_matrix(build_index(), pks)
     assert sim[0, 1] == pytest.approx(1 / np.sqrt(2))
     assert sim[0, 2] == pytest.approx(0.0)  # [nan, 2] reads as [0, 1]
     assert sim[1, 2] == pytest.approx(1 / np.sqrt(2))
-    artifact.arrays["embeddings"] = np.zeros((3, 2), dtype=np.float32)
-    artifact.cache.clear()
+    active_models["embeddings"] = embedded(pks, np.zeros((3, 2)))
     # every row zero: nothing is known, so the categories decide (b1 and b2 share one)
     sim = similarity_matrix(build_index(), pks)
     assert sim[0, 1] == pytest.approx(1.0)

@@ -9,11 +9,11 @@ import pytest
 from django.test import RequestFactory
 from django.utils import timezone
 
-from personalize import cacheread
+from personalize.backends.cache import personalize_cache
 from personalize.models import Event, Item, Placement, Subject
 from personalize.serving import service
-from personalize.serving.rerank import serving_stats
 from personalize.serving.service import Recommendation, recommend, similar_items
+from personalize.serving.stats import serving_stats
 from tests.serving.fixtures import *  # noqa: F403
 from tests.serving.fixtures import FakeStrategy, grant, make_model
 
@@ -56,30 +56,19 @@ def test_anonymous_visitors_get_popular_items_not_personalized(crowd, active_mod
     assert recs[0].score > recs[1].score > recs[2].score
 
 
-def test_explanations_follow_the_active_language_and_a_catalog_reload(
-        crowd, active_models, monkeypatch, settings):
+def test_explanations_follow_the_active_language(crowd, active_models, monkeypatch):
     from django.utils import translation
 
-    asked = []
+    from personalize.serving import explanations
 
     def catalog(message):  # stands in for Django's gettext and a translated catalog
-        asked.append(message)
         return f"[{translation.get_language()}] {message}"
 
-    monkeypatch.setattr(service, "gettext", catalog)
-    service.forget_translations()
+    monkeypatch.setattr(explanations, "gettext", catalog)
     with translation.override("de"):
         assert recommend(None, "home", limit=1)[0].explanation == "[de] Popular in Tools"
-    with translation.override("fr"):
+    with translation.override("fr"):  # cached per language: computed again
         assert recommend(None, "home", limit=1)[0].explanation == "[fr] Popular in Tools"
-    with translation.override("de"):  # a computed block, its message from the cache
-        service.compute_block(service.get_placement("home"), None, False, 1, None, None)
-    assert asked == ["Popular in %(category)s"] * 2
-    settings.LOCALE_PATHS = ["/nowhere"]  # Django reads its catalogs anew: so does serving
-    with translation.override("de"):
-        rows, _, _ = service.compute_block(service.get_placement("home"), None, False, 1, None,
-                                           None)
-    assert rows[0].explanation == "[de] Popular in Tools" and len(asked) == 3
 
 
 def test_the_block_is_always_full_while_items_are_allowed(crowd, active_models):
@@ -227,13 +216,7 @@ def test_fallback_strategy_runs_before_popularity(catalog_items, crowd, active_m
 
 def test_popularity_comes_from_the_active_popular_model(catalog_items, active_models):
     c = catalog_items
-    model = make_model("popular", [])
-    model.artifact.arrays.update({
-        "item_ids": __import__("numpy").asarray(sorted([c["g1"].pk, c["b6"].pk])),
-        "scores": __import__("numpy").asarray([5.0, 9.0], dtype="float32")
-        if c["g1"].pk < c["b6"].pk else __import__("numpy").asarray([9.0, 5.0], dtype="float32"),
-    })
-    active_models["popular"] = model
+    active_models["popular"] = make_model("popular", [c["b6"].pk, c["g1"].pk], cold=True)
     assert ext(recommend(None, "home", limit=2)) == ["b6", "g1"]
 
 
@@ -331,17 +314,6 @@ def test_a_miss_reads_consent_in_the_same_round_trip(
 
     for name in ("get", "get_many"):
         monkeypatch.setattr(cache_class, name, spying(name))
-    lean_read = cacheread.get_many
-
-    def lean_spy(cache, keys):  # the lean MGET on Redis does not pass through get_many
-        reads.append(("get_many", list(keys)))
-        depth[0] += 1
-        try:
-            return lean_read(cache, keys)
-        finally:
-            depth[0] -= 1
-
-    monkeypatch.setattr(cacheread, "get_many", lean_spy)
     service.block_cache.bump_subjects([consenting_subject.pk])
     recs = recommend(consenting_subject, "home", limit=2)
     assert recs[0].personalized and recs[0].strategy == "item_knn"
@@ -350,14 +322,14 @@ def test_a_miss_reads_consent_in_the_same_round_trip(
     assert service.block_cache.GLOBAL_GEN_KEY in reads[0][1] and consent_key in reads[0][1]
 
 
-def test_entries_of_an_older_layout_are_recomputed(crowd, active_models):
+def test_an_entry_that_is_not_a_block_entry_is_recomputed(crowd, active_models):
     first = recommend(None, "home", limit=2)
     key = service.block_cache.block_key("home", None, 2, None, "en-us")
-    cache = service.block_cache.get_cache()
+    assert f":v{service.block_cache.ENTRY_FORMAT}:" in key  # another layout, other keys
+    cache = personalize_cache()
     entry = cache.get(key)
-    assert entry[0] == service.ENTRY_FORMAT
-    old_rows = tuple(row[:6] for row in entry[5])  # the layout before rows carried titles
-    cache.set(key, (service.ENTRY_FORMAT - 1, *entry[1:5], old_rows))
+    assert isinstance(entry, service.BlockEntry)
+    cache.set(key, tuple(vars(entry).values()))  # what an older release might have left
     again = recommend(None, "home", limit=2)
     assert ext(again) == ext(first)
     assert serving_stats()["home"]["computed"] == 2

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import pickle
-
 import numpy as np
 
-from personalize.strategies.base import History
+from personalize.strategies.artifacts import Artifact
 from personalize.strategies.common import (
-    history_matrix,
     history_vector,
     mask_columns,
     positions,
     ranked,
 )
-from personalize.training.artifacts import Artifact
+from personalize.strategies.history import History
 
 
 def art(ids):
@@ -77,20 +74,3 @@ def test_mask_and_rank():
     assert ranked(artifact, scores, 10) == [(2, 3.0), (4, 1.0)]
 
 
-def test_a_history_is_encoded_once_per_id_array_and_option():
-    artifact = art([1, 2, 3])
-    history = History(item_ids=[3, 1, 3], weights=[1.0, 2.0, 4.0])
-    rows = history_matrix(artifact, [history])
-    assert rows.indices.tolist() == [0, 2] and rows.data.tolist() == [2.0, 5.0]
-    assert history_matrix(artifact, [history]) is rows
-    assert history_vector(artifact, history, 3)[1] is rows.indices
-    assert not rows.indices.flags.writeable  # shared: nobody may change it
-    assert history_matrix(artifact, [history], binary=True).data.tolist() == [1.0, 1.0]
-    # another artifact's ids, even equal ones, are another encoding
-    other = art([1, 2, 3])
-    assert history_matrix(other, [history]) is not rows
-    assert history_matrix(art([3]), [history]).indices.tolist() == [0]
-    # the memo is not part of what a history is, nor of its pickle
-    assert history == History(item_ids=[3, 1, 3], weights=[1.0, 2.0, 4.0])
-    copied = pickle.loads(pickle.dumps(history))
-    assert copied == history and copied.encodings == {}

@@ -7,11 +7,13 @@ import pytest
 from django.core.checks import Error
 from django.test import override_settings
 
+from personalize.dataset import Dataset
 from personalize.models import Item
-from personalize.strategies.base import CannotRecommend, History
+from personalize.strategies.artifacts import Artifact
+from personalize.strategies.base import CannotRecommend
 from personalize.strategies.ease import EASE, TooManyItems
-from personalize.training.artifacts import Artifact
-from personalize.training.dataset import Dataset
+from personalize.strategies.history import History
+from personalize.training.checks import catalog_size_errors
 
 
 def personalize(**overrides):
@@ -46,7 +48,7 @@ def test_popularity_exponent_scales_columns(shop):
 def test_scores_are_the_history_rows_summed(shop):
     strategy = EASE(l2=50.0, popularity_exponent=0.0)
     artifact = strategy.fit(shop)
-    history = shop.history(shop.subject_ids[0].item())
+    history = History.from_dataset(shop, shop.subject_ids[0].item())
     seen = set(history.item_ids)
     b = reference_weights(shop, 50.0)
     x = np.isin(shop.item_ids, list(seen)).astype(np.float64)
@@ -78,7 +80,7 @@ def test_top_entries_gives_a_sparse_artifact(shop):
     sparse = EASE(top_entries=39)
     a, b = dense.fit(shop), sparse.fit(shop)
     assert "weights" not in b and "weights.data" in b
-    history = shop.history(shop.subject_ids[5].item())
+    history = History.from_dataset(shop, shop.subject_ids[5].item())
     one, two = dense.recommend(a, history, 5), sparse.recommend(b, history, 5)
     assert [i for i, _ in one] == [i for i, _ in two]
     assert np.allclose([s for _, s in one], [s for _, s in two], atol=1e-6)
@@ -111,7 +113,7 @@ def test_artifact_of_another_layout_is_refused(shop):
     artifact = strategy.fit(shop)
     stale = Artifact(arrays=artifact.arrays, meta={**artifact.meta, "artifact_version": 0})
     with pytest.raises(ValueError, match="layout version 0"):
-        strategy.recommend(stale, shop.history(shop.subject_ids[0].item()), 5)
+        strategy.recommend(stale, History.from_dataset(shop, shop.subject_ids[0].item()), 5)
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -145,16 +147,20 @@ def test_e020_catalog_above_the_ceiling():
         Item.objects.create(external_id=f"i{n}")
     Item.objects.create(external_id="gone", available=False)
     with personalize(EASE_MAX_ITEMS=2):
-        assert EASE().check() == [Error(
-            "The catalog has 3 available items, more than the EASE ceiling of 2; "
-            "training EASE will fail once more of them have interactions.",
-            hint="Raise PERSONALIZE['EASE_MAX_ITEMS'] if the training workers have the "
-                 "memory (about 0.0 GB for 3 items), or use item_knn for this catalog.",
-            obj="PERSONALIZE['EASE_MAX_ITEMS']", id="personalize.E020",
+        assert catalog_size_errors({"ease": EASE()}) == [Error(
+            "The catalog has 3 available items, more than strategy 'ease' can train on (2); "
+            "its training will fail once more of them have interactions.",
+            hint="Raise the strategy's item ceiling if the training workers have the memory "
+                 "(EASE: PERSONALIZE['EASE_MAX_ITEMS'] or its max_items option), or use "
+                 "item_knn for this catalog.",
+            obj="PERSONALIZE['STRATEGIES']['ease']", id="personalize.E020",
         )]
     with personalize(EASE_MAX_ITEMS=3):
-        assert EASE().check() == []
-    assert EASE(max_items=5).check() == []
+        assert catalog_size_errors({"ease": EASE()}) == []
+    assert catalog_size_errors({"ease": EASE(max_items=5)}) == []
+    # an invalid ceiling is the strategy's own check to report
+    with personalize(EASE_MAX_ITEMS="lots"):
+        assert catalog_size_errors({"ease": EASE()}) == []
 
 
 @pytest.mark.django_db
@@ -167,4 +173,4 @@ def test_e020_runs_with_the_system_checks():
 
 def test_e020_without_database_access_is_quiet():
     # outside a django_db test the database is off limits: the catalog part is skipped
-    assert EASE().check() == []
+    assert catalog_size_errors({"ease": EASE(max_items=1)}) == []

@@ -9,13 +9,14 @@ import pytest
 from django.test import override_settings
 
 from personalize.conf import DEFAULTS
-from personalize.strategies.base import History, Strategy
+from personalize.strategies.artifacts import Artifact
+from personalize.strategies.base import Strategy
 from personalize.strategies.ease import EASE
+from personalize.strategies.history import History
 from personalize.strategies.hybrid import Blend, Cascade
 from personalize.strategies.item_knn import ItemKNN
 from personalize.strategies.popularity import Popularity
-from personalize.training.artifacts import Artifact
-from tests.strategies.conftest import make_dataset
+from personalize.testing import synthetic_shop as make_dataset
 
 pytestmark = pytest.mark.django_db
 

@@ -10,11 +10,13 @@ import pytest
 from django.core.checks import Error
 from django.test import override_settings
 
-from personalize.strategies.base import CannotRecommend, History, Options, Strategy, top_k
-from personalize.strategies.common import VectorStrategy, artifact_meta
-from personalize.strategies.hybrid import Blend, Cascade, _minmax, unpack_part
-from personalize.training.artifacts import Artifact
-from personalize.training.dataset import Dataset
+from personalize.dataset import Dataset
+from personalize.strategies.artifacts import Artifact
+from personalize.strategies.base import CannotRecommend, Options, Strategy
+from personalize.strategies.common import VectorStrategy
+from personalize.strategies.history import History
+from personalize.strategies.hybrid import Blend, Cascade, _minmax
+from personalize.strategies.ranking import top_k
 
 HERE = __name__
 
@@ -33,7 +35,7 @@ class Fixed(VectorStrategy):
     def fit(self, dataset):
         ids = np.array(sorted(int(k) for k in self.options.scores))
         values = np.array([self.options.scores[str(i)] for i in ids], dtype=np.float32)
-        return Artifact(arrays={"item_ids": ids, "scores": values}, meta=artifact_meta(self))
+        return self.new_artifact({"item_ids": ids, "scores": values})
 
     def item_scores(self, artifact, history):
         if self.options.refuse_empty and not len(history):
@@ -48,7 +50,7 @@ class FixedListOnly(Strategy):
 
     def fit(self, dataset):
         arrays = Fixed(**self.options.as_dict()).fit(dataset).arrays
-        return Artifact(arrays=arrays, meta=artifact_meta(self))
+        return self.new_artifact(arrays)
 
     def recommend(self, artifact, history, k, exclude: Iterable = ()):
         if self.options.refuse_empty and not len(history):
@@ -77,7 +79,7 @@ class Drawn(VectorStrategy):
         scores = rng.integers(0, 6, self.options.n).astype(np.float64)
         scores[rng.random(self.options.n) < 0.1] = -np.inf
         ids = np.arange(self.options.first, self.options.first + self.options.n)
-        return Artifact(arrays={"item_ids": ids, "scores": scores}, meta=artifact_meta(self))
+        return self.new_artifact({"item_ids": ids, "scores": scores})
 
     def item_scores(self, artifact, history):
         # depends on the history, as real parts do
@@ -152,33 +154,6 @@ def test_blend_skips_parts_that_cannot_answer():
 def test_blend_never_returns_history_or_excluded_items():
     result = serve(Blend(strategies={"a": 1.0, "b": 1.0}), History(item_ids=[1]), exclude=[4])
     assert set(ids(result)) == {2, 3}
-
-
-@pytest.mark.parametrize("weights", [{"low": 1.0, "high": 2.0}, {"low": 1.0, "same": 1.0},
-                                     {"low": 0.5, "high": 0.0, "same": 3.0}])
-def test_blend_of_vector_parts_answers_as_the_general_path(weights):
-    # Vector parts are blended in the union of their items; the general path
-    # (pairs per part, np.unique, positions) must give exactly the same lists.
-    blend = Blend(strategies=weights, candidates=7)
-    with strategies(**DRAWN):
-        fast = blend.fit(DATASET)
-        general = blend.fit(DATASET)
-    general.cache["shared_space"] = None
-    rng = np.random.default_rng(0)
-    for _ in range(60):
-        history = History(item_ids=rng.choice(100, rng.integers(0, 6), replace=False).tolist())
-        exclude = rng.choice(100, rng.integers(0, 4), replace=False).tolist()
-        k = int(rng.integers(1, 15))
-        expected = blend.recommend(general, history, k, exclude)
-        assert blend.recommend(fast, history, k, exclude) == expected
-    space = fast.cache["shared_space"]
-    assert space is not None
-    # a part holding every item of the union is read in place, the others are placed
-    in_place = {name for name, where in space.columns.items() if where is None}
-    assert in_place == ({"low", "same"} if set(weights) == {"low", "same"} else set())
-    # those parts share one id array, so a history is encoded once for them all
-    arrays = {id(unpack_part(fast, name)[1]["item_ids"]) for name in in_place}
-    assert len(arrays) == min(len(in_place), 1)
 
 
 def test_cascade_reranks_the_candidates():

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from personalize.dataset import Dataset
 from personalize.strategies import item_knn
-from personalize.strategies.base import CannotRecommend, History
+from personalize.strategies.base import CannotRecommend
+from personalize.strategies.history import History
 from personalize.strategies.item_knn import ItemKNN
-from personalize.training.dataset import Dataset
 
 
 @pytest.fixture

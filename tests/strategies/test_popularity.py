@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from personalize.strategies.base import History
+from personalize.dataset import Dataset
+from personalize.dataset.raw import ItemContent
+from personalize.strategies.history import History
 from personalize.strategies.popularity import Popularity, Trending
-from personalize.training.dataset import Dataset
-from personalize.training.readers import ItemContent
 
 DAY = 86_400.0
 NOW = 1_700_000_000.0

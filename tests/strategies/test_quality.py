@@ -13,10 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from personalize.dataset import Dataset
+from personalize.strategies import History
 from personalize.strategies.ease import EASE
 from personalize.strategies.item_knn import ItemKNN
 from personalize.strategies.popularity import Popularity
-from personalize.training.dataset import Dataset
 
 pytestmark = pytest.mark.slow
 K = 10
@@ -42,7 +43,7 @@ def ndcg(strategy, train, test_sets):
     discounts = 1.0 / np.log2(np.arange(2, K + 2))
     values = []
     for subject, relevant in test_sets.items():
-        ranked = [item for item, _ in strategy.recommend(artifact, train.history(subject), K)]
+        ranked = [item for item, _ in strategy.recommend(artifact, History.from_dataset(train, subject), K)]
         gains = np.array([item in relevant for item in ranked] + [False] * (K - len(ranked)))
         values.append((gains * discounts).sum() / discounts[: min(len(relevant), K)].sum())
     return float(np.mean(values))

@@ -10,19 +10,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from personalize.dataset import Dataset
 from personalize.strategies import ease as ease_module
-from personalize.strategies.base import CannotRecommend, History
-from personalize.strategies.common import (
-    _history_columns,
-    _short_history_columns,
-    history_matrix,
-    history_vector,
-)
+from personalize.strategies.artifacts import Artifact
+from personalize.strategies.base import CannotRecommend
+from personalize.strategies.common import history_matrix, history_vector
 from personalize.strategies.ease import EASE
+from personalize.strategies.history import History
 from personalize.strategies.item_knn import ItemKNN
 from personalize.strategies.popularity import Popularity
-from personalize.training.artifacts import Artifact
-from personalize.training.dataset import Dataset
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +30,7 @@ def histories_of(dataset: Dataset, n: int, seed: int = 0) -> list[History]:
     """Real histories of ``n`` subjects, and variations of some of them."""
     rng = np.random.default_rng(seed)
     chosen = rng.choice(dataset.subject_ids, size=n, replace=False).tolist()
-    histories = [dataset.history(subject) for subject in chosen]
+    histories = [History.from_dataset(dataset, subject) for subject in chosen]
     unknown = int(dataset.item_ids.max()) + 1000
     varied = []
     for number, history in enumerate(histories[: n // 2]):
@@ -174,65 +170,3 @@ def test_history_matrix_sums_repeats_and_keeps_known_items():
     assert binary.toarray().tolist() == [[1.0, 0.0, 1.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
 
 
-def test_one_history_gives_the_row_a_batch_gives_it():
-    # A single history takes its own path (serving scores one per request).
-    artifact = Artifact(arrays={"item_ids": np.array([2, 5, 7, 11, 13])})
-    rng = np.random.default_rng(3)
-    for _ in range(300):
-        # short histories take a plain-Python path, long ones (or 9+ repeats) NumPy's
-        size = int(rng.integers(0, 80))
-        ids = rng.choice([2, 5, 7, 11, 13, 99], size).tolist()
-        weights = None if rng.random() < 0.3 else _awkward_weights(rng, size)
-        history = History(item_ids=ids, weights=weights)
-        for binary in (False, True):
-            alone = history_matrix(artifact, [history], binary=binary)
-            batch = history_matrix(artifact, [history, History(item_ids=[5])], binary=binary)
-            end = batch.indptr[1]
-            assert alone.shape == (1, 5)
-            assert alone.indptr.tolist() == [0, end]
-            assert alone.indices.tolist() == batch.indices[:end].tolist()
-            assert alone.data.dtype == batch.data.dtype == np.float32
-            assert alone.data.tobytes() == batch.data[:end].tobytes()
-
-
-def _awkward_weights(rng: np.random.Generator, size: int) -> list[float]:
-    """Weights whose sums depend on the order of addition (and signed zeros)."""
-    scale = rng.choice([1e-8, 1.0, 1e3, 1e16], size)
-    weights = (rng.normal(size=size) * scale).tolist()
-    return [-0.0 if rng.random() < 0.1 else w for w in weights]
-
-
-def test_short_histories_are_summed_to_the_same_bits_as_numpy_sums_them():
-    artifact = Artifact(arrays={"item_ids": np.array([2, 5, 7])})
-    rng = np.random.default_rng(8)
-    answered = 0
-    for _ in range(400):
-        size = int(rng.integers(1, 30))
-        history = History(item_ids=rng.choice([2, 5, 7, 8], size).tolist(),
-                          weights=_awkward_weights(rng, size))
-        short = _short_history_columns(artifact, history, binary=False)
-        repeats = max(history.item_ids.count(i) for i in (2, 5, 7))
-        if repeats > 8:  # more than first + 7 others: NumPy sums those pairwise
-            assert short is None
-            continue
-        assert short is not None
-        answered += 1
-        indices, values = _history_columns(artifact, history, binary=False)
-        assert short[0].tolist() == indices.tolist()
-        assert short[1].dtype == values.dtype == np.float32
-        assert short[1].tobytes() == values.tobytes()
-    assert answered > 100
-
-
-def test_short_history_path_leaves_other_ids_to_the_general_path():
-    history = History(item_ids=[2, 5])
-    assert _short_history_columns(Artifact(arrays={"item_ids": np.array([5, 2])}),
-                                  history, False) is None  # unsorted
-    assert _short_history_columns(Artifact(arrays={"item_ids": np.array(["2", "5"])}),
-                                  history, False) is None
-    assert _short_history_columns(Artifact(arrays={"item_ids": np.array([2, 5])}),
-                                  History(item_ids=["2", 5]), False) is None
-    assert _short_history_columns(Artifact(arrays={"item_ids": np.array([2, 5])}),
-                                  History(item_ids=[2**70]), False) is None
-    artifact = Artifact(arrays={"item_ids": np.array([2, 5])})
-    assert history_matrix(artifact, [History(item_ids=[2**70, 5])]).indices.tolist() == [1]

@@ -26,7 +26,7 @@ def request_for():
         request = RequestFactory().get("/", **headers)
         request.user = AnonymousUser()
         if subject is not None:
-            from personalize.tracking.subjects import STATE_ATTR, VisitorState
+            from personalize.identity import STATE_ATTR, VisitorState
 
             state = VisitorState(request)
             state._anon_looked_up, state._anon_subject = True, subject

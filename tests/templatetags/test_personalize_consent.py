@@ -52,7 +52,7 @@ def visitor_with(client):
 def _signed(visitor_id):
     from django.http import HttpResponse
 
-    from personalize.tracking.subjects import COOKIE_SALT
+    from personalize.identity import COOKIE_SALT
 
     response = HttpResponse()
     response.set_signed_cookie(COOKIE, visitor_id, salt=COOKIE_SALT)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import RequestFactory
 
-from personalize.tracking.bots import is_bot_request, is_bot_user_agent
+from personalize.identity.bots import is_bot_request, is_bot_user_agent
 from tests.tracking.conftest import BOT_UA, BROWSER_UA
 
 

@@ -5,12 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connections
-from django.test.utils import CaptureQueriesContext
 
 from personalize.models import Event, Subject
 from personalize.tracking.history import subject_events, subject_history
-from tests.test_sqltime import MOMENTS
 
 T0 = datetime(2024, 5, 1, 9, 30, 0, 123456, tzinfo=UTC)
 
@@ -116,64 +113,7 @@ def test_unconfigured_events_at_the_limit_do_not_push_out_older_preferences(item
     assert subject_events(subject.pk, limit=4).complete is True
 
 
-def _read_with_sql(subject_id):
-    """``subject_events(subject_id)`` and the SQL of its (last) query."""
-    with CaptureQueriesContext(connections[Event.objects.db]) as captured:
-        events = subject_events(subject_id)
-    return events, captured.captured_queries[-1]["sql"]
-
-
-def test_the_query_names_the_shorter_type_list(history_events, settings):
-    ann = history_events["ann"].pk
-    by_default, sql = _read_with_sql(ann)
-    left_out = 'NOT ("personalize_event"."event_type" IN'
-    assert left_out in sql  # 2 types left out, not 8 kept
-    settings.PERSONALIZE = {**settings.PERSONALIZE, "EXTRA_EVENT_TYPES": {
-        f"seen-{n}": 0.0 for n in range(10)}}
-    by_name, sql = _read_with_sql(ann)
-    assert left_out not in sql  # 8 kept, not 12 left out
-    assert by_name.history.item_ids == by_default.history.item_ids
-    assert by_name.event_types == by_default.event_types == ["view", "rating", "purchase",
-                                                             "dislike"]
-
-
 def test_no_preference_type_at_all_gives_an_empty_history(history_events, settings):
     settings.PERSONALIZE = {**settings.PERSONALIZE, "EVENT_TYPES": {"view": 0.0, "click": 0.0}}
     events = subject_events(history_events["ann"].pk)
     assert len(events.history) == 0 and events.complete
-
-
-@pytest.mark.parametrize("moment", MOMENTS)  # the edge cases of personalize.sqltime
-def test_the_compiled_query_keeps_every_microsecond(items, moment):
-    subject = Subject.objects.create()
-    Event.objects.create(subject=subject, item=items["sku-1"], event_type="view", timestamp=moment)
-    assert subject_history(subject.pk).timestamps == [moment.timestamp()]
-
-
-def test_without_time_zone_support_sqlite_goes_through_the_orm(history_events, settings):
-    from personalize.sqltime import epoch_template
-
-    settings.USE_TZ = False  # SQLite then stores naive local times: no exact SQL expression
-    if connections[Event.objects.db].vendor == "sqlite":
-        assert epoch_template(Event.objects.db) is None
-    items = history_events["items"]
-    history = subject_history(history_events["ann"].pk)
-    assert history.item_ids == [items[sku].pk for sku in ("sku-1", "sku-2", "sku-3", "sku-1")]
-    assert len(history.timestamps) == 4
-
-
-def test_the_query_reads_the_subject_index_in_order_without_a_sort(history_events):
-    """Latest first with ties by id is the index's own order: no database sorts the rows."""
-    connection = connections[Event.objects.db]
-    _, sql = _read_with_sql(history_events["ann"].pk)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # a handful of rows: make the planner show the index path it would take at scale
-            cursor.execute("SET LOCAL enable_seqscan = off")
-            cursor.execute("SET LOCAL enable_bitmapscan = off")
-            cursor.execute("EXPLAIN " + sql)
-        else:
-            cursor.execute("EXPLAIN QUERY PLAN " + sql)
-        plan = "\n".join(str(row) for row in cursor.fetchall())
-    assert "personalize_ev_subj_ts_id" in plan
-    assert "TEMP B-TREE" not in plan and "Sort" not in plan

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from personalize.cachebatch import CacheBatch
+from personalize.backends.cache import CacheBatch
 from personalize.consent.service import grant_consent
 from personalize.models import Event, Item, Subject
 from personalize.signals import event_recorded, items_changed
@@ -210,7 +210,7 @@ def test_consent_is_read_once_per_batch_for_all_subjects(items):
     for s in subjects[:2]:
         grant_consent(s)
     batch = [{"type": "view", "item": "sku-1", "subject": s.key} for s in subjects * 2]
-    with mock.patch("personalize.consent.service.has_consent_many",
+    with mock.patch("personalize.tracking.consent_gate.has_consent_many",
                     wraps=__import__("personalize.consent.service",
                                      fromlist=["x"]).has_consent_many) as spy:
         report = ingest_events(batch, allow_subject=True)
@@ -222,7 +222,7 @@ def test_consent_is_read_once_per_batch_for_all_subjects(items):
 def test_consent_failure_fails_closed(subject, items):
     from unittest import mock
 
-    with mock.patch("personalize.consent.service.has_consent_many",
+    with mock.patch("personalize.tracking.consent_gate.has_consent_many",
                     side_effect=RuntimeError("ledger down")):
         report = ingest_events([{"type": "view", "item": "sku-1"}], subject=subject)
     assert report.results[0].field == "consent"

@@ -11,8 +11,8 @@ from django.test.utils import CaptureQueriesContext
 
 from personalize.conf import personalize_settings
 from personalize.consent.service import grant_consent
+from personalize.identity import COOKIE_SALT
 from personalize.models import Event, Subject
-from personalize.tracking.subjects import COOKIE_SALT
 from tests.tracking.conftest import BOT_UA, BROWSER_UA
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.tracking.urls")]

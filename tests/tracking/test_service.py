@@ -13,11 +13,11 @@ from django.test.utils import CaptureQueriesContext
 
 from personalize import track as public_track
 from personalize.consent.service import grant_consent, revoke_consent
+from personalize.identity import STATE_ATTR, VisitorState
 from personalize.models import Event, Item, Subject
 from personalize.models.events import EventSource
 from personalize.signals import event_recorded
 from personalize.tracking.service import InvalidEvent, track
-from personalize.tracking.subjects import STATE_ATTR, VisitorState
 from tests.testapp.models import Product
 from tests.tracking.conftest import BOT_UA, BROWSER_UA
 
@@ -195,19 +195,19 @@ def test_few_queries_per_event(subject, items):
 def test_consent_failure_fails_closed(subject, items):
     from unittest import mock
 
-    with mock.patch("personalize.consent.service.has_consent", side_effect=RuntimeError("x")):
+    with mock.patch("personalize.tracking.consent_gate.has_consent", side_effect=RuntimeError("x")):
         assert track(subject, "view", "sku-1") is None
     assert Event.objects.count() == 0
 
 
-# --- the subject remembered per process (no subject query on later events) -------------
+# --- a visitor's later requests: resolved anew each time ---------------------------------
 
 
 def visitor_request(visitor_id):
     """A browser request carrying ``visitor_id`` in a validly signed visitor cookie."""
     from django.http import HttpResponse
 
-    from personalize.tracking.subjects import COOKIE_SALT
+    from personalize.identity import COOKIE_SALT
 
     signed = HttpResponse()
     signed.set_signed_cookie("personalize_vid", visitor_id, salt=COOKIE_SALT)
@@ -217,35 +217,7 @@ def visitor_request(visitor_id):
     return request
 
 
-def subject_queries(queries):
-    return [q["sql"] for q in queries.captured_queries if "personalize_subject" in q["sql"]]
-
-
-# Outside a test transaction: the memory is only used in autocommit mode.
-remembered = pytest.mark.django_db(transaction=True)
-
-
-def in_another_process():
-    """Signals sent here make this process forget the subject; another web process
-    hears nothing and only has the cache to tell it."""
-    from unittest import mock
-
-    return mock.patch("personalize.serving.subjects.forget_subject")
-
-
-@remembered
-def test_later_events_of_a_visitor_need_no_subject_query(items):
-    subject = Subject.objects.create(visitor_id="v-1")
-    grant_consent(subject)
-    assert track(visitor_request("v-1"), "view", "sku-1").subject_id == subject.pk
-    with CaptureQueriesContext(connection) as queries:
-        event = track(visitor_request("v-1"), "view", items["sku-2"])
-    assert event.subject_id == subject.pk
-    assert subject_queries(queries) == []
-    assert Event.objects.filter(subject=subject).count() == 2
-
-
-@remembered
+@pytest.mark.django_db
 def test_remembered_consent_is_still_read_every_time(items):
     subject = Subject.objects.create(visitor_id="v-1")
     grant_consent(subject)
@@ -255,15 +227,14 @@ def test_remembered_consent_is_still_read_every_time(items):
     assert not Event.objects.filter(item=items["sku-2"]).exists()
 
 
-@remembered
+@pytest.mark.django_db
 def test_a_visitor_merged_at_sign_in_is_resolved_again(items, opt_out):
-    from personalize.tracking.subjects import merge_subjects
+    from personalize.tracking.merge import merge_subjects
 
     anonymous = Subject.objects.create(visitor_id="v-1")
     assert track(visitor_request("v-1"), "view", "sku-1").subject_id == anonymous.pk
     user_subject = Subject.objects.create(user=get_user_model().objects.create_user("ann"))
-    with in_another_process():
-        merge_subjects(anonymous, user_subject)  # leaves a tombstone in the cache
+    merge_subjects(anonymous, user_subject)
 
     event = track(visitor_request("v-1"), "view", "sku-2")
     # The old cookie no longer names anyone: a new anonymous subject, unlinkable.
@@ -271,17 +242,13 @@ def test_a_visitor_merged_at_sign_in_is_resolved_again(items, opt_out):
     assert Subject.objects.get(pk=event.subject_id).visitor_id != "v-1"
 
 
-@remembered
-def test_an_erased_subject_whose_tombstone_was_evicted(items, opt_out):
-    from django.core.cache import caches
-
+@pytest.mark.django_db
+def test_an_erased_visitor_gets_a_new_subject(items, opt_out):
     from personalize.consent.rights import erase_subject
 
     subject = Subject.objects.create(visitor_id="v-1")
     assert track(visitor_request("v-1"), "view", "sku-1").subject_id == subject.pk
-    with in_another_process():
-        erase_subject(subject)
-    caches["default"].clear()  # the tombstone is gone too: only the insert can tell
+    erase_subject(subject)
 
     event = track(visitor_request("v-1"), "view", "sku-2")
     assert event is not None and event.subject_id != subject.pk

@@ -11,14 +11,10 @@ from django.test import RequestFactory
 from django.utils import timezone
 
 from personalize.consent.service import grant_consent, has_consent, revoke_consent
+from personalize.identity import resolve_subject, visitor_state
 from personalize.models import ConsentRecord, Event, Subject
 from personalize.signals import event_recorded
-from personalize.tracking.subjects import (
-    merge_subjects,
-    on_user_logged_in,
-    resolve_subject,
-    visitor_state,
-)
+from personalize.tracking.merge import merge_subjects, on_user_logged_in
 
 pytestmark = pytest.mark.django_db
 

@@ -89,7 +89,7 @@ def test_the_endpoint_accepts_what_the_tracker_sends(result, browser):
     grant_consent(subject)
     from django.http import HttpResponse
 
-    from personalize.tracking.subjects import COOKIE_SALT
+    from personalize.identity import COOKIE_SALT
 
     response = HttpResponse()
     response.set_signed_cookie("personalize_vid", subject.visitor_id, salt=COOKIE_SALT)

@@ -6,9 +6,9 @@ from django.middleware.csrf import get_token
 from django.urls import path
 
 from personalize.api.events import EventIngestView
+from personalize.identity import resolve_subject
 from personalize.models import Item
 from personalize.tracking.service import track
-from personalize.tracking.subjects import resolve_subject
 
 
 def csrf(request: HttpRequest) -> HttpResponse:

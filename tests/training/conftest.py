@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from personalize.models import Event, Item, Subject
-from personalize.training import active
+from personalize.serving import loader
 from tests.training import fakes
 
 CATEGORIES = ["Books", "Garden", "Music", "Tools", "Toys"]
@@ -46,13 +46,13 @@ def set_options(settings, name, path=None, **options):
 @pytest.fixture(autouse=True)
 def _fresh_process_state():
     """No model loaded, nothing erased, no fit blocked: every test starts like a new process."""
-    active.clear_loaded()
+    loader.clear_loaded()
     fakes.RELEASE.clear()
     fakes.STARTED.clear()
     fakes.FAILURES["left"] = 0
     yield
     fakes.RELEASE.set()
-    active.clear_loaded()
+    loader.clear_loaded()
 
 
 @pytest.fixture

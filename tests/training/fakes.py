@@ -17,8 +17,10 @@ import scipy.sparse as sp
 from django.core.cache import cache
 from django.db import OperationalError
 
-from personalize.strategies.base import CannotRecommend, History, Options, Strategy, top_k
-from personalize.training.artifacts import Artifact
+from personalize.strategies.artifacts import Artifact
+from personalize.strategies.base import CannotRecommend, Options, Strategy
+from personalize.strategies.history import History
+from personalize.strategies.ranking import top_k
 
 #: Set by a test to make a blocking fit wait; ``STARTED`` tells the test the fit began.
 RELEASE = threading.Event()
@@ -104,7 +106,7 @@ class CoCount(Strategy):
         if self.options.sabotage or flags.get("sabotage"):  # what nobody does together
             cooc = (cooc == 0).astype(np.float32)
             np.fill_diagonal(cooc, 0)
-        return Artifact(arrays={"item_ids": np.asarray(dataset.item_ids), "cooc": cooc})
+        return self.new_artifact({"item_ids": np.asarray(dataset.item_ids), "cooc": cooc})
 
     def recommend(self, artifact, history, k, exclude=()):
         scores, positions = _scores_from_history(artifact, history, "cooc")
@@ -126,7 +128,7 @@ class TinyFactors(Strategy):
         _, _, vt = np.linalg.svd(x, full_matrices=False)
         item_factors = vt[: self.options.factors].T.astype(np.float32)
         subject_factors = (x @ item_factors).astype(np.float32)
-        return Artifact(arrays={
+        return self.new_artifact({
             "item_ids": np.asarray(dataset.item_ids),
             "subject_ids": np.asarray(dataset.subject_ids),
             "item_factors": item_factors,
@@ -163,7 +165,7 @@ class TinyFactors(Strategy):
 
 
 class Embedder(CoCount):
-    """A content model that can add items without retraining (``embed_and_upsert``)."""
+    """A content model that can add items without retraining (``upsert_items``)."""
 
     def fit(self, dataset) -> Artifact:
         vectors = np.array([[sum(map(ord, c)) % 97 for c in (cats or ["-"])[:1]] for cats in
@@ -173,7 +175,7 @@ class Embedder(CoCount):
         del artifact.arrays["cooc"]
         return artifact
 
-    def embed_and_upsert(self, artifact, items):
+    def upsert_items(self, artifact, items):
         ids = np.array([item.pk for item in items], dtype=artifact["item_ids"].dtype)
         vectors = np.array([[sum(map(ord, (item.categories or ["-"])[0])) % 97] for item in items],
                            dtype=np.float32)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from personalize.training.artifacts import Artifact
+from personalize.strategies.artifacts import Artifact
 from personalize.training.embedding import empty_like, upsert_rows
 
 

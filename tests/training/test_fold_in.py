@@ -8,9 +8,9 @@ import pytest
 from django.utils import timezone
 
 from personalize.models import Event, Subject
+from personalize.serving.loader import get_active_model
 from personalize.tracking.history import subject_history
 from personalize.training import service
-from personalize.training.active import get_active_model
 from tests.training.conftest import use_strategies
 
 pytestmark = pytest.mark.django_db

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from django.db import OperationalError
 
+from personalize.dataset import Dataset
 from personalize.models import Event, ModelVersion
-from personalize.strategies.base import History
-from personalize.training import service
-from personalize.training.active import get_active_model
-from personalize.training.artifacts import artifact_storage, load_artifact
-from personalize.training.dataset import Dataset
+from personalize.serving.loader import get_active_model
+from personalize.strategies.history import History
+from personalize.training import activation, gate, service
+from personalize.training.storage import artifact_storage, load_artifact
 from tests.training.conftest import START, make_events, set_options, use_strategies
 
 pytestmark = pytest.mark.django_db
@@ -133,7 +133,7 @@ def test_rollback_brings_an_earlier_version_back(fake_strategies, shop):
     service.train_strategy("cooc", force=True)
     assert get_active_model("cooc").version == 2
 
-    restored = service.rollback("cooc", 1, note="Rolled back by admin.")
+    restored = activation.rollback("cooc", 1, note="Rolled back by admin.")
 
     assert restored.status == "active" and restored.note == "Rolled back by admin."
     assert ModelVersion.objects.get(strategy="cooc", version=2).status == "retired"
@@ -145,7 +145,7 @@ def test_a_failed_version_cannot_be_activated(fake_strategies, shop, settings):
     set_options(settings, "cooc", fail="runtime")
     failed = service.train_strategy("cooc")
     with pytest.raises(ValueError, match="no servable artifact"):
-        service.activate_version(failed)
+        activation.activate_version(failed)
 
 
 def test_without_timestamps_spread_there_is_nothing_to_hold_out(fake_strategies, catalog):
@@ -181,7 +181,7 @@ def test_old_artifacts_are_pruned_but_the_rows_stay(fake_strategies, shop, setti
     assert rows[1].artifact == "" and rows[1].artifact_size > 0
     assert not artifact_storage().exists(paths[0])
     with pytest.raises(ValueError):
-        service.rollback("cooc", 1)
+        activation.rollback("cooc", 1)
 
 
 def test_an_unknown_strategy_is_a_key_error(fake_strategies, shop):
@@ -224,7 +224,7 @@ def test_holdout_histories_are_the_training_events_oldest_first():
         event_weights={"view": 1.0, "purchase": 8.0, "rating": None, "dislike": -2.0,
                        "impression": 0.0},
     )
-    holdout = service.temporal_holdout(dataset, 0.2, max_subjects=25)
+    holdout = gate.temporal_holdout(dataset, 0.2, max_subjects=25)
     assert holdout.subjects.size == 25
     assert holdout.histories == reference_histories(holdout.train, holdout.subjects)
     assert any(h.ratings for h in holdout.histories)
@@ -235,12 +235,12 @@ def test_evaluation_is_the_same_as_recommending_one_subject_at_a_time(data_dir, 
     from personalize.strategies.ease import EASE
 
     dataset = Dataset.from_file("ml100k", data_dir / "movielens-100k")
-    holdout = service.temporal_holdout(dataset, 0.1, max_subjects=200)
+    holdout = gate.temporal_holdout(dataset, 0.1, max_subjects=200)
     artifact = EASE().fit(holdout.train)
-    batch = service.evaluate_on_holdout(EASE(), artifact, holdout)
+    batch = gate.evaluate_on_holdout(EASE(), artifact, holdout)
     # the base class's loop over recommend(), instead of EASE's batch
     monkeypatch.setattr(EASE, "recommend_many", Strategy.recommend_many)
-    looped = service.evaluate_on_holdout(EASE(), artifact, holdout)
+    looped = gate.evaluate_on_holdout(EASE(), artifact, holdout)
     assert batch == looped
     assert batch["ndcg@10"] > 0.1 and batch["subjects"] == holdout.subjects.size
 

@@ -12,10 +12,10 @@ from django.core.cache import cache
 from django.db import OperationalError
 
 from personalize.models import Item, ModelVersion, Subject
+from personalize.serving.loader import get_active_model
 from personalize.signals import event_recorded, items_changed
-from personalize.strategies.base import History
-from personalize.training import embedding, precompute, tasks, triggers
-from personalize.training.active import get_active_model
+from personalize.strategies.history import History
+from personalize.training import embedding, receivers, tasks, triggers
 from personalize.training.locks import training_lock
 from personalize.training.schedule import beat_schedule
 from tests.training import fakes
@@ -114,41 +114,6 @@ def test_threshold_disabled(fake_strategies, shop, settings):
     assert tasks.check_retrain_thresholds.delay().get() == []
 
 
-def test_precompute_top_n_in_chunks(fake_strategies, shop, settings):
-    tasks.train_strategy.delay("cooc").get()
-    subjects = shop["subjects"]
-    with mock.patch.object(precompute, "active_subject_ids", return_value=[s.pk for s in subjects]):
-        summary = tasks.precompute_top_n.delay("cooc", k=5, chunk_size=7).get()
-    assert summary == {"subjects": 40, "chunks": 6}
-
-    stored = precompute.get_precomputed("cooc", subjects[0].pk)
-    live = get_active_model("cooc")
-    from personalize.tracking.history import subject_history
-
-    expected = live.strategy.recommend(live.artifact, subject_history(subjects[0].pk), 5)
-    assert stored == [(item, pytest.approx(score)) for item, score in expected]
-
-    event_recorded.send(sender=None, subject_ids={subjects[0].pk}, item_ids=set(), count=1)
-    assert precompute.get_precomputed("cooc", subjects[0].pk) is None
-    assert precompute.get_precomputed("cooc", subjects[1].pk) is not None
-
-
-def test_precomputed_lists_of_a_retired_version_are_not_served(fake_strategies, shop):
-    tasks.train_strategy.delay("cooc").get()
-    subject = shop["subjects"][0]
-    precompute.precompute("cooc", [subject.pk], 5)
-    assert precompute.get_precomputed("cooc", subject.pk)
-    tasks.train_strategy.delay("cooc", force=True).get()
-    assert precompute.get_precomputed("cooc", subject.pk) is None
-
-
-def test_active_subject_ids_are_the_recent_ones(catalog):
-    old = make_events(catalog, n_subjects=2)  # 2024
-    recent = make_events(catalog, n_subjects=2, start=datetime.now(tz=UTC))
-    assert precompute.active_subject_ids(days=1) == sorted(s.pk for s in recent)
-    assert not set(precompute.active_subject_ids(days=1)) & {s.pk for s in old}
-
-
 @pytest.fixture
 def embedder(settings, shop):
     use_strategies(settings, {"content": "tests.training.fakes.Embedder",
@@ -194,25 +159,30 @@ def test_changed_items_are_embedded_through_the_signal_and_the_catalog_hook(embe
 
     from personalize.catalog.sync import item_changed_hooks
 
-    assert embedding.on_item_changed in item_changed_hooks
+    assert receivers.on_item_changed in item_changed_hooks
     other = Item.objects.create(external_id="book-new-2", categories=["Books"])
-    embedding.on_item_changed(other)
+    receivers.on_item_changed(other)
     assert other.pk in get_active_model("content").artifact.index_of("item_ids")
     assert get_active_model("content").version == 3
 
 
 def test_item_changes_are_debounced_into_one_task(embedder, catalog):
-    with mock.patch.object(tasks.embed_pending, "apply_async") as queued:
-        assert embedding.schedule([1, 2]) is True
-        assert embedding.schedule([3]) is False  # the queued task takes these too
-    assert queued.call_count == 1
+    assert embedding.queue_pending([1, 2]) is True
+    assert embedding.queue_pending([3]) is False  # the queued task takes these too
     assert embedding.take_pending() == [1, 2, 3]
     assert embedding.take_pending() == []
+    with mock.patch.object(tasks.embed_pending, "apply_async") as queued:
+        receivers.on_items_changed(item_ids=[4])
+        receivers.on_items_changed(item_ids=[5])
+    assert queued.call_count == 1
+    assert queued.call_args.kwargs == {"countdown": 10.0}
+    assert embedding.take_pending() == [4, 5]
 
 
 def test_no_embedding_strategy_means_nothing_is_queued(fake_strategies, shop):
     with mock.patch.object(tasks.embed_pending, "apply_async") as queued:
-        assert embedding.schedule([1]) is False
+        assert embedding.queue_pending([1]) is False
+        receivers.on_items_changed(item_ids=[2])
     queued.assert_not_called()
     assert tasks.embed_items.delay([1]).get() == {"items": 1, "strategies": [], "chunks": 0}
 
@@ -269,8 +239,8 @@ def test_embed_items_with_the_real_embeddings_plugin(settings, shop, catalog):
 
 
 def test_a_merge_blocked_by_a_running_training_keeps_its_parts_for_the_retry(embedder, catalog):
-    from personalize.training.artifacts import artifact_storage
     from personalize.training.locks import TrainingInProgress
+    from personalize.training.storage import artifact_storage
 
     new = Item.objects.create(external_id="tool-new", categories=["Tools"])
     part = embedding.embed_part("content", [new.pk])

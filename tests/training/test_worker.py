@@ -26,9 +26,11 @@ from django.core.cache import cache
 from django.db import connection
 
 from personalize.models import ModelVersion, Subject
+from personalize.serving import loader, precompute
+from personalize.serving import tasks as serving_tasks
+from personalize.serving.loader import get_active_model
 from personalize.signals import event_recorded, subject_erased
-from personalize.training import active, precompute, service, tasks
-from personalize.training.active import get_active_model
+from personalize.training import activation, tasks
 from tests.training.conftest import make_events
 from tests.training.fakes import FLAG_VERSION
 
@@ -129,7 +131,7 @@ def on_worker(worker, transactional_db, settings):
         "OPTIONS": {"location": worker["media"]},
     }}
     cache.delete_many(["fail", "block", "sabotage", "started", "release"], version=FLAG_VERSION)
-    active.clear_loaded()
+    loader.clear_loaded()
     yield worker
     cache.delete_many(["fail", "block", "sabotage", "started", "release"], version=FLAG_VERSION)
 
@@ -156,7 +158,7 @@ def test_full_cycle_and_the_gate_on_a_real_worker(on_worker, catalog):
     first = sent.get(timeout=WAIT)
     assert first["status"] == "active" and first["version"] == 1
     # the worker published the pointer in the shared Redis cache; this process follows it
-    assert cache.get(active.pointer_key("cooc"))["version"] == 1
+    assert cache.get(activation.pointer_key("cooc"))["version"] == 1
     assert get_active_model("cooc").version == 1
 
     _flag("sabotage", True)
@@ -200,9 +202,9 @@ def test_threshold_trigger_rollback_and_erasure_on_a_real_worker(on_worker, cata
               "the triggered trainings")
 
     # rollback here; the worker's next pointer check serves v1
-    service.rollback("cooc", 1)
+    activation.rollback("cooc", 1)
     subject = subjects[0]
-    assert tasks.precompute_chunk.delay("cooc", [subject.pk], 5).get(timeout=WAIT) == 1
+    assert serving_tasks.precompute_chunk.delay("cooc", [subject.pk], 5).get(timeout=WAIT) == 1
     assert cache.get(precompute.topn_key("cooc", subject.pk))["version"] == 1
 
     # erasure here: the worker forgets the subject's trained vector too
@@ -211,5 +213,5 @@ def test_threshold_trigger_rollback_and_erasure_on_a_real_worker(on_worker, cata
     erased_pk, erased_key = erased.pk, erased.key
     Subject.objects.filter(pk=erased_pk).delete()
     subject_erased.send(sender=Subject, subject_id=erased_pk, key=erased_key, reason="erasure")
-    assert tasks.precompute_chunk.delay("factors", [erased_pk], 5).get(timeout=WAIT) == 0
-    assert tasks.precompute_chunk.delay("factors", [other.pk], 5).get(timeout=WAIT) == 1
+    assert serving_tasks.precompute_chunk.delay("factors", [erased_pk], 5).get(timeout=WAIT) == 0
+    assert serving_tasks.precompute_chunk.delay("factors", [other.pk], 5).get(timeout=WAIT) == 1

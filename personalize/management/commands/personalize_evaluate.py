@@ -14,25 +14,19 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from personalize.conf import personalize_settings
+from personalize.dataset import Dataset
+from personalize.dataset.files import READERS
 from personalize.evaluation.report import FORMATS, render
 from personalize.evaluation.runner import evaluate
 from personalize.evaluation.splits import PROTOCOLS
 from personalize.strategies.base import Strategy
 from personalize.strategies.registry import StrategyConfigError, get_strategy, strategy_names
-from personalize.training.dataset import Dataset
-
-#: The file formats ``Dataset.from_file`` reads, when the readers do not say.
-DEFAULT_FILE_FORMATS = ("ml100k", "ml-latest", "ml1m", "amazon", "csv")
+from personalize.training.snapshot import database_snapshot
 
 
 def file_formats() -> tuple[str, ...]:
-    """The formats ``--from-file`` accepts (the readers module's list when it has one)."""
-    try:
-        from personalize.training import readers
-    except ImportError:
-        return DEFAULT_FILE_FORMATS
-    formats = getattr(readers, "FORMATS", None) or getattr(readers, "READERS", None)
-    return tuple(formats) if formats else DEFAULT_FILE_FORMATS
+    """The formats ``--from-file`` accepts."""
+    return tuple(READERS)
 
 
 def _resolve_path(raw: str) -> Path:
@@ -130,10 +124,8 @@ class Command(BaseCommand):
             if options[name] is not None and options[name] < 1:
                 raise CommandError(f"--{name.replace('_', '-')} must be at least 1.")
         strategies = self._strategies(options["strategies"])
-        if options["from_file"]:
-            dataset = load_file(options["from_file"])
-        else:
-            dataset = Dataset.from_database()
+        from_file = options["from_file"]
+        dataset = load_file(from_file) if from_file else database_snapshot()
         if dataset.interactions.nnz == 0:
             raise CommandError("The dataset has no interactions to evaluate on.")
         quiet = options["no_progress"] or options["verbosity"] == 0

@@ -15,7 +15,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from personalize.strategies.registry import StrategyConfigError, strategy_names
-from personalize.training import service
+from personalize.training import service, tasks
 from personalize.training.locks import TrainingInProgress
 
 #: Metrics printed for each version, in this order, when present.
@@ -56,19 +56,15 @@ class Command(BaseCommand):
         elif options["foreground"]:
             queue = False
         else:
-            from personalize.training.tasks import workers_running
-
-            queue = workers_running(options["ping_timeout"])
+            queue = tasks.workers_running(options["ping_timeout"])
         if queue:
             self._queue(names, options["force"])
         else:
             self._foreground(names, options["force"], options["verbosity"])
 
     def _queue(self, names: list[str], force: bool) -> None:
-        from personalize.training.tasks import train_strategy
-
         for name in names:
-            result = train_strategy.delay(name, force=force)
+            result = tasks.train_strategy.delay(name, force=force)
             self.stdout.write(f"{name}: queued (task {result.id}).")
 
     def _foreground(self, names: list[str], force: bool, verbosity: int) -> None:

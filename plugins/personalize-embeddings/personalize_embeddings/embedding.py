@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from personalize.training.artifacts import Artifact
+from personalize.strategies import Artifact
 from personalize_embeddings import model as model_module
 from personalize_embeddings.model import DEFAULT_MODEL
 
@@ -98,7 +98,7 @@ def as_item_texts(items: Iterable[Any]) -> list[ItemText]:
 
 
 def dataset_item_texts(dataset: Any) -> list[ItemText]:
-    """The item texts of a :class:`~personalize.training.dataset.Dataset` snapshot."""
+    """The item texts of a :class:`~personalize.dataset.Dataset` snapshot."""
     n = len(dataset.item_ids)
     texts = list(dataset.item_texts) or [""] * n
     titles = list(dataset.item_titles) or [""] * n

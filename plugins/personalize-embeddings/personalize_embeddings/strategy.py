@@ -24,14 +24,16 @@ Artifact layout (``artifact_version`` 1):
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from personalize.strategies.base import (
+from personalize.strategies import (
+    Artifact,
     CannotRecommend,
+    Dataset,
     History,
     ItemId,
     Options,
@@ -39,19 +41,18 @@ from personalize.strategies.base import (
     Strategy,
     top_k,
 )
-from personalize.training.artifacts import Artifact
 from personalize_embeddings import ann
+from personalize_embeddings.checks import strategy_checks
 from personalize_embeddings.embedding import (
     ARTIFACT_VERSION,
     dataset_item_texts,
+    embed_and_upsert,
     embed_items,
 )
 from personalize_embeddings.model import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from django.core.checks import CheckMessage
-
-    from personalize.training.dataset import Dataset
 
 logger = logging.getLogger(__name__)
 
@@ -152,19 +153,11 @@ class Embeddings(Strategy):
             texts, previous_artifact, model=self.options.model, device=self.options.device,
             batch_size=self.options.batch_size, normalize=self.options.normalize,
         )
-        artifact = Artifact(
-            arrays={"item_ids": embedded.item_ids, "vectors": embedded.vectors,
-                    "text_hashes": embedded.text_hashes},
-            meta={
-                "strategy": f"{type(self).__module__}.{type(self).__qualname__}",
-                "artifact_version": self.artifact_version,
-                "options": self.options.as_dict(),
-                "model": self.options.model,
-                "normalize": self.options.normalize,
-                "dim": int(embedded.vectors.shape[1]),
-                "ann": mode,
-                "encoded": embedded.encoded,
-            },
+        artifact = self.new_artifact(
+            {"item_ids": embedded.item_ids, "vectors": embedded.vectors,
+             "text_hashes": embedded.text_hashes},
+            model=self.options.model, normalize=self.options.normalize,
+            dim=int(embedded.vectors.shape[1]), ann=mode, encoded=embedded.encoded,
         )
         if mode == "hnsw":
             artifact.arrays["hnsw_index"] = self._build_index(artifact)
@@ -306,6 +299,18 @@ class Embeddings(Strategy):
         except CannotRecommend:
             return None
 
+    def item_vectors(self, artifact: Artifact, item_ids: Sequence[ItemId]) -> np.ndarray:
+        """The unit embeddings of ``item_ids`` (zero rows for unknown items)."""
+        rows = self._rows(artifact, item_ids)
+        vectors = np.zeros((len(rows), artifact["vectors"].shape[1]), dtype=np.float32)
+        known = rows >= 0
+        vectors[known] = artifact["vectors"][rows[known]]
+        return vectors
+
+    def upsert_items(self, artifact: Artifact, items: Sequence[Any]) -> Artifact:
+        """Embed new or changed catalog items into a trained artifact (``embed_and_upsert``)."""
+        return embed_and_upsert(artifact, items)
+
     def explain(self, artifact: Artifact, history: History, item_id: ItemId) -> ItemId | None:
         """The history item whose embedding is closest to ``item_id``'s."""
         row = artifact.index_of("item_ids").get(item_id)
@@ -321,6 +326,4 @@ class Embeddings(Strategy):
 
     def check(self) -> list[CheckMessage]:
         """personalize.W020 (hnsw without hnswlib) and W021 (model not found offline)."""
-        from personalize_embeddings.checks import strategy_checks
-
         return strategy_checks(self)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from personalize.training.dataset import Dataset, EventLog
+from personalize.dataset import Dataset, EventLog
 
 CATALOG = {
     "meter": "Digital multimeter for measuring voltage, current and resistance.",

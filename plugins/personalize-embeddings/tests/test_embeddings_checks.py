@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("personalize_embeddings", reason="the personalize-embeddings plugin is not installed")
+
 from django.core.checks import Warning
 from personalize_embeddings import Embeddings
 from personalize_embeddings import ann as ann_module

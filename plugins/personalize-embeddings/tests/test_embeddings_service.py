@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("personalize_embeddings", reason="the personalize-embeddings plugin is not installed")
+
 import os
 from types import SimpleNamespace
 
 import numpy as np
-import pytest
 from embeddings_factories import CATALOG, make_dataset
 from personalize_embeddings import Embeddings, ItemText, drop_items, embed_and_upsert, embed_items
 from personalize_embeddings.embedding import as_item_texts, compose_text, text_hash
@@ -18,8 +21,8 @@ from personalize_embeddings.model import (
     resolve_model,
 )
 
-from personalize.strategies.base import History
-from personalize.training.artifacts import Artifact
+from personalize.strategies.artifacts import Artifact
+from personalize.strategies.history import History
 
 
 def copy_of(artifact):
@@ -128,15 +131,15 @@ def test_model_is_loaded_once_per_process(model):
 
 def test_works_with_the_training_packages_partial_upserts(catalog_artifact):
     """personalize.training.embedding embeds a chunk into an empty copy, then merges it."""
-    from personalize.training.embedding import empty_like, upsert_function, upsert_rows
+    from personalize.training.embedding import empty_like, upsert_rows
 
     live = copy_of(catalog_artifact)
-    upsert = upsert_function(Embeddings())
-    assert upsert is embed_and_upsert
+    assert Embeddings.implements("upsert_items")
     part = empty_like(live)
     new = SimpleNamespace(pk="scope", title="Microscope", categories=[],
                           text="Compound light microscope with LED illumination, 40x-1000x.")
-    result = upsert(part, [new, ItemText("tape", "Nitrile gloves, chemical resistant.")])
+    result = Embeddings().upsert_items(
+        part, [new, ItemText("tape", "Nitrile gloves, chemical resistant.")])
     part = result if isinstance(result, Artifact) else part
     assert part["item_ids"].tolist() == ["scope", "tape"]
     upsert_rows(live, copy_of(part))

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("personalize_embeddings", reason="the personalize-embeddings plugin is not installed")
+
 import sys
 import types
 from importlib import metadata
 
 import numpy as np
-import pytest
 from embeddings_factories import CATALOG, make_dataset
 from personalize_embeddings import Embeddings
 from personalize_embeddings import ann as ann_module
 
-from personalize.strategies.base import CannotRecommend, History
-from personalize.training.artifacts import Artifact
+from personalize.strategies.artifacts import Artifact
+from personalize.strategies.base import CannotRecommend
+from personalize.strategies.history import History
 
 
 def ids(scored):

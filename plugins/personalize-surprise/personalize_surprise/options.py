@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from personalize.strategies.base import Options
+from personalize.strategies import Options
 
 SIMILARITY_NAMES = ("msd", "cosine", "pearson", "pearson_baseline")
 SIM_OPTION_KEYS = frozenset({"name", "user_based", "min_support", "shrinkage"})

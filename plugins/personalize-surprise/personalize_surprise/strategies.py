@@ -36,9 +36,16 @@ import scipy.sparse as sp
 import surprise
 from scipy.optimize import nnls
 
-from personalize.strategies.base import CannotRecommend, History, ItemId, Scored, Strategy, top_k
-from personalize.training.artifacts import Artifact
-from personalize.training.dataset import Dataset
+from personalize.strategies import (
+    Artifact,
+    CannotRecommend,
+    Dataset,
+    History,
+    ItemId,
+    Scored,
+    Strategy,
+    top_k,
+)
 from personalize_surprise.options import (
     BaselineOnlyOptions,
     KNNBaselineOptions,
@@ -138,15 +145,10 @@ class SurpriseStrategy(Strategy):
 
     def artifact_from_algo(self, algo: Any, data: RatingData) -> Artifact:
         """Copy what a fitted Surprise ``algo`` learned on ``data`` into an artifact."""
-        artifact = Artifact(meta={
-            "strategy": f"{type(self).__module__}.{type(self).__qualname__}",
-            "artifact_version": self.artifact_version,
-            "options": self.options.as_dict(),
-            "algorithm": self.algo_name,
-            "surprise_version": surprise.__version__,
-            "source": data.source,
-            "n_ratings": len(data.ratings),
-        })
+        artifact = self.new_artifact(
+            algorithm=self.algo_name, surprise_version=surprise.__version__,
+            source=data.source, n_ratings=len(data.ratings),
+        )
         artifact.arrays.update({
             "subject_ids": data.subject_ids,
             "item_ids": data.item_ids,

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 from surprise import Trainset
 
-from personalize.training.dataset import Dataset
+from personalize.strategies import Dataset
 
 
 @dataclass
@@ -138,12 +138,8 @@ def build_trainset(data: RatingData) -> Trainset:
     ir = defaultdict(
         list, {i: ir_pairs[item_bounds[i]:item_bounds[i + 1]] for i in range(n_items)}
     )
-    trainset = Trainset(
+    return Trainset(
         ur, ir, n_users, n_items, len(rating_list), data.rating_scale,
         {raw: inner for inner, raw in enumerate(data.subject_ids.tolist())},
         {raw: inner for inner, raw in enumerate(data.item_ids.tolist())},
     )
-    # The same value Surprise computes lazily (np.mean over all_ratings(), which
-    # walks ur in this very order), without the Python generator pass.
-    trainset._global_mean = float(np.mean(data.ratings))
-    return trainset

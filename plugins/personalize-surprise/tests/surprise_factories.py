@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 from personalize.conf import personalize_settings
-from personalize.training.dataset import Dataset, EventLog
+from personalize.dataset import Dataset, EventLog
 
 
 def dataset_from_triples(users, items, ratings, *, explicit: bool = True) -> Dataset:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("personalize_surprise", reason="the personalize-surprise plugin is not installed")
+
 from importlib import metadata
 
 import numpy as np
-import pytest
 import surprise
 from personalize_surprise import NMF, SVD, BaselineOnly, KNNBaseline, SlopeOne, SVDpp
 from personalize_surprise.trainset import build_trainset, rating_data
 from surprise_factories import dataset_from_triples, random_triples
 
-from personalize.strategies.base import CannotRecommend, History
-from personalize.training.artifacts import Artifact
+from personalize.strategies.artifacts import Artifact
+from personalize.strategies.base import CannotRecommend
+from personalize.strategies.history import History
 
 CASES = [
     pytest.param(SVD, {"n_epochs": 10}, id="svd"),

@@ -1,0 +1,138 @@
+"""Storing and reading events in bulk: the portable way, on every database Django supports.
+
+:func:`event_store` gives the :class:`EventStore` of a database alias. This
+class works through the ORM alone; :mod:`personalize.backends.postgresql`
+overrides what PostgreSQL does much faster (chosen by the connection's
+vendor and, for the binary reader, by the driver's capability). Both pass the
+same conformance tests (``tests/backends/``), on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from django.db import connections, transaction
+from django.db.models import QuerySet
+from django.utils.module_loading import import_string
+
+from personalize.dataset.raw import RawEvents, no_events
+from personalize.models import Event
+
+#: IN-list chunk size that every backend accepts (SQLite's old limit is 999).
+IN_CHUNK = 900
+#: The event store of each database vendor that has one of its own (the
+#: portable :class:`EventStore` serves the others), as Django names backends.
+VENDOR_STORES = {"postgresql": "personalize.backends.postgresql.PostgreSQLEventStore"}
+
+
+@dataclass(slots=True)
+class EventRow:
+    """One validated event, its subject and item resolved, ready to insert."""
+
+    index: int  # its position in the caller's batch
+    event_id: str  # canonical UUID text
+    subject_id: int
+    item_id: int | None
+    event_type: str
+    value: float | None
+    context: dict[str, Any]
+    timestamp: datetime
+
+
+def chunked(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
+    """``values`` in slices of at most ``size`` (for ``IN`` lists)."""
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+class EventStore:
+    """Bulk event writes and reads on one database, through the ORM."""
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+
+    def insert(self, rows: Sequence[EventRow], source: str) -> dict[str, int | None]:
+        """Insert the rows whose ``event_id`` is not stored yet.
+
+        Returns:
+            ``event_id -> Event.pk`` of the rows inserted (the pk is ``None``
+            where the database does not report it).
+        """
+        with transaction.atomic(using=self.alias):
+            stored = self.existing_ids([row.event_id for row in rows])
+            fresh = [row for row in rows if row.event_id not in stored]
+            Event.objects.using(self.alias).bulk_create([
+                Event(event_id=row.event_id, subject_id=row.subject_id, item_id=row.item_id,
+                      event_type=row.event_type, value=row.value, context=row.context,
+                      timestamp=row.timestamp, source=source)
+                for row in fresh
+            ], ignore_conflicts=True)
+        return dict.fromkeys((row.event_id for row in fresh), None)
+
+    def existing_ids(self, event_ids: Sequence[str]) -> set[str]:
+        """Which of ``event_ids`` are stored already (as canonical UUID text)."""
+        stored: set[str] = set()
+        for chunk in chunked(event_ids):
+            stored.update(str(uid) for uid in Event.objects.using(self.alias)
+                          .filter(event_id__in=chunk).values_list("event_id", flat=True))
+        return stored
+
+    @contextmanager
+    def consistent_read(self) -> Iterator[None]:
+        """A transaction in which several queries read the same snapshot of the data."""
+        with transaction.atomic(using=self.alias):
+            yield
+
+    def read_events(self, events: QuerySet[Event], type_names: list[str],
+                    chunk_size: int) -> RawEvents:
+        """``(subject, item, type code, value, epoch seconds)`` of ``events``, as arrays.
+
+        ``events`` selects events of ``type_names`` that have an item; each
+        event's type becomes its position in ``type_names``. Rows stream from
+        one cursor, ``chunk_size`` at a time.
+        """
+        if not type_names:
+            return no_events()
+        rows = (events.using(self.alias).order_by()
+                .values_list("subject_id", "item_id", "event_type", "value", "timestamp")
+                .iterator(chunk_size=chunk_size))
+        code_of = {name: code for code, name in enumerate(type_names)}
+        return _rows_to_arrays(_batches(rows, chunk_size), code_of, type_names)
+
+
+def _batches(rows: Iterable[tuple[Any, ...]], size: int) -> Iterator[list[tuple[Any, ...]]]:
+    iterator = iter(rows)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def _rows_to_arrays(chunks: Iterable[Sequence[tuple[Any, ...]]], code_of: dict[str, int],
+                    type_names: list[str]) -> RawEvents:
+    subjects, items, types, values, stamps = [], [], [], [], []
+    for chunk in chunks:
+        s, i, t, v, moments = zip(*chunk, strict=True)
+        subjects.append(np.array(s, dtype=np.int64))
+        items.append(np.array(i, dtype=np.int64))
+        types.append(np.array([code_of[name] for name in t], dtype=np.int16))
+        values.append(np.array(v, dtype=np.float64))  # None (no value) becomes NaN
+        stamps.append(np.array([moment.timestamp() for moment in moments], dtype=np.float64))
+    if not subjects:
+        return no_events()
+    return RawEvents(
+        subjects=np.concatenate(subjects), items=np.concatenate(items),
+        types=np.concatenate(types), type_names=list(type_names),
+        values=np.concatenate(values), timestamps=np.concatenate(stamps),
+    )
+
+
+def event_store(alias: str) -> EventStore:
+    """The :class:`EventStore` of a database alias: its vendor's own, else the portable one."""
+    path = VENDOR_STORES.get(connections[alias].vendor)
+    store_class: type[EventStore] = import_string(path) if path else EventStore
+    return store_class(alias)

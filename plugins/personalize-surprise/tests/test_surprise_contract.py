@@ -1,0 +1,39 @@
+"""Every Surprise strategy passes the strategy contract that core ships."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("personalize_surprise", reason="the personalize-surprise plugin is not installed")
+
+from personalize_surprise import NMF, SVD, BaselineOnly, KNNBaseline, SlopeOne, SVDpp
+
+from personalize.testing import StrategyContractTests
+
+
+class TestSVD(StrategyContractTests):
+    strategy_class = SVD
+    options = {"n_factors": 8, "n_epochs": 5}
+
+
+class TestSVDpp(StrategyContractTests):
+    strategy_class = SVDpp
+    options = {"n_factors": 4, "n_epochs": 3}
+
+
+class TestNMF(StrategyContractTests):
+    strategy_class = NMF
+    options = {"n_factors": 4, "n_epochs": 5}
+
+
+class TestBaselineOnly(StrategyContractTests):
+    strategy_class = BaselineOnly
+
+
+class TestKNNBaseline(StrategyContractTests):
+    strategy_class = KNNBaseline
+    options = {"k": 10}
+
+
+class TestSlopeOne(StrategyContractTests):
+    strategy_class = SlopeOne
