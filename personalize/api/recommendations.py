@@ -270,11 +270,12 @@ class SimilarItemsView(ConfiguredRenderers, APIView):
 class SchemaView(SpectacularAPIView):
     """The OpenAPI schema of the personalize endpoints, wherever they are mounted."""
 
-    def _get_schema_response(self, request: Request) -> Response:
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """The schema of ``personalize.api.urls`` under the prefix the site mounted it at."""
         mounted = reverse("personalize:recommendations")
         prefix = mounted[: -len("recommendations/")].lstrip("/")
         self.patterns = [path(prefix, include("personalize.api.urls"))]
-        return super()._get_schema_response(request)
+        return super().get(request, *args, **kwargs)
 
 
 class DocsView(SpectacularSwaggerView):

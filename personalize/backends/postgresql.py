@@ -47,7 +47,7 @@ _TARGETS = ("event_id", "subject", "item", "event_type", "value", "context", "ti
 #: big-endian and unpadded (32 bytes).
 _PACKED_EVENT = np.dtype([("subject", ">i8"), ("item", ">i8"), ("value", ">f8"), ("time", ">i8")])
 #: ``timestamptz_send`` counts microseconds from 2000-01-01 00:00 UTC.
-_POSTGRES_EPOCH = 946_684_800.0
+_POSTGRES_EPOCH_US = 946_684_800_000_000
 #: One page of events (``{events}`` selects type, subject, item, value, time
 #: and key; the two parameters bound the key), each type's events packed into
 #: one ``bytea``, with their count. PostgreSQL pushes the key range down into
@@ -148,7 +148,9 @@ class PostgreSQLEventStore(EventStore):
                     columns[1].append(records["item"].astype(np.int64))
                     columns[2].append(np.full(count, code_of[name], dtype=np.int16))
                     columns[3].append(records["value"].astype(np.float64))
-                    columns[4].append(records["time"] / 1e6 + _POSTGRES_EPOCH)
+                    # whole microseconds since 1970, divided once: datetime.timestamp()'s value
+                    columns[4].append((records["time"].astype(np.int64) + _POSTGRES_EPOCH_US)
+                                      / 1e6)
         if not columns[0]:
             return no_events()
         subjects, items, types, values, timestamps = (np.concatenate(c) for c in columns)

@@ -19,6 +19,7 @@ from personalize.dataset.files import READERS
 from personalize.evaluation.report import FORMATS, render
 from personalize.evaluation.runner import evaluate
 from personalize.evaluation.splits import PROTOCOLS
+from personalize.management.progress import ProgressFile
 from personalize.strategies.base import Strategy
 from personalize.strategies.registry import StrategyConfigError, get_strategy, strategy_names
 from personalize.training.snapshot import database_snapshot
@@ -129,7 +130,8 @@ class Command(BaseCommand):
         if dataset.interactions.nnz == 0:
             raise CommandError("The dataset has no interactions to evaluate on.")
         quiet = options["no_progress"] or options["verbosity"] == 0
-        progress = None if quiet else functools.partial(tqdm, file=self.stderr._out, leave=False)
+        progress = (None if quiet else
+                    functools.partial(tqdm, file=ProgressFile(self.stderr), leave=False))
         try:
             report = evaluate(
                 strategies, dataset, protocol, k=options["k"], seed=options["seed"],

@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from personalize.catalog.sync import count_catalog, sync_catalog
 from personalize.conf import personalize_settings
+from personalize.management.progress import ProgressFile
 
 
 class Command(BaseCommand):
@@ -26,6 +27,6 @@ class Command(BaseCommand):
         total = count_catalog()
         with tqdm(total=total, unit="obj", desc="Syncing catalog",
                   disable=options["no_progress"] or options["verbosity"] == 0,
-                  file=self.stderr._out) as bar:
+                  file=ProgressFile(self.stderr)) as bar:
             report = sync_catalog(progress=bar.update)
         self.stdout.write(self.style.SUCCESS(f"Catalog synced: {report}."))

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from tqdm import tqdm
 
+from personalize.management.progress import ProgressFile
 from personalize.strategies.registry import StrategyConfigError, strategy_names
 from personalize.training import service, tasks
 from personalize.training.locks import TrainingInProgress
@@ -69,8 +70,8 @@ class Command(BaseCommand):
 
     def _foreground(self, names: list[str], force: bool, verbosity: int) -> None:
         failed = []
-        bar = tqdm(total=len(names) * len(service.STAGES), unit="step", file=self.stderr,
-                   disable=verbosity == 0, dynamic_ncols=True)
+        bar = tqdm(total=len(names) * len(service.STAGES), unit="step",
+                   file=ProgressFile(self.stderr), disable=verbosity == 0, dynamic_ncols=True)
         try:
             for name in names:
                 bar.set_description(name)
