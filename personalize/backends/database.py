@@ -1,10 +1,15 @@
-"""Storing and reading events in bulk: the portable way, on every database Django supports.
+"""The reads and writes whose cost differs by database, the portable way and the fast ones.
 
-:func:`event_store` gives the :class:`EventStore` of a database alias. This
-class works through the ORM alone; :mod:`personalize.backends.postgresql`
-overrides what PostgreSQL does much faster (chosen by the connection's
-vendor and, for the binary reader, by the driver's capability). Both pass the
-same conformance tests (``tests/backends/``), on SQLite and on PostgreSQL.
+:func:`store_for` gives the :class:`Store` of a database alias. This class works
+through the ORM alone; :mod:`personalize.backends.postgresql` overrides what
+PostgreSQL does much faster (chosen by the connection's vendor and, for the
+binary reader, by the driver's capability). Both pass the same conformance
+tests (``tests/backends/``), on SQLite and on PostgreSQL. What a store does:
+
+* bulk event inserts (``insert``) and the training snapshot's event reader
+  (``read_events``, ``consistent_read``);
+* the two reads of a request: the subject behind a user or a visitor id
+  (``subject``) and a subject's latest events (``latest_events``).
 """
 
 from __future__ import annotations
@@ -22,13 +27,15 @@ from django.db.models import QuerySet
 from django.utils.module_loading import import_string
 
 from personalize.dataset.raw import RawEvents, no_events
-from personalize.models import Event
+from personalize.models import Event, Subject
 
 #: IN-list chunk size that every backend accepts (SQLite's old limit is 999).
 IN_CHUNK = 900
+#: The fields a subject lookup loads; the timestamps stay deferred (loaded on access).
+SUBJECT_FIELDS = ("id", "key", "user_id", "visitor_id", "merged_into_id")
 #: The event store of each database vendor that has one of its own (the
-#: portable :class:`EventStore` serves the others), as Django names backends.
-VENDOR_STORES = {"postgresql": "personalize.backends.postgresql.PostgreSQLEventStore"}
+#: portable :class:`Store` serves the others), as Django names backends.
+VENDOR_STORES = {"postgresql": "personalize.backends.postgresql.PostgreSQLStore"}
 
 
 @dataclass(slots=True)
@@ -51,11 +58,38 @@ def chunked(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[An
         yield values[start:start + size]
 
 
-class EventStore:
-    """Bulk event writes and reads on one database, through the ORM."""
+class Store:
+    """Event writes and reads on one database, through the ORM."""
 
     def __init__(self, alias: str) -> None:
         self.alias = alias
+
+    def subject(self, *, user_id: Any = None, visitor_id: str | None = None) -> Subject | None:
+        """The subject of a user, or the live anonymous subject of a visitor id.
+
+        Only a subject that is neither signed in nor merged answers to a visitor id.
+        Loads :data:`SUBJECT_FIELDS`; the others are loaded on access.
+        """
+        subjects = Subject.objects.using(self.alias).only(*SUBJECT_FIELDS)
+        if user_id is not None:
+            return subjects.filter(user_id=user_id).first()
+        return subjects.filter(visitor_id=visitor_id, user__isnull=True,
+                               merged_into__isnull=True).first()
+
+    def latest_events(self, subject_id: int, event_types: Sequence[str], limit: int
+                      ) -> list[tuple[int, str, float | None, float]]:
+        """``(item, type, value, epoch seconds)`` of a subject's latest item events, newest first.
+
+        Of ``event_types`` only, at most ``limit``; the (subject, -timestamp, -id)
+        index gives them in this order.
+        """
+        if not event_types:
+            return []
+        rows = (Event.objects.using(self.alias)
+                .filter(subject_id=subject_id, item__isnull=False, event_type__in=event_types)
+                .order_by("-timestamp", "-id")
+                .values_list("item_id", "event_type", "value", "timestamp")[:limit])
+        return [(item, kind, value, moment.timestamp()) for item, kind, value, moment in rows]
 
     def insert(self, rows: Sequence[EventRow], source: str) -> dict[str, int | None]:
         """Insert the rows whose ``event_id`` is not stored yet.
@@ -131,8 +165,8 @@ def _rows_to_arrays(chunks: Iterable[Sequence[tuple[Any, ...]]], code_of: dict[s
     )
 
 
-def event_store(alias: str) -> EventStore:
-    """The :class:`EventStore` of a database alias: its vendor's own, else the portable one."""
+def store_for(alias: str) -> Store:
+    """The :class:`Store` of a database alias: its vendor's own, else the portable one."""
     path = VENDOR_STORES.get(connections[alias].vendor)
-    store_class: type[EventStore] = import_string(path) if path else EventStore
+    store_class: type[Store] = import_string(path) if path else Store
     return store_class(alias)

@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import AnonymousUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
 from django.http import HttpRequest
 
+from personalize.backends.database import store_for
 from personalize.models import Subject
 
 if TYPE_CHECKING:
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
 
 #: Longest ``merged_into`` chain followed (a chain is normally one link long).
 MAX_MERGE_DEPTH = 8
-#: The fields a lookup loads; the timestamps stay deferred (loaded on access).
-LOOKUP_FIELDS = ("id", "key", "user_id", "visitor_id", "merged_into_id")
 
 
 def subject_for_user(user: AbstractBaseUser, create: bool = True) -> Subject | None:
@@ -34,7 +33,7 @@ def subject_for_user(user: AbstractBaseUser, create: bool = True) -> Subject | N
     Returns:
         The user's subject, or ``None`` if there is none and ``create`` is false.
     """
-    subject = Subject.objects.only(*LOOKUP_FIELDS).filter(user_id=user.pk).first()
+    subject = store_for(router.db_for_read(Subject)).subject(user_id=user.pk)
     if subject is None and create:
         try:
             with transaction.atomic():
@@ -46,9 +45,7 @@ def subject_for_user(user: AbstractBaseUser, create: bool = True) -> Subject | N
 
 def subject_for_visitor(visitor_id: str) -> Subject | None:
     """The live anonymous subject behind a visitor id (not merged, not signed in)."""
-    # only a live anonymous subject answers to a cookie
-    return (Subject.objects.only(*LOOKUP_FIELDS)
-            .filter(visitor_id=visitor_id, user__isnull=True, merged_into__isnull=True).first())
+    return store_for(router.db_for_read(Subject)).subject(visitor_id=visitor_id)
 
 
 def follow_merges(subject: Subject) -> Subject:

@@ -6,6 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import router
+
+from personalize.backends.database import store_for
 from personalize.conf import personalize_settings
 from personalize.models import Event
 from personalize.models.events import HISTORY_LIMIT
@@ -57,16 +60,11 @@ def subject_history(subject_id: int, limit: int = DEFAULT_HISTORY_LIMIT) -> Hist
 def subject_events(subject_id: int, limit: int = DEFAULT_HISTORY_LIMIT) -> SubjectEvents:
     """:func:`subject_history`, with each entry's event type (serving reads both).
 
-    One indexed query: the (subject, -timestamp, -id) index gives the latest
-    events in the query's own order.
+    One indexed query (:meth:`personalize.backends.database.Store.latest_events`).
     """
     weights = personalize_settings.event_weights
     types = tuple(name for name, weight in weights.items() if weight is None or weight != 0)
-    rows = list(
-        Event.objects.filter(subject_id=subject_id, item__isnull=False, event_type__in=types)
-        .order_by("-timestamp", "-id")
-        .values_list("item_id", "event_type", "value", "timestamp")[:limit]
-    ) if types else []
+    rows = store_for(router.db_for_read(Event)).latest_events(subject_id, types, limit)
     # fewer rows than the limit: every item event of the types was read
     read_all = len(rows) < limit
     rows.reverse()
@@ -78,7 +76,7 @@ def subject_events(subject_id: int, limit: int = DEFAULT_HISTORY_LIMIT) -> Subje
     history = History(
         item_ids=[row[0] for row in rows],
         weights=[_weight(weights[row[1]]) for row in rows],
-        timestamps=[row[3].timestamp() for row in rows],
+        timestamps=[row[3] for row in rows],
         ratings=ratings,
         subject_id=subject_id,
     )

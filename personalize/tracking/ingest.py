@@ -23,7 +23,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import router, transaction
 
-from personalize.backends.database import EventRow, chunked, event_store
+from personalize.backends.database import EventRow, chunked, store_for
 from personalize.conf import personalize_settings
 from personalize.identity import follow_merges
 from personalize.models import Event, Item, Subject
@@ -277,7 +277,7 @@ def store_rows(rows: Sequence[EventRow], source: str) -> dict[str, int | None]:
     """Insert the rows, skipping event ids already stored; returns the ids inserted.
 
     One bulk insert through the database's event store
-    (:func:`personalize.backends.database.event_store`); ``event_recorded`` is
+    (:func:`personalize.backends.database.store_for`); ``event_recorded`` is
     sent after commit.
 
     Returns:
@@ -285,7 +285,7 @@ def store_rows(rows: Sequence[EventRow], source: str) -> dict[str, int | None]:
         the database does not report it).
     """
     alias = router.db_for_write(Event)
-    inserted = event_store(alias).insert(rows, source)
+    inserted = store_for(alias).insert(rows, source)
     stored = [row for row in rows if row.event_id in inserted]
     if stored:
         subject_ids = {row.subject_id for row in stored}

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from django.db.models import QuerySet
 
-from personalize.backends.database import event_store
+from personalize.backends.database import store_for
 from personalize.conf import personalize_settings
 from personalize.dataset import Dataset, ItemContent
 from personalize.dataset.pipeline import wanted_types
@@ -35,7 +35,7 @@ def database_snapshot(
 
     The events are read a page of at most ``chunk_size`` at a time, and the
     item rows after them, in one transaction that sees one state of the data
-    (:meth:`personalize.backends.database.EventStore.consistent_read`).
+    (:meth:`personalize.backends.database.Store.consistent_read`).
 
     Args:
         since: keep events at or after this moment.
@@ -65,7 +65,7 @@ def database_snapshot(
         events = events.filter(timestamp__gte=since)
     if until is not None:
         events = events.filter(timestamp__lt=until)
-    store = event_store(events.db)
+    store = store_for(events.db)
     with store.consistent_read():
         raw = store.read_events(events, wanted,
                                 chunk_size or personalize_settings.SNAPSHOT_CHUNK_SIZE)

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from django.db import connection, transaction
 
-from personalize.backends.database import EventRow, EventStore, event_store
-from personalize.backends.postgresql import PostgreSQLEventStore
+from personalize.backends.database import EventRow, Store, store_for
+from personalize.backends.postgresql import PostgreSQLStore
 from personalize.models import Event, Item, Subject
 from tests.testapp.settings import REPO_DIR, USE_SERVICES
 
@@ -47,15 +47,15 @@ def rows(people, n: int, start: int = 0) -> list[EventRow]:
     ]
 
 
-def stores() -> list[EventStore]:
+def stores() -> list[Store]:
     """The database's own store, and the portable one where they differ."""
-    own = event_store("default")
-    return [own] if type(own) is EventStore else [own, EventStore("default")]
+    own = store_for("default")
+    return [own] if type(own) is Store else [own, Store("default")]
 
 
 def test_the_store_follows_the_database_vendor():
-    expected = PostgreSQLEventStore if connection.vendor == "postgresql" else EventStore
-    assert type(event_store("default")) is expected
+    expected = PostgreSQLStore if connection.vendor == "postgresql" else Store
+    assert type(store_for("default")) is expected
 
 
 @pytest.mark.parametrize("store", stores(), ids=lambda store: type(store).__name__)
@@ -101,7 +101,7 @@ def test_read_events_of_nothing(store):
 
 
 def test_both_stores_read_the_same_snapshot(people):
-    EventStore("default").insert(rows(people, 30), "api")
+    Store("default").insert(rows(people, 30), "api")
     events = Event.objects.filter(event_type__in=TYPES)
     answers = []
     for store in stores():
@@ -157,7 +157,7 @@ def test_a_site_on_psycopg2_trains_through_the_portable_reader(people):
     pytest.importorskip("psycopg2")
     from personalize.training.snapshot import database_snapshot
 
-    EventStore("default").insert(rows(people, 20), "api")
+    Store("default").insert(rows(people, 20), "api")
     here = database_snapshot(chunk_size=4)
     env = {**os.environ, "PERSONALIZE_TEST_SERVICES": "1", "DATABASE_URL": _database_url(),
            "DJANGO_SETTINGS_MODULE": "tests.testapp.settings", "PYTHONPATH": str(REPO_DIR)}
@@ -170,3 +170,62 @@ def test_a_site_on_psycopg2_trains_through_the_portable_reader(people):
     assert there["items"] == here.item_ids.tolist()
     assert there["interactions"] == here.interactions.toarray().tolist()
     assert there["timestamps"] == sorted(here.events.timestamp.tolist())
+
+
+# --- the two reads of a request --------------------------------------------------------
+
+
+@pytest.mark.parametrize("store", stores(), ids=lambda store: type(store).__name__)
+def test_the_subject_of_a_user_or_a_visitor(store, django_user_model):
+    user = django_user_model.objects.create_user("ann")
+    signed_in = Subject.objects.create(user=user)
+    visitor = Subject.objects.create(visitor_id="v-live")
+    Subject.objects.create(visitor_id="v-merged", merged_into=signed_in)
+    Subject.objects.create(visitor_id="v-signed-in", user=django_user_model.objects.create_user("b"))
+
+    found = store.subject(user_id=user.pk)
+    assert (found.pk, found.key, found.user_id) == (signed_in.pk, signed_in.key, user.pk)
+    assert found.last_seen_at == signed_in.last_seen_at  # deferred, loaded on access
+    assert store.subject(visitor_id="v-live").pk == visitor.pk
+    # only a live anonymous subject answers to a visitor id
+    assert store.subject(visitor_id="v-merged") is None
+    assert store.subject(visitor_id="v-signed-in") is None
+    assert store.subject(visitor_id="v-unknown") is None
+    assert store.subject(user_id=10**9) is None
+
+
+@pytest.mark.parametrize("store", stores(), ids=lambda store: type(store).__name__)
+def test_latest_events_newest_first(store, people):
+    subjects, items = people
+    ann = subjects[0]
+    same_time = T0 + timedelta(hours=1)
+    made = [
+        Event.objects.create(subject=ann, item=items[0], event_type="view", timestamp=T0),
+        Event.objects.create(subject=ann, item=items[1], event_type="rating", value=3.5,
+                             timestamp=same_time),
+        Event.objects.create(subject=ann, item=items[2], event_type="purchase",
+                             timestamp=same_time),  # a later id at the same time comes first
+        Event.objects.create(subject=ann, item=items[3], event_type="impression",
+                             timestamp=T0 + timedelta(hours=2)),
+        Event.objects.create(subject=ann, item=None, event_type="view",
+                             timestamp=T0 + timedelta(hours=3)),
+        Event.objects.create(subject=subjects[1], item=items[0], event_type="view",
+                             timestamp=T0 + timedelta(hours=4)),
+    ]
+    latest = store.latest_events(ann.pk, TYPES, limit=10)
+    assert latest == [
+        (items[2].pk, "purchase", None, same_time.timestamp()),
+        (items[1].pk, "rating", 3.5, same_time.timestamp()),
+        (items[0].pk, "view", None, T0.timestamp()),
+    ]
+    assert store.latest_events(ann.pk, TYPES, limit=2) == latest[:2]
+    assert store.latest_events(ann.pk, ["view"], limit=10) == latest[2:]
+    assert store.latest_events(ann.pk, [], limit=10) == []
+    assert made  # the rows above are the whole of the subject's events
+
+
+def test_both_stores_give_the_same_request_reads(people):
+    Store("default").insert(rows(people, 40), "api")
+    for subject in people[0]:
+        answers = [store.latest_events(subject.pk, TYPES, 7) for store in stores()]
+        assert all(answer == answers[0] for answer in answers)
