@@ -75,14 +75,14 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from personalize.backends.cache import get_cache
+    from personalize.backends.cache import personalize_cache
     from personalize.consent.cache import consent_cache_key
     from personalize.consent.rights import erase_subject, export_subject
     from personalize.consent.service import grant_consent, has_consent, has_consent_many
     from personalize.consent.tasks import purge_expired_events
     from personalize.models import Event, Item, Subject
 
-    cache = get_cache()
+    cache = personalize_cache()
     cache.clear()
     backend = f"{connection.vendor} + {type(cache).__name__}"
     subjects = Subject.objects.bulk_create(

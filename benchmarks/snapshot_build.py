@@ -5,7 +5,7 @@ Zipf item popularity, log-normal subject activity, subject tastes), bulk-loads
 them with PostgreSQL ``COPY`` into a throw-away database on the server named
 by ``DATABASE_URL`` (default ``postgres://postgres@127.0.0.1:5432/test``; the
 database used is ``personalize_bench_snapshot_<pid>``, dropped afterwards), then
-times ``Dataset.from_database()`` in a fresh child process and reports its
+times ``database_snapshot()`` in a fresh child process and reports its
 peak resident memory (``VmHWM``, else ``resource.getrusage``: the whole
 process, Django included). ``--tracemalloc`` adds a second child that reports the peak of
 traced allocations (Python objects and NumPy buffers); tracing slows the
@@ -152,14 +152,14 @@ def measure(chunk_size: int, traced: bool) -> dict:
 
     from django.db import connection
 
-    from personalize.dataset import Dataset
+    from personalize.training.snapshot import database_snapshot
 
     connection.ensure_connection()
     baseline = peak_rss_bytes()
     if traced:
         tracemalloc.start()
     started = time.perf_counter()
-    dataset = Dataset.from_database(chunk_size=chunk_size)
+    dataset = database_snapshot(chunk_size=chunk_size)
     seconds = time.perf_counter() - started
     result = {
         "seconds": round(seconds, 2),
@@ -217,7 +217,7 @@ def main() -> None:
         parts = urlsplit(os.environ["DATABASE_URL"])
         url = urlunsplit(parts._replace(path=f"/{name}"))
         run = _child(url, args.chunk_size, traced=False)
-        print(f"Dataset.from_database(): {run['seconds']} s "
+        print(f"database_snapshot(): {run['seconds']} s "
               f"(target <= {TARGET_SECONDS:.0f} s) -> "
               f"{run['subjects']:,} subjects x {run['items']:,} items, "
               f"{run['events']:,} events, {run['nnz']:,} non-zeros, "

@@ -12,11 +12,10 @@ from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
-from django.utils.module_loading import import_string
 from rest_framework.renderers import BaseRenderer
 
 from personalize.catalog.adapter import MAPPING_KEYS
-from personalize.conf import DEFAULTS, personalize_settings
+from personalize.conf import DEFAULTS, class_list_errors, personalize_settings
 from personalize.consent.service import REQUIRED_PURPOSES
 from personalize.serving.checks import placement_checks, serving_checks
 from personalize.strategies.registry import StrategyConfigError, configured_strategy_specs
@@ -354,29 +353,7 @@ def check_api(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """personalize.E046: ``API_RENDERER_CLASSES`` is not a list of DRF renderer classes."""
     if not _settings_ok():
         return []
-    raw = personalize_settings.user_settings.get("API_RENDERER_CLASSES")
-    if raw is None:
-        return []
-    hint = ('Use None (DRF\'s DEFAULT_RENDERER_CLASSES) or a list of dotted paths, e.g. '
-            '["personalize.api.fastjson.FastJSONRenderer"].')
-    if not isinstance(raw, list | tuple) or not raw:
-        return [Error(f"PERSONALIZE['API_RENDERER_CLASSES'] is {raw!r}.", hint=hint,
-                      obj="PERSONALIZE['API_RENDERER_CLASSES']", id="personalize.E046")]
-    errors: list[CheckMessage] = []
-    for path in raw:
-        try:
-            renderer = import_string(path) if isinstance(path, str) else path
-        except ImportError as exc:
-            errors.append(Error(
-                f"PERSONALIZE['API_RENDERER_CLASSES']: cannot import {path!r} ({exc}).",
-                hint="Check the dotted path, and install what the renderer needs "
-                     "(django-personalize[orjson] for FastJSONRenderer).",
-                obj="PERSONALIZE['API_RENDERER_CLASSES']", id="personalize.E046",
-            ))
-            continue
-        if not (isinstance(renderer, type) and issubclass(renderer, BaseRenderer)):
-            errors.append(Error(
-                f"PERSONALIZE['API_RENDERER_CLASSES']: {path!r} is not a DRF renderer class.",
-                hint=hint, obj="PERSONALIZE['API_RENDERER_CLASSES']", id="personalize.E046",
-            ))
-    return errors
+    return class_list_errors(
+        "API_RENDERER_CLASSES", BaseRenderer, kind="DRF renderer class",
+        check_id="personalize.E046", example="['personalize.api.fastjson.FastJSONRenderer']",
+    )

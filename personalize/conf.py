@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.core.checks import CheckMessage, Error
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
@@ -206,3 +207,41 @@ def _reload_on_change(*, setting: str, **kwargs: Any) -> None:
 
 
 setting_changed.connect(_reload_on_change)
+
+
+def class_list_errors(setting: str, base: type, *, kind: str, example: str,
+                      check_id: str) -> list[CheckMessage]:
+    """System-check errors of a setting holding a list of dotted paths to ``base`` subclasses.
+
+    ``None`` (the default of such settings) is valid.
+
+    Args:
+        setting: the ``PERSONALIZE`` key.
+        base: the class every entry must subclass.
+        kind: what an entry is, for the messages ("server authentication class").
+        example: the hint's example value.
+        check_id: the check's id.
+    """
+    value = personalize_settings.user_settings.get(setting)
+    if value is None:
+        return []
+    obj = f"PERSONALIZE[{setting!r}]"
+    if isinstance(value, str) or not isinstance(value, list | tuple) or not value:
+        return [Error(f"{obj} must be a list of dotted paths, not {value!r}.",
+                      hint=f"For example {example}, or None for the default.",
+                      obj=obj, id=check_id)]
+    errors: list[CheckMessage] = []
+    for path in value:
+        try:
+            cls = import_string(path) if isinstance(path, str) else path
+        except ImportError as exc:
+            errors.append(Error(f"Cannot import {kind} {path!r}: {exc}.",
+                                hint=f"Name a {base.__module__}.{base.__qualname__} subclass "
+                                     "by its dotted path, and install what it needs.",
+                                obj=obj, id=check_id))
+            continue
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            errors.append(Error(f"{path!r} is not a {kind}.",
+                                hint=f"Subclass {base.__module__}.{base.__qualname__}.",
+                                obj=obj, id=check_id))
+    return errors

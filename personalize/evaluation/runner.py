@@ -60,7 +60,7 @@ def metric_keys(k: int) -> list[str]:
 
 def is_rating_model(strategy: Strategy) -> bool:
     """A strategy that needs ratings and can predict them (the optional ``predict``)."""
-    return "ratings" in strategy.needs and callable(getattr(strategy, "predict", None))
+    return "ratings" in strategy.needs and strategy.implements("predict")
 
 
 def missing_needs(strategy: Strategy, dataset: Dataset) -> list[str]:

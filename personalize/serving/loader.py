@@ -79,7 +79,7 @@ def _read_shared_state(name: str) -> tuple[dict[str, Any], Any]:
     """The strategy's version pointer and the erasure generation, in one round trip."""
     key = pointer_key(name)
     try:
-        # the lean MGET of the hot paths: a request that falls on a check pays for it
+        # one round trip for both: a request that falls on a check pays for it
         values = personalize_cache().get_many([key, ERASED_GEN_KEY])
     except Exception:  # the cache is an accelerator: fall back to the database
         logger.warning("Cannot read the model pointer from the cache", exc_info=True)

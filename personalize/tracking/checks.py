@@ -29,9 +29,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
-from django.utils.module_loading import import_string
+from rest_framework.authentication import BaseAuthentication
 
-from personalize.conf import personalize_settings
+from personalize.conf import class_list_errors, personalize_settings
 from personalize.models import Event
 
 MIDDLEWARE_PATH = "personalize.tracking.middleware.VisitorMiddleware"
@@ -133,34 +133,8 @@ def sqlite_lock_warnings(alias: str, database: Mapping[str, Any]) -> list[CheckM
 
 
 def _authentication_errors() -> list[CheckMessage]:
-    from rest_framework.authentication import BaseAuthentication
-
-    configured = personalize_settings.SERVER_AUTHENTICATION_CLASSES
-    if configured is None:
-        return []
-    obj = "PERSONALIZE['SERVER_AUTHENTICATION_CLASSES']"
-    if isinstance(configured, str) or not isinstance(configured, list | tuple):
-        return [Error(
-            f"{obj} must be a list of dotted paths, not {configured!r}.",
-            hint="For example ['rest_framework.authentication.TokenAuthentication'], "
-                 "or None for the default.",
-            obj=obj, id="personalize.E032",
-        )]
-    errors: list[CheckMessage] = []
-    for path in configured:
-        try:
-            cls = import_string(path) if isinstance(path, str) else path
-        except ImportError as exc:
-            errors.append(Error(
-                f"Cannot import server authentication class {path!r}: {exc}.",
-                hint="Name a DRF authentication class by its dotted path.",
-                obj=obj, id="personalize.E032",
-            ))
-            continue
-        if not (isinstance(cls, type) and issubclass(cls, BaseAuthentication)):
-            errors.append(Error(
-                f"{path!r} is not a DRF authentication class.",
-                hint="Subclass rest_framework.authentication.BaseAuthentication.",
-                obj=obj, id="personalize.E032",
-            ))
-    return errors
+    return class_list_errors(
+        "SERVER_AUTHENTICATION_CLASSES", BaseAuthentication,
+        kind="server authentication class", check_id="personalize.E032",
+        example="['rest_framework.authentication.TokenAuthentication']",
+    )

@@ -23,13 +23,10 @@ def database_snapshot(
     event_types: Iterable[str] | None = None,
     *,
     include_catalog: bool = True,
-    exclude_subjects: Iterable[Any] = (),
-    min_item_support: int | None = None,
-    min_subject_support: int | None = None,
-    half_life_days: float | None = None,
     event_weights: dict[str, float | None] | None = None,
     chunk_size: int | None = None,
     using: str | None = None,
+    **pipeline: Any,
 ) -> Dataset:
     """A snapshot of the site's events (``Subject.pk`` x ``Item.pk``).
 
@@ -44,13 +41,11 @@ def database_snapshot(
         event_types: keep only these types (default: every preference type).
         include_catalog: also give every available Item without events a
             column, so content models can recommend new items.
-        exclude_subjects: ``Subject.pk`` values to leave out (flagged bots).
-        min_item_support: default ``MIN_ITEM_SUPPORT``.
-        min_subject_support: default ``MIN_SUBJECT_SUPPORT``.
-        half_life_days: default ``TIME_DECAY_HALF_LIFE_DAYS``.
         event_weights: type -> weight; default the configured types.
         chunk_size: rows per fetch (default ``SNAPSHOT_CHUNK_SIZE``).
         using: the database alias (default: the router's choice for Event).
+        **pipeline: the other options of :meth:`Dataset.from_raw`
+            (``exclude_subjects`` takes ``Subject.pk`` values: flagged bots).
 
     Returns:
         The dataset; ``meta`` records the window and filter counts.
@@ -72,10 +67,8 @@ def database_snapshot(
         content = catalog_content(events.db, only_ids=None if include_catalog else raw.items)
     dataset = Dataset.from_raw(
         raw, content, event_types=wanted, include_catalog=include_catalog,
-        exclude_subjects=exclude_subjects, min_item_support=min_item_support,
-        min_subject_support=min_subject_support, half_life_days=half_life_days,
-        event_weights=weights,
-        reference_time=until.timestamp() if until is not None else None,
+        event_weights=weights, reference_time=until.timestamp() if until is not None else None,
+        **pipeline,
     )
     dataset.meta.update(
         source="database", since=since.isoformat() if since else None,

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -22,6 +21,7 @@ from django.db import connection, transaction
 from personalize.backends.database import EventRow, Store, store_for
 from personalize.backends.postgresql import PostgreSQLStore
 from personalize.models import Event, Item, Subject
+from tests.database import database_url
 from tests.testapp.settings import REPO_DIR, USE_SERVICES
 
 pytestmark = pytest.mark.django_db
@@ -125,14 +125,6 @@ def test_a_consistent_read_is_one_transaction(store):
 # --- a site whose PostgreSQL driver is psycopg2 ---------------------------------------
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    auth = quote(db["USER"] or "")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"])
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 SNAPSHOT_WITHOUT_PSYCOPG3 = """
 import json, sys
 sys.modules["psycopg"] = None  # as on a site that installed psycopg2 only
@@ -159,7 +151,7 @@ def test_a_site_on_psycopg2_trains_through_the_portable_reader(people):
 
     Store("default").insert(rows(people, 20), "api")
     here = database_snapshot(chunk_size=4)
-    env = {**os.environ, "PERSONALIZE_TEST_SERVICES": "1", "DATABASE_URL": _database_url(),
+    env = {**os.environ, "PERSONALIZE_TEST_SERVICES": "1", "DATABASE_URL": database_url(),
            "DJANGO_SETTINGS_MODULE": "tests.testapp.settings", "PYTHONPATH": str(REPO_DIR)}
     done = subprocess.run([sys.executable, "-c", SNAPSHOT_WITHOUT_PSYCOPG3], env=env,
                           cwd=REPO_DIR, capture_output=True, text=True, timeout=120)

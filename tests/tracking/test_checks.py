@@ -50,11 +50,12 @@ def test_e032_server_authentication(settings):
     )]
     assert run(settings, SERVER_AUTHENTICATION_CLASSES=["nowhere.Auth"]) == [Error(
         "Cannot import server authentication class 'nowhere.Auth': No module named 'nowhere'.",
-        hint="Name a DRF authentication class by its dotted path.",
+        hint="Name a rest_framework.authentication.BaseAuthentication subclass by its dotted "
+             "path, and install what it needs.",
         obj=obj, id="personalize.E032",
     )]
     assert run(settings, SERVER_AUTHENTICATION_CLASSES=["personalize.models.Item"]) == [Error(
-        "'personalize.models.Item' is not a DRF authentication class.",
+        "'personalize.models.Item' is not a server authentication class.",
         hint="Subclass rest_framework.authentication.BaseAuthentication.",
         obj=obj, id="personalize.E032",
     )]

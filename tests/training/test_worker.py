@@ -18,12 +18,10 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from celery.result import EagerResult
 from django.core.cache import cache
-from django.db import connection
 
 from personalize.models import ModelVersion, Subject
 from personalize.serving import loader, precompute
@@ -31,6 +29,7 @@ from personalize.serving import tasks as serving_tasks
 from personalize.serving.loader import get_active_model
 from personalize.signals import event_recorded, subject_erased
 from personalize.training import activation, tasks
+from tests.database import database_url
 from tests.training.conftest import make_events
 from tests.training.fakes import FLAG_VERSION
 
@@ -44,14 +43,6 @@ pytestmark = [
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT = 90
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    auth = quote(db["USER"] or "")
-    if db.get("PASSWORD"):
-        auth += ":" + quote(db["PASSWORD"])
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +59,7 @@ def worker(django_db_setup, django_db_blocker):
     nodename = f"{queue}@%h"
     prefix = cache.key_prefix
     with django_db_blocker.unblock():
-        database_url = _database_url()
+        url = database_url()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.testapp.worker_settings",
@@ -76,7 +67,7 @@ def worker(django_db_setup, django_db_blocker):
         "PERSONALIZE_CELERY_EAGER": "0",
         "PERSONALIZE_TEST_QUEUE": queue,
         "PERSONALIZE_TEST_CACHE_PREFIX": prefix,
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": url,
         "PYTHONPATH": str(REPO),
     }
     media = tempfile.mkdtemp(prefix="personalize-test-media-")
