@@ -55,6 +55,8 @@ def test_changelist_shows_metrics_side_by_side_and_trends(admin_client, trained)
     v2 = trained[2]
     assert f'<td class="field-ndcg_10">{v2.metrics["ndcg@10"]:.3f}</td>' in page
     assert f'<td class="field-hit_rate_10">{v2.metrics["hit_rate@10"]:.3f}</td>' in page
+    assert f'<td class="field-fit_time">{v2.fit_seconds:.2f} s</td>' in page
+    assert ">Total time</a>" in page  # sortable, by total_seconds
     assert "<strong>cooc</strong> ndcg@10 <svg" in page
     assert page.count('class="personalize-sparkline"') == 1
 
