@@ -280,8 +280,8 @@ def has_consent_reading(
 ) -> tuple[bool, dict[str, Any] | None]:
     """:func:`has_consent` for a subject pk, reading other keys of the cache in the same trip.
 
-    Tracking uses it to check, with the consent state, that a subject pk it
-    remembers was not merged or erased meanwhile (serving's generation key).
+    Serving reads a block's cache keys with it, so a computed block does not
+    pay a second round trip for the consent.
 
     Args:
         subject_id: a live subject's pk (merges are not followed).
