@@ -34,7 +34,7 @@ import pytest
 
 from personalize.dataset import Dataset, ItemContent
 from personalize.strategies import Artifact, CannotRecommend, History, Scored, Strategy
-from personalize.strategies.base import class_path
+from personalize.strategies.base import GENERIC_REASONS, SIMILAR_REASONS, class_path
 from personalize.training.storage import delete_artifact, load_artifact, save_artifact
 
 #: What a strategy may declare it reads from a dataset.
@@ -159,6 +159,9 @@ class StrategyContractTests:
         cls = type(strategy)
         assert set(cls.needs) <= NEEDS, f"unknown needs {set(cls.needs) - NEEDS}"
         assert isinstance(cls.artifact_version, int)
+        # serving words the strategy's picks by these
+        assert cls.generic_reason in GENERIC_REASONS, f"generic_reason {cls.generic_reason!r}"
+        assert cls.similar_reason in SIMILAR_REASONS, f"similar_reason {cls.similar_reason!r}"
         # stamped by Strategy.new_artifact: core serves it with these
         assert artifact.meta["strategy"] == class_path(cls)
         assert artifact.meta["artifact_version"] == cls.artifact_version

@@ -32,11 +32,13 @@ from personalize.serving.explanations import (
     FEATURED,
     MIGHT_ALSO_LIKE,
     POPULAR_NOW,
+    RECOMMENDED,
     Explain,
     Reason,
     constant,
+    generic_explainer,
     popular_in,
-    similar_to,
+    similar_reason,
     strategy_explainer,
 )
 from personalize.serving.filters import (
@@ -105,10 +107,11 @@ def compute_block(
     personal = consent and subject_id is not None
     filters = config.filters
     history = History()
+    event_types: list[str] = []
     excluded: list[int] = []
     if personal and subject_id is not None:
         events = subject_events(subject_id)
-        history = events.history
+        history, event_types = events.history, events.event_types
         excluded = subject_excluded_items(subject_id, filters, events)
     # Fallback fills skip the history too, as strategies do: a block "for you"
     # does not offer back what the subject already engaged with.
@@ -130,7 +133,7 @@ def compute_block(
                          strategy_exclude + block.pks)
         if model is not None:
             block.offer(primary, scored, primary, len(history) > 0,
-                        strategy_explainer(model, history))
+                        strategy_explainer(model, history, event_types, _generic(model, index)))
         elif trace is not None:
             trace.add(primary, 0, 0, note="no active model")
     filled_from = len(block.picks)
@@ -142,7 +145,9 @@ def compute_block(
         scored = _ranked(model, "recommend", used, block.need * oversample,
                          strategy_exclude + block.pks)
         if model is not None:
-            explain = strategy_explainer(model, used) if len(used) else constant(POPULAR_NOW)
+            # a fallback that answers without a history ranks for everyone
+            generic = _generic(model, index, RECOMMENDED if len(used) else POPULAR_NOW)
+            explain = strategy_explainer(model, used, event_types if personal else None, generic)
             block.offer(fallback, scored, fallback, personal and len(used) > 0, explain)
     if block.need > 0:  # the categories cost a pass over the history: only when filling
         categories = _context_categories(index, context_item)
@@ -168,9 +173,10 @@ def compute_similar(
     allowed = allowed_mask(index, filters, excluded_pks=[item_pk])
     block = Block(index, allowed, limit, float(config.diversity) if config else 0.0)
     oversample = max(1, int(personalize_settings.CANDIDATE_OVERSAMPLING))
-    scored = _ranked(active_model(strategy), "similar", item_pk, limit * oversample,
+    model = active_model(strategy)
+    scored = _ranked(model, "similar", item_pk, limit * oversample,
                      [item_pk, *blocked_pks(index, filters)])
-    block.offer(strategy, scored, strategy, False, constant(similar_to(item_pk)))
+    block.offer(strategy, scored, strategy, False, constant(similar_reason(model, item_pk)))
     _popular_stages(block, index, _context_categories(index, item_pk), oversample)
     return block.rows(generation)[0]
 
@@ -210,6 +216,25 @@ def _popular_stages(
         best = top_k(masked, block.need * oversample)
         block.offer("popular", _pairs(index, best, masked), name, False,
                     _popular_explainer(index, scores))
+
+
+def _generic(model: ActiveModel, index: CatalogIndex, default: Reason = RECOMMENDED) -> Explain:
+    """What a strategy's picks say when it names no history item (its ``generic_reason``).
+
+    Args:
+        model: the live model.
+        index: the catalog, for "Popular in <category>".
+        default: the reason of a strategy that declares no particular one.
+    """
+    scores: np.ndarray | None = None
+
+    def popular(pks: list[int]) -> list[Reason]:
+        nonlocal scores
+        if scores is None:  # read only when a pick needs it
+            scores = popularity(index)[0]
+        return _popular_explainer(index, scores)(pks)
+
+    return generic_explainer(model, popular, default)
 
 
 def _pairs(index: CatalogIndex, rows: np.ndarray, scores: np.ndarray) -> Scored:

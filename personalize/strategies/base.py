@@ -34,6 +34,13 @@ Scored = list[tuple[ItemId, float]]
 #: ``user_*`` names and those an artifact lists in ``meta["subject_arrays"]``.
 SUBJECT_ARRAY_NAMES = frozenset({"pu", "bu", "user_mean"})
 
+#: Values of :attr:`Strategy.generic_reason`: "Recommended for you", "Popular in
+#: <category>" (or "Popular right now"), "Trending now".
+GENERIC_REASONS = ("recommended", "popular", "trending")
+#: Values of :attr:`Strategy.similar_reason`: "Similar to X" (content or taste),
+#: "Customers who bought X also bought this" (co-occurrence in what people bought).
+SIMILAR_REASONS = ("similar", "bought_together")
+
 
 class CannotRecommend(Exception):  # named as a sentence: "raise CannotRecommend(...)"
     """The strategy has nothing sound to say for this request; the caller falls back."""
@@ -78,6 +85,12 @@ class Strategy(ABC):
     #: Bumped whenever the artifact layout changes; :meth:`check_artifact`
     #: refuses other versions.
     artifact_version: ClassVar[int] = 1
+    #: What serving says of an item this strategy picked when :meth:`explain`
+    #: names no history item: one of :data:`GENERIC_REASONS`.
+    generic_reason: ClassVar[str] = "recommended"
+    #: What serving says of the items :meth:`similar` finds ("Similar to X" or
+    #: "Customers who bought X also bought this"): one of :data:`SIMILAR_REASONS`.
+    similar_reason: ClassVar[str] = "similar"
 
     def __init__(self, **options: Any) -> None:
         fields = {f.name for f in dataclasses.fields(self.options_class)}
@@ -202,9 +215,11 @@ class Strategy(ABC):
         return None
 
     def explain(self, artifact: Artifact, history: History, item_id: ItemId) -> ItemId | None:
-        """The history item that most supports ``item_id`` ("Because you viewed X").
+        """The history item that most supports ``item_id`` ("Because you bought X").
 
-        The default, ``None``, gives the generic "Recommended for you".
+        Serving words the reason by what the subject did with that item (the
+        strongest of its events: bought, added to the cart, rated, viewed).
+        The default, ``None``, gives the strategy's :attr:`generic_reason`.
         """
         return None
 

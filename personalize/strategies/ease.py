@@ -129,6 +129,8 @@ class EASE(VectorStrategy):
 
     name = "ease"
     options_class = EASEOptions
+    #: similar() reads the item-item weights learned from what people did together
+    similar_reason: ClassVar[str] = "bought_together"
     needs = frozenset({"interactions"})
     artifact_version: ClassVar[int] = 1
     options: EASEOptions

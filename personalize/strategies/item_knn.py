@@ -97,6 +97,8 @@ class ItemKNN(VectorStrategy):
 
     name = "item_knn"
     options_class = ItemKNNOptions
+    #: similar() ranks by co-occurrence in the same people's histories
+    similar_reason: ClassVar[str] = "bought_together"
     needs = frozenset({"interactions"})
     artifact_version: ClassVar[int] = 1
     options: ItemKNNOptions

@@ -182,6 +182,7 @@ class Popularity(PopularityBase):
 
     name = "popular"
     options_class = PopularityOptions
+    generic_reason: ClassVar[str] = "popular"
     needs = frozenset({"interactions"})
     options: PopularityOptions
 
@@ -214,6 +215,7 @@ class Trending(PopularityBase):
 
     name = "trending"
     options_class = TrendingOptions
+    generic_reason: ClassVar[str] = "trending"
     needs = frozenset({"interactions", "timestamps"})
     options: TrendingOptions
 
