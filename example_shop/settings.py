@@ -212,7 +212,8 @@ PERSONALIZE = {
             "text": ["name", "description", "brand"],
             "categories": "category.name",
             "available": "in_stock",
-            "attributes": ["brand", "price"],
+            # shown with every recommendation: {{ rec.attributes.price }}, and in the REST API
+            "attributes": {"price": "price", "brand": "brand", "image": "image_url"},
         }
     },
     "STRATEGIES": STRATEGIES,

@@ -149,6 +149,19 @@ def _mapping_path_errors(model: Any, label: str, mapping: dict[str, Any], obj: s
     errors = []
     for key in ("external_id", "title", "text", "categories", "available", "attributes"):
         spec = mapping.get(key)
+        if key == "attributes" and isinstance(spec, dict):
+            bad = [name for name, path in spec.items()
+                   if not (isinstance(name, str) and name and isinstance(path, str) and path)]
+            if bad:
+                errors.append(Error(
+                    f"Catalog mapping 'attributes' of {label} maps {bad[0]!r} to "
+                    f"{spec[bad[0]]!r}.",
+                    hint="Map each attribute name to a dotted path, e.g. "
+                         "{'price': 'price', 'image': 'image.url'}.",
+                    obj=obj, id="personalize.E004",
+                ))
+                continue
+            spec = list(spec.values())
         for path in [spec] if isinstance(spec, str) else list(spec or []):
             first = path.split(".")[0]
             if first == "pk" or hasattr(model, first):

@@ -146,6 +146,26 @@ def test_e004_unknown_mapping_key_and_missing_field():
     ]
 
 
+def test_e004_attributes_as_a_dict():
+    result = run(checks.check_catalog, CATALOG={"testapp.Product": {
+        "attributes": {"price": "price", "colour": "colour"}}})
+    assert result == [Error(
+        "testapp.Product has no field or attribute 'colour' (catalog mapping 'attributes').",
+        hint="Name a field, property or method of testapp.Product.",
+        obj="PERSONALIZE['CATALOG']['testapp.Product']", id="personalize.E004",
+    )]
+    result = run(checks.check_catalog, CATALOG={"testapp.Product": {
+        "attributes": {"price": ["price"]}}})
+    assert result == [Error(
+        "Catalog mapping 'attributes' of testapp.Product maps 'price' to ['price'].",
+        hint="Map each attribute name to a dotted path, e.g. "
+             "{'price': 'price', 'image': 'image.url'}.",
+        obj="PERSONALIZE['CATALOG']['testapp.Product']", id="personalize.E004",
+    )]
+    assert run(checks.check_catalog, CATALOG={"testapp.Product": {
+        "attributes": {"price": "price", "department": "category.name"}}}) == []
+
+
 def test_valid_catalog_passes():
     assert run(checks.check_catalog, CATALOG={"testapp.Product": {
         "title": "name", "categories": "category.name", "available": "in_stock"}}) == []

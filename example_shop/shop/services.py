@@ -8,6 +8,7 @@ failure to record an event is logged and never costs the shop a sale.
 from __future__ import annotations
 
 import logging
+import zlib
 from typing import Any
 
 from django.core.cache import cache
@@ -67,6 +68,21 @@ def search_products(query: str) -> QuerySet[Product]:
             Q(name__icontains=word) | Q(brand__icontains=word) | Q(description__icontains=word)
         )
     return products.order_by("name")
+
+
+#: Badge colours (background, letter), chosen per product by a stable hash of its ASIN.
+BADGE_COLOURS = (
+    ("#e0f2f1", "#00695c"), ("#e8eaf6", "#283593"), ("#fff3e0", "#e65100"),
+    ("#fce4ec", "#ad1457"), ("#f1f8e9", "#33691e"), ("#ede7f6", "#4527a0"),
+)
+
+
+def product_badge(product: Product) -> dict[str, str]:
+    """What the product's picture shows: its brand's (or name's) initial, in stable colours."""
+    background, colour = BADGE_COLOURS[zlib.crc32(product.asin.encode()) % len(BADGE_COLOURS)]
+    initial = (product.brand or product.name or "?")[:1].upper()
+    return {"initial": initial, "background": background, "colour": colour,
+            "label": product.name}
 
 
 def view_product(request: HttpRequest, product: Product) -> None:

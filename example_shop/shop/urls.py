@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("c/<slug:slug>/", views.category, name="category"),
     path("p/<str:asin>/", views.product_detail, name="product"),
+    path("p/<str:asin>/image.svg", views.product_image, name="product-image"),
     path("search/", views.search, name="search"),
     path("cart/", views.cart_detail, name="cart"),
     path("cart/add/", views.cart_add, name="cart-add"),

@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_POST
 
 from example_shop.shop import services
@@ -54,6 +55,14 @@ def product_detail(request: HttpRequest, asin: str) -> HttpResponse:
     product = get_object_or_404(Product.objects.select_related("category"), asin=asin)
     services.view_product(request, product)
     return render(request, "shop/product.html", {"product": product})
+
+
+@cache_control(public=True, max_age=86400)
+def product_image(request: HttpRequest, asin: str) -> HttpResponse:
+    """The product's picture (an SVG badge); what the catalog maps as its ``image``."""
+    product = get_object_or_404(Product, asin=asin)
+    return render(request, "shop/product_image.svg", services.product_badge(product),
+                  content_type="image/svg+xml")
 
 
 def cart_detail(request: HttpRequest) -> HttpResponse:

@@ -107,6 +107,10 @@ class RecommendationSerializer(serializers.Serializer):
     title = serializers.CharField()
     url = serializers.CharField(allow_null=True)
     categories = serializers.ListField(child=serializers.CharField())
+    attributes = serializers.DictField(
+        help_text="The item's catalog attributes, as the site maps them in "
+                  "PERSONALIZE['CATALOG'] (price, brand, image, ...).",
+    )
     score = serializers.FloatField()
     strategy = serializers.CharField()
     personalized = serializers.BooleanField()
@@ -129,6 +133,7 @@ def recommendation_data(row: Row) -> dict[str, Any]:
         "title": row.title,
         "url": row.url,
         "categories": row.categories,
+        "attributes": row.attributes,
         "score": row.score,
         "strategy": row.strategy,
         "personalized": row.personalized,
@@ -210,7 +215,10 @@ class RecommendationsView(ConfiguredRenderers, APIView):
         examples=[OpenApiExample("A block", response_only=True, value={
             "placement": "home", "heading": "Recommended for You", "personalized": True,
             "results": [{"item": "sku-42", "title": "Cordless drill", "url": "/p/42/",
-                         "categories": ["Tools"], "score": 0.83, "strategy": "item_knn",
+                         "categories": ["Tools"],
+                         "attributes": {"price": 89.0, "brand": "Makita",
+                                        "image": "/media/drill.jpg"},
+                         "score": 0.83, "strategy": "item_knn",
                          "personalized": True,
                          "explanation": "Because you viewed Hammer drill bits"}],
         })],

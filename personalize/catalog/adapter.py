@@ -8,26 +8,30 @@
             "text": ["name", "description"],
             "categories": "category.name",
             "available": "in_stock",
-            "attributes": ["price", "brand"],
+            "attributes": {"price": "price", "brand": "brand.name", "image": "image.url"},
         }
     }
 
 Each value is a dotted attribute path (``category.name``), a list of paths
-(texts are joined, categories and attributes collected) or the name of a
-method/property on the model. ``external_id`` defaults to the primary key,
-``prefix`` is prepended to it so two catalog models cannot collide.
+(texts are joined, categories collected) or the name of a method/property on
+the model. ``attributes`` is a dict of attribute name -> path (or a list of
+paths, each stored under its path with ``_`` for ``.``); they are stored as
+JSON on the Item and shown with every recommendation (templates, REST API).
+An empty file field (``image.url`` without an image) gives ``None``.
+``external_id`` defaults to the primary key, ``prefix`` is prepended to it so
+two catalog models cannot collide.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cache
 from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
+from django.db.models.fields.files import FieldFile
 
 from personalize.conf import personalize_settings
 
@@ -41,6 +45,8 @@ def resolve_path(obj: Any, path: str) -> Any:
     value = obj
     for part in path.split("."):
         if value is None:
+            return None
+        if isinstance(value, FieldFile) and not value:  # no file: its url would raise
             return None
         if isinstance(value, models.Manager):
             return [resolve_path(related, part) for related in value.all()]
@@ -59,6 +65,17 @@ def _as_paths(spec: str | list[str] | tuple[str, ...] | None) -> list[str]:
     if spec is None:
         return []
     return [spec] if isinstance(spec, str) else list(spec)
+
+
+def attribute_paths(spec: Any) -> dict[str, str]:
+    """The ``attributes`` mapping as ``{attribute name: path}``.
+
+    A dict is taken as it is; a path or list of paths names each attribute
+    after its path, with ``_`` for ``.`` (``category.name`` -> ``category_name``).
+    """
+    if isinstance(spec, dict):
+        return {str(name): path for name, path in spec.items()}
+    return {path.replace(".", "_"): path for path in _as_paths(spec)}
 
 
 def _flatten(values: list[Any]) -> list[str]:
@@ -97,8 +114,8 @@ class CatalogAdapter:
             [resolve_path(obj, p) for p in _as_paths(mapping.get("categories"))]
         )
         attributes = {
-            p.replace(".", "_"): _jsonable(resolve_path(obj, p))
-            for p in _as_paths(mapping.get("attributes"))
+            name: _jsonable(resolve_path(obj, path))
+            for name, path in attribute_paths(mapping.get("attributes")).items()
         }
         available = resolve_path(obj, mapping["available"]) if "available" in mapping else True
         title = "" if title_value is None else str(title_value)
@@ -123,21 +140,29 @@ def _jsonable(value: Any) -> Any:
 
 def get_adapters() -> list[CatalogAdapter]:
     """One adapter per configured catalog model, in settings order."""
-    return list(_adapters(tuple(
-        (label, tuple(sorted((k, _freeze(v)) for k, v in (mapping or {}).items())))
-        for label, mapping in personalize_settings.CATALOG.items()
-    )))
+    catalog = personalize_settings.CATALOG
+    frozen = _freeze(catalog)
+    adapters = _ADAPTERS.get(frozen)
+    if adapters is None:
+        if len(_ADAPTERS) >= 16:  # settings overridden many times (tests): start afresh
+            _ADAPTERS.clear()
+        adapters = _ADAPTERS[frozen] = tuple(
+            CatalogAdapter(label, dict(mapping or {})) for label, mapping in catalog.items()
+        )
+    return list(adapters)
+
+
+#: Adapters by the frozen form of the CATALOG setting they were built from.
+_ADAPTERS: dict[Any, tuple[CatalogAdapter, ...]] = {}
 
 
 def _freeze(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
-
-
-@cache
-def _adapters(
-    frozen: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...],
-) -> tuple[CatalogAdapter, ...]:
-    return tuple(CatalogAdapter(label, dict(items)) for label, items in frozen)
+    """A hashable copy of a settings value (dicts and lists become tuples)."""
+    if isinstance(value, dict):  # ordered: settings order is the adapters' order
+        return ("dict", tuple((str(k), _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
 
 
 def get_adapter_for(model: type[models.Model]) -> CatalogAdapter | None:

@@ -4,7 +4,7 @@
 each item it picks; with a placement's ``diversity`` above 0 it orders each
 stage's picks by maximal marginal relevance against what it already holds.
 :meth:`Block.rows` turns the picks into the cached :class:`Row` tuples: the
-items' fields, their page URLs and their translated explanations.
+items' fields and attributes, their page URLs and their translated explanations.
 """
 
 from __future__ import annotations
@@ -135,7 +135,8 @@ class Block:
         rows = [
             Row(pick.pk, pick.score, pick.strategy, pick.personalized,
                 pick.reason.text(items), urls.get(pick.pk), items[pick.pk].external_id,
-                items[pick.pk].title, items[pick.pk].categories)
+                items[pick.pk].title, items[pick.pk].categories,
+                item_attributes(items[pick.pk]))
             for pick in self.picks
             if pick.pk in items
         ]
@@ -145,6 +146,11 @@ class Block:
         if self.trace is not None:
             self.trace.diversity = diversity
         return rows, diversity
+
+
+def item_attributes(item: Item) -> dict[str, Any]:
+    """A copy of the item's catalog attributes (``{}`` unless they are a JSON object)."""
+    return dict(item.attributes) if isinstance(item.attributes, dict) else {}
 
 
 def item_urls(items: dict[int, Item]) -> dict[int, str | None]:

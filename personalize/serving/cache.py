@@ -51,7 +51,7 @@ from personalize.consent.service import PERSONALIZATION, has_consent_reading
 PREFIX = "personalize:rec"
 GLOBAL_GEN_KEY = f"{PREFIX}:gen"
 #: Part of every entry key: bumped when what an entry holds changes.
-ENTRY_FORMAT = 3
+ENTRY_FORMAT = 4
 #: A subject's generation outlives any block of theirs (blocks expire sooner);
 #: when it expires anyway, their entries stop matching, which is safe.
 SUBJECT_GEN_TTL = 60 * 60 * 24 * 7
@@ -64,8 +64,9 @@ UNKNOWN: Any = type("UnknownGeneration", (), {"__repr__": lambda self: "UNKNOWN"
 class Row(NamedTuple):
     """One item of a block, with what the REST API shows of it.
 
-    ``external_id``, ``title`` and ``categories`` are copied from the item
-    when the block is computed (the global generation moves when an item
+    ``external_id``, ``title``, ``categories`` and ``attributes`` (the catalog
+    attributes the site maps: price, brand, image, ...) are copied from the
+    item when the block is computed (the global generation moves when an item
     changes), so a cached block is rendered without loading items.
     """
 
@@ -78,6 +79,7 @@ class Row(NamedTuple):
     external_id: str
     title: str
     categories: Any
+    attributes: dict[str, Any]
 
 
 #: The model a block was computed with: ``(strategy name, version)``, or None.

@@ -24,7 +24,7 @@ touching an Item.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -58,8 +58,10 @@ class Recommendation:
         strategy: the name of what picked it: a strategy name, the popularity
             strategy for fallback fills, or ``"pinned"``.
         personalized: whether the subject's own history chose it.
-        explanation: a short, translated reason ("Because you viewed X").
+        explanation: a short, translated reason ("Because you bought X").
         url: the host object's ``get_absolute_url()`` (or ``attributes["url"]``), if any.
+        attributes: the item's catalog attributes (the ``attributes`` of the
+            ``CATALOG`` mapping: ``rec.attributes.price`` in a template).
     """
 
     item: Item
@@ -68,6 +70,7 @@ class Recommendation:
     personalized: bool
     explanation: str
     url: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def external_id(self) -> str:
@@ -131,7 +134,8 @@ def _materialise(rows: Sequence[Row], generation: Any) -> list[Recommendation]:
         return []
     items = get_items([r.pk for r in rows], generation)
     return [
-        Recommendation(items[r.pk], r.score, r.strategy, r.personalized, r.explanation, r.url)
+        Recommendation(items[r.pk], r.score, r.strategy, r.personalized, r.explanation, r.url,
+                       r.attributes)
         for r in rows
         if r.pk in items
     ]
@@ -175,8 +179,8 @@ def recommend_rows(
     """:func:`recommend` as :class:`Row` tuples, without loading the items (the REST API's).
 
     Takes the same arguments as :func:`recommend` and serves the same cached
-    block; a row carries the item's pk, external id, title and categories
-    instead of the :class:`~personalize.models.Item`.
+    block; a row carries the item's pk, external id, title, categories and
+    attributes instead of the :class:`~personalize.models.Item`.
 
     ``store`` receives a computed block's cache entry instead of it being
     written at once (``block_cache.write`` takes the same arguments): the REST

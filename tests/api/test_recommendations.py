@@ -53,8 +53,8 @@ def test_anonymous_visitor_gets_the_popular_block(catalog_items, active_models):
     assert data["personalized"] is False
     assert [r["item"] for r in data["results"]] == ["b1", "b2", "b3"]
     first = data["results"][0]
-    assert set(first) == {"item", "title", "url", "categories", "score", "strategy",
-                          "personalized", "explanation"}
+    assert set(first) == {"item", "title", "url", "categories", "attributes", "score",
+                          "strategy", "personalized", "explanation"}
     assert first["categories"] == ["Books"] and first["strategy"] == "popular"
     assert response["Cache-Control"] == "private, no-store"
 
@@ -280,3 +280,25 @@ def test_a_pickled_block_response_writes_nothing_when_closed(shopper, monkeypatc
     assert written == []
     close(response)
     assert written == ["key"]
+
+
+def test_results_carry_the_catalog_attributes(catalog_items, active_models):
+    from personalize.models import Item
+
+    attributes = {"price": 12.5, "brand": "Acme", "image": "/media/b1.jpg"}
+    Item.objects.filter(external_id="b1").update(attributes=attributes)
+    data = Client().get(URL, {"limit": 2}).json()
+    assert data["results"][0]["item"] == "b1"
+    assert data["results"][0]["attributes"] == attributes
+    assert data["results"][1]["attributes"] == {}
+    c = catalog_items
+    active_models["item_knn"] = make_model("item_knn", [], similar={c["b2"].pk: [c["b1"].pk]})
+    similar = Client().get(similar_url("b2"), {"limit": 1}).json()
+    assert similar["results"][0]["attributes"] == attributes
+
+
+def test_the_schema_documents_the_attributes(db):
+    schema = Client().get("/api/personalize/schema/", HTTP_ACCEPT="application/json").json()
+    item = schema["components"]["schemas"]["Recommendation"]["properties"]
+    assert item["attributes"]["type"] == "object"
+    assert "CATALOG" in item["attributes"]["description"]

@@ -61,3 +61,37 @@ def test_adapter_lookup_follows_settings():
     assert get_adapter_for(Category) is None
     with override_settings(PERSONALIZE={"CATALOG": {}}):
         assert get_adapter_for(Product) is None
+
+
+def test_attributes_as_a_dict_name_each_attribute():
+    tools = Category.objects.create(name="Tools")
+    product = Product(pk=3, name="Saw", category=tools, price=Decimal("12.25"))
+    mapping = {"attributes": {"price": "price", "department": "category.name",
+                              "label": "name.upper"}}
+    fields = CatalogAdapter("testapp.Product", mapping).item_fields(product)
+    assert fields["attributes"] == {"price": 12.25, "department": "Tools", "label": "SAW"}
+    loose = CatalogAdapter("testapp.Product", mapping).item_fields(Product(pk=4, name="Nut"))
+    assert loose["attributes"] == {"price": 0.0, "department": None, "label": "NUT"}
+
+
+def test_an_empty_file_field_gives_none_not_an_error():
+    from types import SimpleNamespace
+
+    from django.db import models
+    from django.db.models.fields.files import FieldFile
+
+    field = models.ImageField(upload_to="x")
+    field.name = "image"
+    empty = SimpleNamespace(image=FieldFile(None, field, None))
+    assert resolve_path(empty, "image.url") is None
+    full = SimpleNamespace(image=FieldFile(None, field, "products/saw.jpg"))
+    assert resolve_path(full, "image.url").endswith("products/saw.jpg")
+
+
+def test_a_dict_mapping_reaches_the_adapter_from_settings():
+    mapping = {"title": "name", "attributes": {"cost": "price"}}
+    with override_settings(PERSONALIZE={"CATALOG": {"testapp.Product": mapping}}):
+        adapter = get_adapter_for(Product)
+        assert adapter is not None
+        fields = adapter.item_fields(Product(pk=1, name="Saw", price=Decimal("3.00")))
+    assert fields["attributes"] == {"cost": 3.0}

@@ -92,3 +92,16 @@ def test_command_without_catalog_says_how_to_configure():
     with override_settings(PERSONALIZE={"CATALOG": {}}):
         with pytest.raises(CommandError, match="CATALOG"):
             call_command("personalize_sync_catalog")
+
+
+def test_mapped_attributes_are_stored_on_the_item(tools):
+    mapping = {"title": "name", "categories": "category.name",
+               "attributes": {"price": "price", "department": "category.name"}}
+    with override_settings(PERSONALIZE={"CATALOG": {"testapp.Product": mapping}}):
+        product = Product.objects.create(name="Drill", category=tools, price="19.99")
+        item = Item.objects.get(object_id=str(product.pk))
+        assert item.attributes == {"price": 19.99, "department": "Tools"}
+        product.price = "17.50"
+        product.save()
+        item.refresh_from_db()
+        assert item.attributes == {"price": 17.5, "department": "Tools"}

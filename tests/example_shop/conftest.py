@@ -21,7 +21,7 @@ SHOP_CATALOG = {
         "text": ["name", "description", "brand"],
         "categories": "category.name",
         "available": "in_stock",
-        "attributes": ["brand", "price"],
+        "attributes": {"price": "price", "brand": "brand", "image": "image_url"},
     }
 }
 

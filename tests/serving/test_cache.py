@@ -45,9 +45,9 @@ def knn(catalog_items, active_models, consenting_subject):
 
 def test_keys_carry_the_subject_token_and_placement():
     assert block_cache.block_key("home", 42, 8, None, "en") == \
-        "personalize:rec:v3:subject:42:home:8:-:en"
+        "personalize:rec:v4:subject:42:home:8:-:en"
     assert block_cache.block_key("home", None, None, 7, None) == \
-        "personalize:rec:v3:anon:home:d:7:-"
+        "personalize:rec:v4:anon:home:d:7:-"
     assert block_cache.subject_gen_key(42) == "personalize:rec:gen:subject:42"
 
 
@@ -278,7 +278,7 @@ def test_blocks_live_in_real_redis(knn, consenting_subject):
     assert "redis" in type(cache).__module__
     recommend(consenting_subject, "home", limit=3)
     keys = list_keys(subject_key_patterns(consenting_subject.pk))
-    assert any(k.startswith("personalize:rec:v3:subject:") for k in keys)
+    assert any(k.startswith("personalize:rec:v4:subject:") for k in keys)
     assert cache.ttl(next(k for k in keys if ":home:" in k)) <= 300
     subject_erased.send(sender=Subject, subject_id=consenting_subject.pk,
                         key=consenting_subject.key)

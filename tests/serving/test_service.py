@@ -285,6 +285,24 @@ def test_rows_carry_what_the_api_shows_and_a_hit_loads_no_item(
     assert [r.external_id for r in similar] == ext(similar_items(catalog_items["b1"], limit=2))
 
 
+def test_recommendations_carry_the_catalog_attributes_without_a_query_on_a_hit(
+    catalog_items, crowd, active_models, django_assert_num_queries
+):
+    from personalize.serving import catalog
+
+    attributes = {"price": 19.99, "brand": "Acme", "image": "/media/t1.jpg"}
+    Item.objects.filter(external_id="t1").update(attributes=attributes)
+    recs = recommend(None, "home", limit=2)
+    assert ext(recs) == ["t1", "t2"]
+    assert recs[0].attributes == attributes and recs[1].attributes == {}
+    recs[0].attributes["price"] = 0  # a caller's change stays its own
+    assert recs[0].item.attributes == attributes
+    catalog.clear()  # forget the item rows this process keeps
+    with django_assert_num_queries(0):
+        rows = service.recommend_rows(None, "home", limit=2)
+    assert rows[0].attributes == attributes
+
+
 def test_a_miss_reads_consent_in_the_same_round_trip(
     catalog_items, active_models, consenting_subject, monkeypatch
 ):

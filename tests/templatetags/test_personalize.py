@@ -168,3 +168,19 @@ def test_tracker_tag():
     html = render("{% personalize_tracker %}")
     assert 'src="/static/personalize/track.js"' in html
     assert 'data-personalize-endpoint="/api/personalize/events/"' in html
+
+
+def test_templates_read_the_catalog_attributes(catalog_items, active_models, request_for):
+    Item.objects.filter(external_id="b1").update(
+        attributes={"price": 12.5, "brand": "Acme", "image": "/media/b1.jpg"})
+    html = render(
+        '{% get_recommendations "home" limit=1 as recs %}'
+        '{% for r in recs %}{{ r.item.external_id }} {{ r.attributes.brand }} '
+        '{{ r.attributes.price|floatformat:2 }} {{ r.attributes.image }}{% endfor %}',
+        request=request_for())
+    assert html == "b1 Acme 12.50 /media/b1.jpg"
+    c = catalog_items
+    active_models["item_knn"] = make_model("item_knn", [], similar={c["b2"].pk: [c["b1"].pk]})
+    html = render("{% get_similar_items product limit=1 as recs %}"
+                  "{{ recs.0.attributes.brand }}", product=c["b2"])
+    assert html == "Acme"

@@ -199,3 +199,36 @@ def test_best_sellers_cache_key_is_used(client, shop):
 
     client.get("/")
     assert cache.get(BEST_SELLERS_CACHE_KEY) is not None
+
+
+def test_the_catalog_maps_price_brand_and_image(client, shop):
+    from personalize.models import Item
+
+    beaker = shop[0]
+    item = Item.objects.get(external_id=beaker.asin)
+    assert item.attributes == {"price": 12.49, "brand": "Pyrex",
+                               "image": f"/p/{beaker.asin}/image.svg"}
+    data = client.get("/api/personalize/recommendations/", {"limit": 8}).json()
+    shown = {r["item"]: r["attributes"] for r in data["results"]}
+    assert shown[beaker.asin] == item.attributes
+
+
+def test_product_image_is_a_drawn_badge(client, shop):
+    response = client.get(shop[3].image_url)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/svg+xml"
+    assert "max-age=86400" in response["Cache-Control"]
+    svg = response.content.decode()
+    assert svg.startswith("<svg") and ">G</text>" in svg  # Gorilla
+    assert 'aria-label="Gorilla Duct Tape &lt;Black&gt;"' in svg
+    assert client.get("/p/NOPE/image.svg").status_code == 404
+
+
+def test_recommendation_cards_show_the_mapped_image(client, shop, shopper):
+    from personalize.models import Placement
+
+    Placement.objects.create(name="home", heading="Recommended for You")
+    html = client.get("/").content.decode()
+    block = html.split('data-testid="home-recommendations"', 1)[1].split("</section>", 1)[0]
+    images = re.findall(r'<img src="(/p/[^"]+/image\.svg)"', block)
+    assert images and set(images) <= {p.image_url for p in shop}
