@@ -16,6 +16,7 @@ from rest_framework.renderers import BaseRenderer
 
 from personalize.catalog.adapter import MAPPING_KEYS
 from personalize.conf import DEFAULTS, class_list_errors, personalize_settings
+from personalize.consent.checks import consent_checks
 from personalize.consent.service import REQUIRED_PURPOSES
 from personalize.serving.checks import placement_checks, serving_checks
 from personalize.strategies.registry import StrategyConfigError, configured_strategy_specs
@@ -272,7 +273,7 @@ def _positive_int(value: Any) -> bool:
 
 @register(Tags.compatibility)
 def check_consent_and_retention(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """personalize.E013-E019: consent purposes, policy version, signals, cache, retention."""
+    """personalize.E013-E019, E022: purposes and their texts, policy, signals, cache, retention."""
     if not _settings_ok():
         return []
 
@@ -333,6 +334,7 @@ def check_consent_and_retention(app_configs: Any = None, **kwargs: Any) -> list[
             hint="Use a whole number of rows greater than 0 (e.g. 5000).",
             obj="PERSONALIZE['RETENTION_CHUNK_SIZE']", id="personalize.E019",
         ))
+    errors.extend(consent_checks())
     return errors
 
 

@@ -75,6 +75,7 @@ DEFAULTS: dict[str, Any] = {
     "ON_CONSENT_REVOKED": "erase",
     "CONSENT_REASK_ON_POLICY_CHANGE": False,
     "CONSENT_CACHE_TTL": 60 * 60 * 24,
+    "CONSENT_PURPOSE_TEXTS": {},
     # --- strategies ---
     "STRATEGIES": {
         "popular": "personalize.strategies.popularity.Popularity",

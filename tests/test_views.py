@@ -72,8 +72,9 @@ def test_csrf_is_required(browser):
     assert not Subject.objects.exists()
 
 
-def test_get_is_not_allowed(browser):
-    assert browser.get(URL).status_code == 405
+def test_other_methods_are_not_allowed(browser):
+    for method in (browser.put, browser.delete):
+        assert method(URL, headers={"X-CSRFToken": browser.csrf}).status_code == 405
 
 
 def test_crawlers_are_refused(browser):

@@ -94,3 +94,36 @@ def test_checks_are_registered():
     with override_settings(PERSONALIZE={**settings.PERSONALIZE, "RETENTION_DAYS": -1}):
         ids = {m.id for m in checks.run_checks()}
     assert "personalize.E015" in ids
+
+
+E022_HINT = ("Use {purpose: {'label': ..., 'description': ..., 'withdrawal': ...}} for "
+             "purposes in CONSENT_PURPOSES, e.g. {'newsletter': {'label': _('Newsletter')}}.")
+
+
+def e022(message):
+    return Error(message, hint=E022_HINT, obj="PERSONALIZE['CONSENT_PURPOSE_TEXTS']",
+                 id="personalize.E022")
+
+
+@pytest.mark.parametrize(("texts", "message"), [
+    (["label"], "PERSONALIZE['CONSENT_PURPOSE_TEXTS'] is ['label'], not a dict."),
+    ({"newsletter": {"label": "News"}},
+     "PERSONALIZE['CONSENT_PURPOSE_TEXTS']['newsletter'] names a purpose that is not in "
+     "CONSENT_PURPOSES."),
+    ({"analytics": "Statistics"},
+     "PERSONALIZE['CONSENT_PURPOSE_TEXTS']['analytics'] is 'Statistics', not a dict."),
+    ({"analytics": {"title": "Statistics"}},
+     "PERSONALIZE['CONSENT_PURPOSE_TEXTS']['analytics'] has unknown key 'title'; valid keys: "
+     "label, description, withdrawal."),
+    ({"analytics": {"label": 3}},
+     "PERSONALIZE['CONSENT_PURPOSE_TEXTS']['analytics']['label'] is 3, not a string."),
+])
+def test_e022_purpose_texts(texts, message):
+    assert run(CONSENT_PURPOSE_TEXTS=texts) == [e022(message)]
+
+
+def test_e022_accepts_lazy_translations():
+    from django.utils.translation import gettext_lazy
+
+    assert run(CONSENT_PURPOSE_TEXTS={"analytics": {"label": gettext_lazy("Statistics"),
+                                                    "withdrawal": "Nothing is erased."}}) == []

@@ -8,6 +8,7 @@ mapping, exactly as ``example_shop/settings.py`` configures it.
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -26,10 +27,15 @@ SHOP_CATALOG = {
 }
 
 
+#: The project's own templates (they restyle django-personalize's pages).
+SHOP_TEMPLATE_DIRS = [Path(__file__).resolve().parents[2] / "example_shop" / "templates"]
+
+
 @pytest.fixture
 def shop_settings(settings):
-    """The shop's URLs and catalog mapping on top of the test settings."""
+    """The shop's URLs, templates and catalog mapping on top of the test settings."""
     settings.ROOT_URLCONF = "example_shop.urls"
+    settings.TEMPLATES = [{**settings.TEMPLATES[0], "DIRS": SHOP_TEMPLATE_DIRS}]
     settings.PERSONALIZE = {**settings.PERSONALIZE, "CATALOG": SHOP_CATALOG}
     return settings
 

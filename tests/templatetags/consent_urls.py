@@ -1,4 +1,4 @@
-"""A page that uses the consent tags, plus the banner's form endpoint."""
+"""Pages that use the consent tags, plus the consent form endpoint and choices page."""
 
 from django.http import HttpRequest, HttpResponse
 from django.template import engines
@@ -10,11 +10,22 @@ PAGE = engines["django"].from_string(
 )
 
 
+CHOICES = engines["django"].from_string(
+    "{% load personalize_consent %}<main>{% consent_preferences %}</main>"
+)
+
+
 def page(request: HttpRequest) -> HttpResponse:
     return HttpResponse(PAGE.render({}, request))
 
 
+def choices(request: HttpRequest) -> HttpResponse:
+    """A site's own privacy page, with the choices inline."""
+    return HttpResponse(CHOICES.render({}, request))
+
+
 urlpatterns = [
     path("page/", page),
+    path("choices/", choices),
     path("personalize/", include("personalize.urls")),
 ]

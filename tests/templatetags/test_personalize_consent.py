@@ -182,3 +182,49 @@ def test_banner_template_can_be_replaced(browser, tmp_path):
         out = render('{% consent_banner template_name="mine.html" %}',
                      RequestFactory().get("/"))
     assert out == "MY BANNER /personalize/consent/ personalization,analytics"
+
+
+# --- the way back to the choices -----------------------------------------------------------
+
+
+def test_banner_links_to_the_privacy_choices(browser):
+    html = browser.get("/page/?x=1").content.decode()
+    link = re.search(r'<a class="personalize-consent__choices" href="([^"]+)">', html).group(1)
+    assert link == "/personalize/consent/?next=%2Fpage%2F%3Fx%3D1"
+    page = browser.get(link.replace("&amp;", "&"))
+    assert page.status_code == 200
+    assert '<a class="personalize-preferences__back" href="/page/?x=1">' in page.content.decode()
+
+
+def test_no_banner_on_the_privacy_choices_page_itself(browser):
+    html = browser.get("/personalize/consent/").content.decode()
+    assert "data-personalize-preferences" in html
+    assert "data-personalize-consent-banner" not in html
+
+
+def test_consent_preferences_tag_renders_the_choices_inline(browser):
+    subject = visitor_with(browser)
+    grant_consent(subject)
+    html = browser.get("/choices/").content.decode()
+    assert html.startswith("<main>") and "data-personalize-preferences" in html
+    assert re.findall(r'data-personalize-purpose="([^"]+)" data-personalize-purpose-state="(\w+)"',
+                      html) == [("personalization", "granted"), ("analytics", "denied")]
+    forms = re.findall(r'<form [^>]*action="([^"]+)"', html)
+    assert forms == ["/personalize/consent/"] * 2
+    assert re.findall(r'name="next" value="([^"]+)"', html) == ["/choices/"] * 2
+    action, fields = "/personalize/consent/", dict(re.findall(
+        r'<input type="hidden" name="([^"]+)" value="([^"]*)"',
+        html.split('data-personalize-purpose="personalization"')[1].split("</section>")[0]))
+    response = browser.post(action, {**fields, "granted": "0"})
+    assert response["Location"] == "/choices/"
+    assert not ConsentRecord.objects.filter(purpose="personalization").latest("id").granted
+
+
+def test_consent_preferences_tag_without_request_or_urls_renders_nothing(caplog):
+    assert render("{% consent_preferences %}") == ""
+
+
+@pytest.mark.urls(__name__)
+def test_consent_preferences_tag_needs_the_form_url(caplog):
+    assert render("{% consent_preferences %}", RequestFactory().get("/")) == ""
+    assert 'include("personalize.urls")' in caplog.text

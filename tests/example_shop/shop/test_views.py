@@ -232,3 +232,29 @@ def test_recommendation_cards_show_the_mapped_image(client, shop, shopper):
     block = html.split('data-testid="home-recommendations"', 1)[1].split("</section>", 1)[0]
     images = re.findall(r'<img src="(/p/[^"]+/image\.svg)"', block)
     assert images and set(images) <= {p.image_url for p in shop}
+
+
+def test_every_page_links_to_the_privacy_choices(client, shop):
+    html = client.get(shop[0].get_absolute_url()).content.decode()
+    link = re.search(r'<a href="([^"]+)" data-testid="privacy-choices">', html).group(1)
+    assert link == f"/personalize/consent/?next=/p/{shop[0].asin}/"
+    page = client.get(link).content.decode()
+    assert "<title>Privacy choices · Bench &amp; Beaker</title>" in page  # the shop's layout
+    assert 'class="site-header"' in page and "data-personalize-preferences" in page
+    assert 'data-personalize-purpose="personalization"' in page
+    assert f'href="/p/{shop[0].asin}/">Back to the page you were on' in page
+    assert "data-personalize-consent-banner" not in page
+
+
+def test_a_shopper_withdraws_consent_in_the_shop(client, shop, shopper):
+    client.force_login(shopper)
+    client.get(shop[0].get_absolute_url())
+    assert events_of(shopper, "view")
+    page = client.get("/personalize/consent/").content.decode()
+    assert "erases the 1 event recorded about you" in page
+    client.post("/personalize/consent/", {"purpose": "personalization", "granted": "0",
+                                          "next": "/personalize/consent/"})
+    assert events_of(shopper, "view") == []
+    page = client.get("/personalize/consent/").content.decode()
+    assert 'data-personalize-purpose="personalization" data-personalize-purpose-state="denied"' in page
+    assert "Your privacy choices were saved." in page
