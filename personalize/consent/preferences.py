@@ -148,10 +148,12 @@ def withdrawal_effect(purpose: str, events_held: int) -> str:
         ) % {"count": events_held}
     return ngettext(
         "Turning this off stops recording what you do here and erases the %(count)d event "
-        "recorded about you (what you viewed, added to your cart, bought and rated). "
+        "recorded about you (what you were shown, viewed, searched for, added to your cart, "
+        "bought and rated). "
         "Recommendations stop using it.",
         "Turning this off stops recording what you do here and erases the %(count)d events "
-        "recorded about you (what you viewed, added to your cart, bought and rated). "
+        "recorded about you (what you were shown, viewed, searched for, added to your cart, "
+        "bought and rated). "
         "Recommendations stop using them.",
         events_held,
     ) % {"count": events_held}

@@ -250,3 +250,86 @@ def test_anonymous_visitor_gets_popular_items_then_personalized_ones(demo_server
     after = wait_for(changed, timeout=15, interval=1)
     shot(page, "06-anonymous-home-after-click")
     assert after, f"the block did not change after the visitor clicked {clicked}"
+
+
+def test_shopper_sees_why_and_what_each_item_costs(demo_server: DemoServer, page: object) -> None:
+    url = demo_server.url
+    page.goto(url + "/accounts/login/")  # type: ignore[attr-defined]
+    page.fill("#id_username", "user1")  # type: ignore[attr-defined]
+    page.fill("#id_password", "demo")  # type: ignore[attr-defined]
+    page.click("[data-testid=login-submit]")  # type: ignore[attr-defined]
+    page.wait_for_url(url + "/")  # type: ignore[attr-defined]
+    reasons = [reason for _, reason in home_block(page)]
+    # the seeded history is purchases: a personal pick says so, never "viewed"
+    assert any(r.startswith("Because you bought ") for r in reasons), reasons
+    assert not any(r.startswith("Because you viewed ") for r in reasons), reasons
+    cards = page.locator('[data-testid="home-recommendations"] [data-testid="rec-item"]')  # type: ignore[attr-defined]
+    first = cards.first
+    assert first.locator(".card__price").inner_text().startswith("$")
+    image = first.locator(".card__thumb img")
+    assert image.get_attribute("src").endswith("/image.svg")
+    assert page.evaluate("(img) => img.complete && img.naturalWidth > 0",  # type: ignore[attr-defined]
+                         image.element_handle())
+    shot(page, "07-home-explanations-and-attributes")
+
+    first.locator("a.personalize-link").click()
+    page.wait_for_selector('[data-testid="also-bought"]')  # type: ignore[attr-defined]
+    bought = page.locator('[data-testid="also-bought"] .personalize-explanation').all_inner_texts()  # type: ignore[attr-defined]
+    assert any(text.startswith("Customers who bought ") for text in bought), bought
+    shot(page, "08-product-customers-also-bought")
+
+
+def test_visitor_changes_consent_on_the_privacy_choices_page(demo_server: DemoServer,
+                                                            page: object) -> None:
+    url = demo_server.url
+    page.goto(url + "/")  # type: ignore[attr-defined]
+    page.locator("[data-personalize-consent-banner] button[value='1']").click()  # type: ignore[attr-defined]
+    page.wait_for_function(  # type: ignore[attr-defined]
+        "document.documentElement.dataset.personalizeConsent === 'granted'")
+    first = page.locator(  # type: ignore[attr-defined]
+        '[data-testid="home-recommendations"] [data-testid="rec-item"] a.personalize-link').first
+    first.click()
+    page.wait_for_selector('[data-testid="product"]')  # type: ignore[attr-defined]
+
+    # the banner is gone for good; the footer leads back to the choices
+    assert page.locator("[data-personalize-consent-banner]").count() == 0  # type: ignore[attr-defined]
+    product_url = page.url  # type: ignore[attr-defined]
+    page.click("[data-testid=privacy-choices]")  # type: ignore[attr-defined]
+    page.wait_for_selector("[data-personalize-preferences]")  # type: ignore[attr-defined]
+    purpose = page.locator('[data-personalize-purpose="personalization"]')  # type: ignore[attr-defined]
+    assert purpose.get_attribute("data-personalize-purpose-state") == "granted"
+    warning = purpose.locator(".personalize-preferences__withdrawal").inner_text()
+    assert "erases the" in warning and "events recorded about you" in warning
+    assert page.title().startswith("Privacy choices")  # type: ignore[attr-defined]
+    shot(page, "09-privacy-choices")
+
+    purpose.locator("button[value='0']").click()
+    page.wait_for_selector(  # type: ignore[attr-defined]
+        '[data-personalize-purpose="personalization"][data-personalize-purpose-state="denied"]')
+    assert "Your privacy choices were saved." in page.inner_text("main")  # type: ignore[attr-defined]
+    shot(page, "10-privacy-choices-after-withdrawal")
+    page.click("a.personalize-preferences__back")  # type: ignore[attr-defined]
+    page.wait_for_url(product_url)  # type: ignore[attr-defined]
+    assert page.evaluate(  # type: ignore[attr-defined]
+        "document.documentElement.dataset.personalizeConsent") == "denied"
+
+
+def test_a_bot_flagged_browser_accepting_is_told_why(demo_server: DemoServer,
+                                                     browser: object) -> None:
+    context = browser.new_context(  # type: ignore[attr-defined]
+        viewport={"width": 1280, "height": 900},
+        user_agent="Mozilla/5.0 (compatible; ExampleBot/1.0; +https://example.com/bot)",
+    )
+    try:
+        page = context.new_page()
+        page.goto(demo_server.url + "/")
+        page.locator("[data-personalize-consent-banner] button[value='1']").click()
+        page.wait_for_selector("[data-personalize-consent-refused]")
+        assert page.locator("[data-personalize-consent-refused]").get_attribute(
+            "data-personalize-consent-refused") == "crawler"
+        text = page.inner_text("main")
+        assert "identified itself as an automated program" in text
+        assert "ExampleBot/1.0" in text
+        shot(page, "11-bot-accept-refused")
+    finally:
+        context.close()
