@@ -6,7 +6,7 @@ export PERSONALIZE_DATA_DIR ?= $(abspath ../shared/data)
 STAMP := $(VENV)/.installed
 PLUGINS := plugins/personalize-surprise plugins/personalize-embeddings
 
-.PHONY: setup demo seed test test-fast lint typecheck services clean
+.PHONY: setup demo seed test test-fast lint typecheck services dist clean
 
 $(STAMP): pyproject.toml $(addsuffix /pyproject.toml,$(PLUGINS))
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,10 +26,12 @@ demo: setup
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
 ## make test: set up, lint, type-check, then the whole suite on SQLite and on PostgreSQL + Redis
-test: setup services lint typecheck
+## (the machine's servers when they answer, else throwaway ones from pip packages: scripts/services.sh)
+test: setup lint typecheck
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python -m pytest
-	PERSONALIZE_TEST_SERVICES=1 $(BIN)/python -m pytest -m "not slow and not e2e"
+	PYTHON=$(BIN)/python bash scripts/services.sh run \
+		env PERSONALIZE_TEST_SERVICES=1 $(BIN)/python -m pytest -m "not slow and not e2e"
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow and not e2e" -x -q
@@ -40,8 +42,14 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy personalize
 
+## make services: start the machine's own PostgreSQL and Redis if they are installed but down
 services:
 	bash scripts/services.sh
 
+## make dist: the core and both plugins as wheels in dist/ (pip install --find-links dist "django-personalize[surprise]")
+dist:
+	rm -rf dist
+	$(PYTHON) -m pip wheel --no-deps -w dist . $(addprefix ./,$(PLUGINS))
+
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var dist

@@ -8,13 +8,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
-from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured
 from rest_framework.renderers import BaseRenderer
 
-from personalize.catalog.adapter import MAPPING_KEYS
+from personalize.catalog.checks import catalog_checks
 from personalize.conf import DEFAULTS, class_list_errors, personalize_settings
 from personalize.consent.checks import consent_checks
 from personalize.consent.service import REQUIRED_PURPOSES
@@ -105,77 +104,10 @@ def _strategy_option_errors(specs: dict[str, Any]) -> list[CheckMessage]:
 
 @register(Tags.models)
 def check_catalog(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """personalize.E003 (catalog model), E004 (mapping keys/fields), W001 (id collisions)."""
+    """personalize.E003 (catalog model), E004 (mapping keys and paths), W001 (id collisions)."""
     if not _settings_ok():
         return []
-    catalog = personalize_settings.CATALOG
-    if not isinstance(catalog, dict):
-        return [Error("PERSONALIZE['CATALOG'] must be a dict of model label -> field mapping.",
-                      hint='For example {"shop.Product": {"title": "name"}}.',
-                      id="personalize.E003")]
-    errors: list[CheckMessage] = []
-    unprefixed = []
-    for label, mapping in catalog.items():
-        obj = f"PERSONALIZE['CATALOG'][{label!r}]"
-        try:
-            model = apps.get_model(label)
-        except (LookupError, ValueError):
-            errors.append(Error(
-                f"Catalog model {label!r} does not exist.",
-                hint="Use 'app_label.ModelName' of an installed app's model.",
-                obj=obj, id="personalize.E003",
-            ))
-            continue
-        mapping = mapping or {}
-        for key in sorted(set(mapping) - MAPPING_KEYS):
-            errors.append(Error(
-                f"Unknown catalog mapping key {key!r} for {label}.",
-                hint=f"Valid keys: {', '.join(sorted(MAPPING_KEYS))}.",
-                obj=obj, id="personalize.E004",
-            ))
-        errors.extend(_mapping_path_errors(model, label, mapping, obj))
-        if "external_id" not in mapping and "prefix" not in mapping:
-            unprefixed.append(label)
-    if len(unprefixed) > 1:
-        errors.append(Warning(
-            f"Catalog models {', '.join(unprefixed)} all use their primary key as external id; "
-            "ids from different models can collide.",
-            hint="Give each a 'prefix' (e.g. 'product:') or an 'external_id' path.",
-            obj="PERSONALIZE['CATALOG']", id="personalize.W001",
-        ))
-    return errors
-
-
-def _mapping_path_errors(model: Any, label: str, mapping: dict[str, Any], obj: str) -> list[Error]:
-    errors = []
-    for key in ("external_id", "title", "text", "categories", "available", "attributes"):
-        spec = mapping.get(key)
-        if key == "attributes" and isinstance(spec, dict):
-            bad = [name for name, path in spec.items()
-                   if not (isinstance(name, str) and name and isinstance(path, str) and path)]
-            if bad:
-                errors.append(Error(
-                    f"Catalog mapping 'attributes' of {label} maps {bad[0]!r} to "
-                    f"{spec[bad[0]]!r}.",
-                    hint="Map each attribute name to a dotted path, e.g. "
-                         "{'price': 'price', 'image': 'image.url'}.",
-                    obj=obj, id="personalize.E004",
-                ))
-                continue
-            spec = list(spec.values())
-        for path in [spec] if isinstance(spec, str) else list(spec or []):
-            first = path.split(".")[0]
-            if first == "pk" or hasattr(model, first):
-                continue
-            try:
-                model._meta.get_field(first)
-            except FieldDoesNotExist:
-                errors.append(Error(
-                    f"{label} has no field or attribute {first!r} (catalog mapping {key!r}).",
-                    hint=f"Name a field, property or method of {label}.",
-                    obj=obj, id="personalize.E004",
-                ))
-    return errors
+    return catalog_checks()
 
 
 @register(Tags.caches)

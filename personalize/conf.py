@@ -52,10 +52,15 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTEXT_BYTES": 2048,
     "TIMESTAMP_SKEW_SECONDS": 300,
     "CREATE_UNKNOWN_ITEMS": False,
+    # matched with the maintained crawler list of crawler-user-agents (BOT_USER_AGENT_LIST):
+    # generic self-descriptions, and script clients the list does not name
     "BOT_USER_AGENT_PATTERN": (
-        r"bot|crawl|spider|slurp|bingpreview|facebookexternalhit|headless|"
-        r"python-requests|curl/|wget/|httpclient|monitor|pingdom|lighthouse"
+        r"(?:bot|crawler|spider|scraper)(?:[/;)+-]|$)|^java(?:-http-client)?/|^ruby|^php/"
+        r"|^dart/|^guzzlehttp/|^restsharp/|^faraday |^deno/|^reqwest/|^undici|^postmanruntime/"
+        r"|^insomnia/|http-?client|healthcheck|^kube-probe/|^prometheus/|headless|monitor"
+        r"|lighthouse"
     ),
+    "BOT_USER_AGENT_LIST": True,
     "RATE_LIMITS": {"subject": "600/minute", "ip": "3000/minute"},
     "CLIENT_IP_META_KEY": None,
     "SERVER_AUTHENTICATION_CLASSES": None,

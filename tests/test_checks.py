@@ -140,8 +140,8 @@ def test_e004_unknown_mapping_key_and_missing_field():
         Error("Unknown catalog mapping key 'titel' for testapp.Product.",
               hint="Valid keys: attributes, available, categories, external_id, prefix, text, title.",
               obj="PERSONALIZE['CATALOG']['testapp.Product']", id="personalize.E004"),
-        Error("testapp.Product has no field or attribute 'nmae' (catalog mapping 'text').",
-              hint="Name a field, property or method of testapp.Product.",
+        Error("testapp.Product has no field or attribute 'nmae' (catalog mapping 'text': 'nmae').",
+              hint="Name a field, relation, property or method of testapp.Product.",
               obj="PERSONALIZE['CATALOG']['testapp.Product']", id="personalize.E004"),
     ]
 
@@ -150,8 +150,9 @@ def test_e004_attributes_as_a_dict():
     result = run(checks.check_catalog, CATALOG={"testapp.Product": {
         "attributes": {"price": "price", "colour": "colour"}}})
     assert result == [Error(
-        "testapp.Product has no field or attribute 'colour' (catalog mapping 'attributes').",
-        hint="Name a field, property or method of testapp.Product.",
+        "testapp.Product has no field or attribute 'colour' "
+        "(catalog mapping 'attributes': 'colour').",
+        hint="Name a field, relation, property or method of testapp.Product.",
         obj="PERSONALIZE['CATALOG']['testapp.Product']", id="personalize.E004",
     )]
     result = run(checks.check_catalog, CATALOG={"testapp.Product": {

@@ -24,6 +24,7 @@ two catalog models cannot collide.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -41,15 +42,24 @@ MAPPING_KEYS = frozenset(
 
 
 def resolve_path(obj: Any, path: str) -> Any:
-    """Follow a dotted attribute path, calling callables and tolerating missing links."""
+    """Follow a dotted attribute path, calling callables and tolerating missing links.
+
+    A many-to-many or reverse relation on the way gives a list: the rest of the
+    path is followed from each related object (``tags.group.name``).
+    """
+    return _follow(obj, path.split("."))
+
+
+def _follow(obj: Any, parts: list[str]) -> Any:
     value = obj
-    for part in path.split("."):
+    for index, part in enumerate(parts):
         if value is None:
             return None
         if isinstance(value, FieldFile) and not value:  # no file: its url would raise
             return None
         if isinstance(value, models.Manager):
-            return [resolve_path(related, part) for related in value.all()]
+            rest = parts[index:]
+            return [_follow(related, rest) for related in value.all()]
         try:
             value = getattr(value, part)
         except ObjectDoesNotExist:
@@ -59,6 +69,52 @@ def resolve_path(obj: Any, path: str) -> Any:
     if isinstance(value, models.Manager):
         return [str(related) for related in value.all()]
     return value
+
+
+class CatalogMappingError(Exception):
+    """A catalog mapping path could not be read from a host object.
+
+    The message names the setting (``PERSONALIZE['CATALOG'][label][key]``), the
+    path, the object and the underlying error.
+    """
+
+    def __init__(self, label: str, key: str, path: str, obj: Any, cause: BaseException) -> None:
+        self.label, self.key, self.path = label, key, path
+        self.setting = f"PERSONALIZE['CATALOG'][{label!r}][{key!r}]"
+        pk = getattr(obj, "pk", None)
+        super().__init__(
+            f"{self.setting}: cannot read {path!r} from {label} {pk!r}: "
+            f"{type(cause).__name__}: {cause}"
+        )
+
+
+def fields_by_name(model: type[models.Model]) -> dict[str, Any]:
+    """The model's fields by the name a path uses: field names, ``attname`` and reverse accessors.
+
+    A reverse relation is reached through its accessor (``product_set`` or the
+    ``related_name``), the way :func:`resolve_path` follows it with ``getattr``.
+    """
+    names: dict[str, Any] = {}
+    for model_field in model._meta.get_fields():
+        if model_field.auto_created and not model_field.concrete and model_field.is_relation:
+            accessor = model_field.get_accessor_name()  # type: ignore[union-attr]
+            if accessor:
+                names[accessor] = model_field
+            continue
+        names[model_field.name] = model_field
+        attname = getattr(model_field, "attname", None)
+        if attname:
+            names.setdefault(attname, model_field)
+    names.setdefault("pk", model._meta.pk)
+    return names
+
+
+def mapping_paths(mapping: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every ``(mapping key, path)`` of a mapping (``external_id`` defaults to ``pk``)."""
+    pairs = [("external_id", mapping.get("external_id", "pk"))]
+    for key in ("title", "text", "categories", "available", "attributes"):
+        pairs.extend((key, path) for path in _as_paths(mapping.get(key)))
+    return [(key, path) for key, path in pairs if isinstance(path, str)]
 
 
 def _as_paths(spec: str | list[str] | tuple[str, ...] | None) -> list[str]:
@@ -101,23 +157,36 @@ class CatalogAdapter:
     def model(self) -> type[models.Model]:
         return apps.get_model(self.label)
 
+    def _read(self, obj: models.Model, key: str, path: str) -> Any:
+        try:
+            return resolve_path(obj, path)
+        except Exception as exc:  # a property or method of the host can raise anything
+            raise CatalogMappingError(self.label, key, path, obj, exc) from exc
+
     def external_id(self, obj: models.Model) -> str:
-        raw = resolve_path(obj, self.mapping.get("external_id", "pk"))
+        raw = self._read(obj, "external_id", self.mapping.get("external_id", "pk"))
         return f"{self.mapping.get('prefix', '')}{raw}"
 
     def item_fields(self, obj: models.Model) -> dict[str, Any]:
-        """The Item field values for ``obj`` (without the link to the host object)."""
+        """The Item field values for ``obj`` (without the link to the host object).
+
+        Raises:
+            CatalogMappingError: a mapped path cannot be read from ``obj``.
+        """
         mapping = self.mapping
-        title_value = resolve_path(obj, mapping["title"]) if "title" in mapping else str(obj)
-        texts = _flatten([resolve_path(obj, p) for p in _as_paths(mapping.get("text"))])
+        read = self._read
+        title_value = read(obj, "title", mapping["title"]) if "title" in mapping else str(obj)
+        texts = _flatten([read(obj, "text", p) for p in _as_paths(mapping.get("text"))])
         categories = _flatten(
-            [resolve_path(obj, p) for p in _as_paths(mapping.get("categories"))]
+            [read(obj, "categories", p) for p in _as_paths(mapping.get("categories"))]
         )
         attributes = {
-            name: _jsonable(resolve_path(obj, path))
+            name: _jsonable(read(obj, "attributes", path))
             for name, path in attribute_paths(mapping.get("attributes")).items()
         }
-        available = resolve_path(obj, mapping["available"]) if "available" in mapping else True
+        available = (
+            read(obj, "available", mapping["available"]) if "available" in mapping else True
+        )
         title = "" if title_value is None else str(title_value)
         return {
             "title": title[:500],
@@ -129,10 +198,12 @@ class CatalogAdapter:
 
 
 def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | float | str):
+    if isinstance(value, float | Decimal):
+        # JSON has no NaN or infinity (PostgreSQL's jsonb rejects them): store null
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if value is None or isinstance(value, bool | int | str):
         return value
-    if isinstance(value, Decimal):
-        return float(value)
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return str(value)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,10 +45,22 @@ def _notify_changed(item: Item) -> None:
 
 
 def sync_object(obj: models.Model) -> Item | None:
-    """Create or update the Item mirroring ``obj``; ``None`` if its model is not in the catalog."""
+    """Create or update the Item mirroring ``obj``; ``None`` if its model is not in the catalog.
+
+    The writes run in a savepoint, so a failure here leaves the caller's
+    transaction usable (the host's own save is not rolled back with it).
+
+    Raises:
+        CatalogMappingError: a mapped path cannot be read from ``obj``.
+    """
     adapter = get_adapter_for(type(obj))
     if adapter is None:
         return None
+    with transaction.atomic():
+        return _sync_one(adapter, obj)
+
+
+def _sync_one(adapter: CatalogAdapter, obj: models.Model) -> Item:
     content_type = ContentType.objects.get_for_model(obj)
     # Read the row back: in-memory values are not normalised the way the database
     # returns them (a default 0 vs Decimal("0.00")), and the content hash must
@@ -73,14 +85,26 @@ def sync_object(obj: models.Model) -> Item | None:
     return item
 
 
+def sync_objects(model: type[models.Model], pks: Iterable[Any]) -> int:
+    """Re-mirror the objects of ``model`` with these primary keys; returns how many."""
+    if get_adapter_for(model) is None:
+        return 0
+    done = 0
+    for obj in model._base_manager.filter(pk__in=list(pks)).order_by("pk"):
+        sync_object(obj)
+        done += 1
+    return done
+
+
 def remove_object(obj: models.Model) -> int:
-    """Delete the Item mirroring ``obj``; returns how many rows went."""
+    """Delete the Item mirroring ``obj``; returns how many rows went (in a savepoint)."""
     if get_adapter_for(type(obj)) is None:
         return 0
     content_type = ContentType.objects.get_for_model(obj)
-    _, per_model = Item.objects.filter(
-        content_type=content_type, object_id=str(obj.pk)
-    ).delete()
+    with transaction.atomic():
+        _, per_model = Item.objects.filter(
+            content_type=content_type, object_id=str(obj.pk)
+        ).delete()
     return per_model.get(Item._meta.label, 0)
 
 
@@ -115,6 +139,9 @@ def sync_catalog(progress: Callable[[int], Any] | None = None) -> SyncReport:
 
     Returns:
         Counts of created, updated, unchanged and deleted items.
+
+    Raises:
+        CatalogMappingError: a mapped path cannot be read from a host object.
     """
     report = SyncReport()
     for adapter in get_adapters():

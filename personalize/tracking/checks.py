@@ -1,7 +1,8 @@
 """System checks for tracking settings (registered in ``personalize.checks``).
 
 personalize.E030
-    ``BOT_USER_AGENT_PATTERN`` is not a valid regular expression.
+    ``BOT_USER_AGENT_PATTERN`` is not a valid regular expression, or
+    ``BOT_USER_AGENT_LIST`` is not ``True`` or ``False``.
 personalize.E031
     ``VISITOR_COOKIE_SAMESITE`` is not ``"Lax"``, ``"Strict"`` or ``"None"``, or
     is ``"None"`` without ``VISITOR_COOKIE_SECURE`` (browsers drop such cookies).
@@ -56,6 +57,13 @@ def tracking_checks() -> list[CheckMessage]:
             f"PERSONALIZE['BOT_USER_AGENT_PATTERN'] is not a valid regular expression: {exc}.",
             hint="Fix the pattern; it is matched case-insensitively with re.search().",
             obj="PERSONALIZE['BOT_USER_AGENT_PATTERN']", id="personalize.E030",
+        ))
+    if not isinstance(s.BOT_USER_AGENT_LIST, bool):
+        errors.append(Error(
+            f"PERSONALIZE['BOT_USER_AGENT_LIST'] is {s.BOT_USER_AGENT_LIST!r}.",
+            hint="Use True (match the crawler-user-agents list too) or False (only "
+                 "BOT_USER_AGENT_PATTERN).",
+            obj="PERSONALIZE['BOT_USER_AGENT_LIST']", id="personalize.E030",
         ))
     samesite = s.VISITOR_COOKIE_SAMESITE
     if samesite not in SAMESITE_VALUES:

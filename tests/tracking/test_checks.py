@@ -121,3 +121,12 @@ def test_the_demo_shop_database_passes_w033(monkeypatch, tmp_path):
     database = demo["DATABASES"]["default"]
     assert database["ENGINE"].endswith("sqlite3")
     assert sqlite_lock_warnings("default", database) == []
+
+
+def test_e030_bot_list_is_not_a_bool(settings):
+    assert run(settings, BOT_USER_AGENT_LIST="yes") == [Error(
+        "PERSONALIZE['BOT_USER_AGENT_LIST'] is 'yes'.",
+        hint="Use True (match the crawler-user-agents list too) or False (only "
+             "BOT_USER_AGENT_PATTERN).",
+        obj="PERSONALIZE['BOT_USER_AGENT_LIST']", id="personalize.E030",
+    )]

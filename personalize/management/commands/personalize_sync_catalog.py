@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from personalize.catalog.adapter import CatalogMappingError
 from personalize.catalog.sync import count_catalog, sync_catalog
 from personalize.conf import personalize_settings
 from personalize.management.progress import ProgressFile
@@ -28,5 +29,11 @@ class Command(BaseCommand):
         with tqdm(total=total, unit="obj", desc="Syncing catalog",
                   disable=options["no_progress"] or options["verbosity"] == 0,
                   file=ProgressFile(self.stderr)) as bar:
-            report = sync_catalog(progress=bar.update)
+            try:
+                report = sync_catalog(progress=bar.update)
+            except CatalogMappingError as exc:
+                raise CommandError(
+                    f"{exc}. Fix the mapping (`manage.py check` validates it) and run again; "
+                    "the chunks before this object were synced."
+                ) from exc
         self.stdout.write(self.style.SUCCESS(f"Catalog synced: {report}."))
