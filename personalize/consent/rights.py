@@ -32,11 +32,12 @@ from typing import Any
 
 from django.apps import apps
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, transaction
+from django.db import models, router, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
 from personalize.backends.cache import list_keys, personalize_cache
+from personalize.backends.database import store_for
 from personalize.conf import personalize_settings
 from personalize.consent.cache import delete_subject_keys, subject_key_patterns
 from personalize.consent.service import get_consent
@@ -343,9 +344,13 @@ def erase_subject(subject: Subject) -> ErasureReport:
     Returns:
         An :class:`ErasureReport`.
     """
-    with transaction.atomic():
+    alias = router.db_for_write(Subject)
+    with transaction.atomic(using=alias):
         tree = subject_tree(subject)
         ids = [s.pk for s in tree]
+        # Writers of events hold these rows shared: erasure waits for their
+        # commit (and deletes what they wrote); later writers find no subject.
+        store_for(alias).lock_subjects(ids, exclusive=True)
         deleted: Counter[str] = Counter()
         for model, name in subject_relations():
             if model is Subject:
