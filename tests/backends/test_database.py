@@ -233,7 +233,7 @@ def test_lock_subjects_needs_a_transaction_and_answers_who_exists(store):
     kept, gone = Subject.objects.create(), Subject.objects.create()
     gone_pk = gone.pk
     gone.delete()
-    with pytest.raises(transaction.TransactionManagementError, match="transaction.atomic"):
+    with pytest.raises(transaction.TransactionManagementError, match=r"transaction\.atomic"):
         store.lock_subjects([kept.pk], exclusive=False)
     for exclusive in (False, True):
         with transaction.atomic():
