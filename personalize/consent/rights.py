@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -379,3 +380,31 @@ def erase_subject(subject: Subject) -> ErasureReport:
     )
     logger.info("%s", report)
     return report
+
+
+def erase_subjects(subjects: Iterable[Subject]) -> list[ErasureReport]:
+    """Erase several subjects with :func:`erase_subject`, each once.
+
+    A subject merged into another of the given subjects goes with that
+    one's erasure (and is announced once); a subject erased meanwhile is
+    skipped. Each erasure is its own transaction unless the caller holds one.
+
+    Args:
+        subjects: the subjects to erase.
+
+    Returns:
+        One :class:`ErasureReport` per erasure that ran (subjects that were not
+        merged first, each group in primary key order).
+    """
+    chosen = sorted({s.pk: s for s in subjects}.values(), key=lambda s: s.pk)
+    # Survivors first, so a merged subject is erased as part of its survivor's tree.
+    chosen.sort(key=lambda s: s.merged_into_id is not None)
+    reports: list[ErasureReport] = []
+    erased: set[int] = set()
+    for subject in chosen:
+        if subject.pk in erased or not Subject.objects.filter(pk=subject.pk).exists():
+            continue
+        report = erase_subject(subject)
+        erased.update(report.subject_ids)
+        reports.append(report)
+    return reports
