@@ -154,7 +154,7 @@ def track(
             return None
         if not _insert(event, replayable=outcome.event_id is not None):
             return None
-        _announce(event.subject_id, event.item_id)
+        _announce(event.subject_id, event.item_id, alias)
     return event
 
 
@@ -173,7 +173,7 @@ def _insert(event: Event, *, replayable: bool) -> bool:
     return True
 
 
-def _announce(subject_pk: int, item_pk: int | None) -> None:
+def _announce(subject_pk: int, item_pk: int | None, alias: str) -> None:
     subject_ids = {subject_pk}
     item_ids = {item_pk} if item_pk is not None else set()
-    transaction.on_commit(lambda: announce_events(subject_ids, item_ids, 1))
+    transaction.on_commit(lambda: announce_events(subject_ids, item_ids, 1), using=alias)

@@ -102,12 +102,16 @@ def test_events_sent_during_withdrawal_do_not_survive_it(action, mode):
         senders = [threading.Thread(target=send) for _ in range(SENDERS)]
         for thread in senders:
             thread.start()
-        while Event.objects.filter(subject_id=subject.pk).count() < SENDERS * BATCH:
-            time.sleep(0.01)  # the senders are under way
-        response = action(browser_of(subject))
-        withdrawn.set()
-        for thread in senders:
-            thread.join()
+        try:
+            give_up = time.monotonic() + 30
+            while Event.objects.filter(subject_id=subject.pk).count() < SENDERS * BATCH:
+                assert time.monotonic() < give_up and not errors, (statuses, errors)
+                time.sleep(0.01)  # the senders are under way
+            response = action(browser_of(subject))
+        finally:
+            withdrawn.set()  # the senders stop 0.3 s from now
+            for thread in senders:
+                thread.join()
 
     assert not errors
     assert response.status_code == 200
