@@ -21,7 +21,9 @@ from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test import Client
 
+from personalize import signals
 from personalize.models import Event, Item, Subject
+from personalize.training.receivers import connect_training_signals
 
 pytestmark = [
     pytest.mark.services,
@@ -39,7 +41,20 @@ EVENTS, SUBJECTS, NEW_ITEMS = 500, 20, 300
 
 
 @pytest.fixture
-def server(settings):
+def no_embedding_tasks():
+    """Created items are not queued for embedding while the batches run.
+
+    The embedding task would run eagerly inside a request thread, and Celery's
+    eager mode keeps a process-wide flag that tasks in concurrent threads leave
+    set, which later breaks ``AsyncResult.get()`` in the real-worker tests.
+    """
+    signals.items_changed.disconnect(dispatch_uid="personalize.training.embed")
+    yield
+    connect_training_signals()
+
+
+@pytest.fixture
+def server(settings, no_embedding_tasks):
     settings.PERSONALIZE = {
         **settings.PERSONALIZE, "CONSENT_MODE": "opt-out", "CREATE_UNKNOWN_ITEMS": True,
         "SERVER_AUTHENTICATION_CLASSES": ["rest_framework.authentication.BasicAuthentication"],
