@@ -92,7 +92,10 @@ if os.environ.get("DATABASE_URL"):
         raise ImproperlyConfigured(
             "DATABASE_URL is set but dj-database-url is not installed."
         ) from exc
-    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
+    # Kept connections are checked before reuse: after a database restart no request
+    # meets a dead one (docs/operations.md).
+    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60,
+                                                  conn_health_checks=True)}
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

@@ -10,6 +10,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from personalize.api.recommendations import VIEW_ANY_PERMISSION
+from personalize.consent.rights import erase_subjects
 from personalize.models import ConsentRecord, Event, Item, ModelVersion, Placement, Subject
 from personalize.serving.forms import PlacementForm, PreviewForm
 from personalize.serving.service import preview
@@ -31,6 +32,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Subject)
 class SubjectAdmin(admin.ModelAdmin):
+    """Subjects: read-only, and deleting one is an erasure (``erase_subject``).
+
+    Both the delete view and the "delete selected" action call
+    :func:`personalize.consent.rights.erase_subjects`, so the subject's cached
+    blocks and consent state leave the cache, loaded models forget it
+    (``subject_erased``) and the subjects merged into it go with it.
+    """
+
     list_display = ["key", "kind", "user", "created_at", "last_seen_at", "event_count"]
     list_filter = [("user", admin.EmptyFieldListFilter), "created_at"]
     search_fields = ["key", "visitor_id", "user__username"]
@@ -44,6 +53,37 @@ class SubjectAdmin(admin.ModelAdmin):
     @admin.display(description=_("events"))
     def event_count(self, obj: Subject) -> int:
         return obj.events.count()
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        delete = actions.get("delete_selected")  # Django's action, which calls delete_queryset
+        if delete is not None:
+            function, name, _description = delete
+            actions[name] = (function, name,
+                             str(_("Erase selected subjects (events, consent and cached data)")))
+        return actions
+
+    def delete_model(self, request: HttpRequest, obj: Subject) -> None:
+        self._erase(request, [obj])
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        self._erase(request, queryset)
+
+    def _erase(self, request: HttpRequest, subjects: Any) -> None:
+        from django.contrib import messages
+        from django.utils.translation import ngettext
+
+        reports = erase_subjects(subjects)
+        if len(reports) == 1:
+            self.message_user(request, str(reports[0]), messages.INFO)
+        elif reports:
+            count = sum(len(report.subject_ids) for report in reports)
+            rows = sum(report.rows for report in reports)
+            keys = sum(report.cache_keys for report in reports)
+            self.message_user(request, ngettext(
+                "Erased %(count)d subject: %(rows)d rows, %(keys)d cache keys.",
+                "Erased %(count)d subjects: %(rows)d rows, %(keys)d cache keys.", count,
+            ) % {"count": count, "rows": rows, "keys": keys}, messages.INFO)
 
 
 @admin.register(Item)

@@ -24,6 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from personalize.api.errors import DatabaseOutageHandling
 from personalize.conf import personalize_settings
 from personalize.consent import service
 from personalize.consent.rights import empty_export, erase_subject, export_subject
@@ -93,7 +94,7 @@ def consent_document(request: Any) -> dict[str, Any]:
     }
 
 
-class _VisitorView(APIView):
+class _VisitorView(DatabaseOutageHandling, APIView):
     authentication_classes = [VisitorSessionAuthentication]
     permission_classes = [AllowAny]
 

@@ -35,6 +35,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from personalize.api.errors import DatabaseOutageHandling, service_unavailable
 from personalize.api.renderers import ConfiguredRenderers
 from personalize.conf import personalize_settings
 from personalize.identity import resolve_subject
@@ -115,7 +116,7 @@ EXAMPLE_REPORT = {
 }
 
 
-class EventIngestView(ConfiguredRenderers, APIView):
+class EventIngestView(DatabaseOutageHandling, ConfiguredRenderers, APIView):
     """Record one event or a batch; the answer reports each event by index."""
 
     parser_classes: list[Any] = []  # the body is decoded once, by decode_payload
@@ -174,6 +175,7 @@ class EventIngestView(ConfiguredRenderers, APIView):
             403: OpenApiResponse(description="CSRF failed, or no personalize.add_event."),
             413: OpenApiResponse(description="Body over MAX_BODY_BYTES."),
             429: OpenApiResponse(description="Rate limit; see Retry-After."),
+            503: OpenApiResponse(description="The database is unavailable; see Retry-After."),
         },
         examples=[
             OpenApiExample("batch", value=EXAMPLE_BATCH, request_only=True),
@@ -202,10 +204,7 @@ class EventIngestView(ConfiguredRenderers, APIView):
             )
         except DatabaseError:
             logger.exception("Event batch could not be stored")
-            return Response(
-                {"detail": "Events could not be stored; retry later."},
-                status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "30"},
-            )
+            return service_unavailable("Events could not be stored; retry later.")
         code = status.HTTP_200_OK if report.stored_or_known else status.HTTP_400_BAD_REQUEST
         return Response(report.as_dict(), status=code)
 

@@ -29,6 +29,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from personalize.api.errors import DatabaseOutageHandling
 from personalize.api.renderers import ConfiguredRenderers
 from personalize.conf import personalize_settings
 from personalize.models import Subject
@@ -199,7 +200,7 @@ def may_view_any(user: Any) -> bool:
     return bool(user and user.is_active and user.is_staff and user.has_perm(VIEW_ANY_PERMISSION))
 
 
-class RecommendationsView(ConfiguredRenderers, APIView):
+class RecommendationsView(DatabaseOutageHandling, ConfiguredRenderers, APIView):
     """The requesting visitor's recommendations for one placement."""
 
     permission_classes = [AllowAny]
@@ -211,6 +212,7 @@ class RecommendationsView(ConfiguredRenderers, APIView):
             200: BlockSerializer,
             400: OpenApiResponse(description="An invalid parameter, named as the error's key."),
             403: OpenApiResponse(description="subject= without the permission."),
+            503: OpenApiResponse(description="The database is unavailable; see Retry-After."),
         },
         examples=[OpenApiExample("A block", response_only=True, value={
             "placement": "home", "heading": "Recommended for You", "personalized": True,
@@ -247,7 +249,7 @@ class RecommendationsView(ConfiguredRenderers, APIView):
         return response
 
 
-class SimilarItemsView(ConfiguredRenderers, APIView):
+class SimilarItemsView(DatabaseOutageHandling, ConfiguredRenderers, APIView):
     """Items similar to one item (the same for every visitor)."""
 
     permission_classes = [AllowAny]
@@ -259,6 +261,7 @@ class SimilarItemsView(ConfiguredRenderers, APIView):
             200: BlockSerializer,
             400: OpenApiResponse(description="An invalid parameter, named as the error's key."),
             404: OpenApiResponse(description="No item has this external id."),
+            503: OpenApiResponse(description="The database is unavailable; see Retry-After."),
         },
     )
     def get(self, request: Request, external_id: str) -> Response:
@@ -275,7 +278,7 @@ class SimilarItemsView(ConfiguredRenderers, APIView):
         return BlockResponse(block_data(placement or "similar", heading, rows), writes)
 
 
-class SchemaView(SpectacularAPIView):
+class SchemaView(DatabaseOutageHandling, SpectacularAPIView):
     """The OpenAPI schema of the personalize endpoints, wherever they are mounted."""
 
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -286,5 +289,5 @@ class SchemaView(SpectacularAPIView):
         return super().get(request, *args, **kwargs)
 
 
-class DocsView(SpectacularSwaggerView):
+class DocsView(DatabaseOutageHandling, SpectacularSwaggerView):
     """A browsable page for the schema (Swagger UI)."""

@@ -9,7 +9,9 @@ tests (``tests/backends/``), on SQLite and on PostgreSQL. What a store does:
 * bulk event inserts (``insert``) and the training snapshot's event reader
   (``read_events``, ``consistent_read``);
 * the two reads of a request: the subject behind a user or a visitor id
-  (``subject``) and a subject's latest events (``latest_events``).
+  (``subject``) and a subject's latest events (``latest_events``);
+* row locks on subjects (``lock_subjects``) that serialise a consent
+  withdrawal or an erasure with the ingestion of the same subject's events.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 import numpy as np
 from django.db import connections, transaction
 from django.db.models import QuerySet
+from django.db.transaction import TransactionManagementError
 from django.utils.module_loading import import_string
 
 from personalize.dataset.raw import RawEvents, no_events
@@ -90,6 +93,33 @@ class Store:
                 .order_by("-timestamp", "-id")
                 .values_list("item_id", "event_type", "value", "timestamp")[:limit])
         return [(item, kind, value, moment.timestamp()) for item, kind, value, moment in rows]
+
+    def lock_subjects(self, subject_ids: Iterable[int], *, exclusive: bool) -> set[int]:
+        """Lock the subjects' rows until the surrounding transaction ends.
+
+        Writers of a subject's events take the lock shared, a consent
+        withdrawal or an erasure takes it exclusive: whichever comes second
+        waits for the first to commit, and then sees what it did. Rows are
+        locked in primary key order, so two lockers of overlapping sets cannot
+        deadlock. Must run inside ``transaction.atomic(using=alias)``.
+
+        Here both kinds are ``SELECT ... FOR UPDATE`` (ignored by databases
+        without row locks, such as SQLite, which serialise writers anyway).
+
+        Args:
+            subject_ids: Subject pks.
+            exclusive: ``True`` to change what the subjects hold (withdraw, erase),
+                ``False`` to add events for them.
+
+        Returns:
+            The pks of the subjects that exist (an erased one is missing).
+        """
+        require_transaction(self.alias)
+        found: set[int] = set()
+        for chunk in chunked(sorted(set(subject_ids))):
+            found.update(Subject.objects.using(self.alias).select_for_update()
+                         .filter(pk__in=chunk).order_by("pk").values_list("pk", flat=True))
+        return found
 
     def insert(self, rows: Sequence[EventRow], source: str) -> dict[str, int | None]:
         """Insert the rows whose ``event_id`` is not stored yet.
@@ -163,6 +193,15 @@ def _rows_to_arrays(chunks: Iterable[Sequence[tuple[Any, ...]]], code_of: dict[s
         types=np.concatenate(types), type_names=list(type_names),
         values=np.concatenate(values), timestamps=np.concatenate(stamps),
     )
+
+
+def require_transaction(alias: str) -> None:
+    """Raise unless a transaction is open on ``alias`` (a row lock outside one ends at once)."""
+    if not connections[alias].in_atomic_block:
+        raise TransactionManagementError(
+            "Subject row locks must be taken inside transaction.atomic(); "
+            "outside one they are released as soon as they are taken."
+        )
 
 
 def store_for(alias: str) -> Store:

@@ -14,6 +14,9 @@
   binary results through its cursor) it is the portable reader.
 * :meth:`PostgreSQLStore.consistent_read` runs in ``REPEATABLE READ``, so
   the pages of a snapshot see one state of the table.
+* :meth:`PostgreSQLStore.lock_subjects` takes ``FOR KEY SHARE`` for writers
+  of events (they do not wait for each other, only for a withdrawal or an
+  erasure, which takes ``FOR UPDATE``), in one statement, in key order.
 * :meth:`PostgreSQLStore.subject` and :meth:`PostgreSQLStore.latest_events`,
   the two reads of a request, are one fixed SQL statement each on Django's
   cursor: building the equivalent queryset costs several times what the
@@ -24,7 +27,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,7 +37,7 @@ from django.db import connections, transaction
 from django.db.models import Max, Min, QuerySet
 from django.utils import timezone
 
-from personalize.backends.database import SUBJECT_FIELDS, EventRow, Store
+from personalize.backends.database import SUBJECT_FIELDS, EventRow, Store, require_transaction
 from personalize.dataset.raw import RawEvents, no_events
 from personalize.models import Event, Subject
 
@@ -109,6 +112,15 @@ def _latest_sql(quote: Any) -> str:
     )
 
 
+def _lock_sql(quote: Any, exclusive: bool) -> str:
+    column = _columns(Subject, quote)["id"]
+    # FOR KEY SHARE is also what the foreign key check of an event insert takes;
+    # only FOR UPDATE conflicts with it.
+    mode = "UPDATE" if exclusive else "KEY SHARE"
+    return (f"SELECT {column} FROM {quote(Subject._meta.db_table)} "  # noqa: S608
+            f"WHERE {column} = ANY(%s) ORDER BY {column} FOR {mode}")
+
+
 class PostgreSQLStore(Store):
     """:class:`Store` with PostgreSQL's bulk insert, binary reader and request reads."""
 
@@ -133,6 +145,17 @@ class PostgreSQLStore(Store):
             rows = cursor.fetchall()
         # psycopg gives timestamptz columns as aware datetimes
         return [(item, kind, value, moment.timestamp()) for item, kind, value, moment in rows]
+
+    def lock_subjects(self, subject_ids: Iterable[int], *, exclusive: bool) -> set[int]:
+        """One statement; shared locks are ``FOR KEY SHARE`` (see the module docstring)."""
+        require_transaction(self.alias)
+        ids = sorted(set(subject_ids))
+        if not ids:
+            return set()
+        connection = connections[self.alias]
+        with connection.cursor() as cursor:
+            cursor.execute(_lock_sql(connection.ops.quote_name, exclusive), [ids])
+            return {pk for (pk,) in cursor.fetchall()}
 
     def insert(self, rows: Sequence[EventRow], source: str) -> dict[str, int | None]:
         """One statement for the whole batch (see the module docstring)."""

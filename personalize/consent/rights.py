@@ -27,16 +27,18 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.apps import apps
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, transaction
+from django.db import models, router, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
 from personalize.backends.cache import list_keys, personalize_cache
+from personalize.backends.database import store_for
 from personalize.conf import personalize_settings
 from personalize.consent.cache import delete_subject_keys, subject_key_patterns
 from personalize.consent.service import get_consent
@@ -343,9 +345,13 @@ def erase_subject(subject: Subject) -> ErasureReport:
     Returns:
         An :class:`ErasureReport`.
     """
-    with transaction.atomic():
+    alias = router.db_for_write(Subject)
+    with transaction.atomic(using=alias):
         tree = subject_tree(subject)
         ids = [s.pk for s in tree]
+        # Writers of events hold these rows shared: erasure waits for their
+        # commit (and deletes what they wrote); later writers find no subject.
+        store_for(alias).lock_subjects(ids, exclusive=True)
         deleted: Counter[str] = Counter()
         for model, name in subject_relations():
             if model is Subject:
@@ -374,3 +380,31 @@ def erase_subject(subject: Subject) -> ErasureReport:
     )
     logger.info("%s", report)
     return report
+
+
+def erase_subjects(subjects: Iterable[Subject]) -> list[ErasureReport]:
+    """Erase several subjects with :func:`erase_subject`, each once.
+
+    A subject merged into another of the given subjects goes with that
+    one's erasure (and is announced once); a subject erased meanwhile is
+    skipped. Each erasure is its own transaction unless the caller holds one.
+
+    Args:
+        subjects: the subjects to erase.
+
+    Returns:
+        One :class:`ErasureReport` per erasure that ran (subjects that were not
+        merged first, each group in primary key order).
+    """
+    chosen = sorted({s.pk: s for s in subjects}.values(), key=lambda s: s.pk)
+    # Survivors first, so a merged subject is erased as part of its survivor's tree.
+    chosen.sort(key=lambda s: s.merged_into_id is not None)
+    reports: list[ErasureReport] = []
+    erased: set[int] = set()
+    for subject in chosen:
+        if subject.pk in erased or not Subject.objects.filter(pk=subject.pk).exists():
+            continue
+        report = erase_subject(subject)
+        erased.update(report.subject_ids)
+        reports.append(report)
+    return reports

@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import router, transaction
 from django.http import HttpRequest
 
 from personalize.backends.cache import personalize_cache
+from personalize.backends.database import store_for
 from personalize.conf import personalize_settings
 from personalize.consent.cache import consent_cache_key
 from personalize.consent.withdrawal import withdraw_events
@@ -312,17 +313,9 @@ def has_consent_reading(
     return _state(purpose, latest).granted, values
 
 
-def _latest_many(subject_ids: set[int]) -> dict[int, _Latest]:
-    """:func:`_latest` for many subjects: one ``get_many``, one query for the misses."""
-    keys = {consent_cache_key(pk): pk for pk in subject_ids}
-    try:
-        cache = personalize_cache()
-        cached = cache.get_many(list(keys))
-    except Exception:
-        logger.warning("Consent cache unavailable; reading the ledger", exc_info=True)
-        cache, cached = None, {}
-    found: dict[int, _Latest] = {keys[key]: dict(value) for key, value in cached.items()}
-    missing = sorted(subject_ids - found.keys())
+def _load_latest_many(subject_ids: Iterable[int]) -> dict[int, _Latest]:
+    """:func:`_load_latest` for many subjects: one ledger query per 500."""
+    missing = sorted(subject_ids)
     loaded: dict[int, _Latest] = {pk: {} for pk in missing}
     for start in range(0, len(missing), 500):
         rows = (
@@ -333,6 +326,20 @@ def _latest_many(subject_ids: set[int]) -> dict[int, _Latest]:
         )
         for subject_id, purpose, granted, created_at, version, source in rows:
             loaded[subject_id].setdefault(purpose, (granted, created_at, version, source))
+    return loaded
+
+
+def _latest_many(subject_ids: set[int]) -> dict[int, _Latest]:
+    """:func:`_latest` for many subjects: one ``get_many``, one query for the misses."""
+    keys = {consent_cache_key(pk): pk for pk in subject_ids}
+    try:
+        cache = personalize_cache()
+        cached = cache.get_many(list(keys))
+    except Exception:
+        logger.warning("Consent cache unavailable; reading the ledger", exc_info=True)
+        cache, cached = None, {}
+    found: dict[int, _Latest] = {keys[key]: dict(value) for key, value in cached.items()}
+    loaded = _load_latest_many(subject_ids - found.keys())
     if loaded and cache is not None:
         try:
             cache.set_many(
@@ -373,6 +380,18 @@ def has_consent_many(
         return dict.fromkeys(ids, False)
     latest = _latest_many(ids)
     return {pk: _state(purpose, latest[pk]).granted for pk in ids}
+
+
+def ledger_consent_many(
+    subject_ids: Iterable[int], purpose: str = PERSONALIZATION
+) -> dict[int, bool]:
+    """:func:`has_consent_many` from the ledger, not the cache, and without request signals.
+
+    For writers holding the subjects' row locks: the cache may not show a withdrawal yet.
+    """
+    validate_purpose(purpose)
+    latest = _load_latest_many({int(pk) for pk in subject_ids})
+    return {pk: _state(purpose, decisions).granted for pk, decisions in latest.items()}
 
 
 def get_consent(request_or_subject: Any) -> dict[str, ConsentState]:
@@ -432,7 +451,10 @@ def _record(
     if len(version) > 32:
         raise ValueError(f"Policy version {version!r} is longer than 32 characters.")
     subject = _subject_for_write(request_or_subject)
-    with transaction.atomic():
+    alias = router.db_for_write(ConsentRecord)
+    with transaction.atomic(using=alias):
+        # Event writers hold it shared, wait for this, then read the ledger.
+        store_for(alias).lock_subjects([subject.pk], exclusive=True)
         record = ConsentRecord.objects.create(
             subject=subject, purpose=purpose, granted=granted,
             policy_version=version, source=source,

@@ -18,7 +18,10 @@ ANONYMIZE_CHUNK = 2000
 def withdraw_events(subject: Subject) -> int:
     """Erase or anonymize the subject's events (``ON_CONSENT_REVOKED``); returns how many.
 
-    Runs inside the transaction that records the withdrawal; after it commits,
+    Runs inside the transaction that records the withdrawal, which holds the
+    subject's row lock exclusively: writers of events hold it shared, so every
+    event stored before is removed here and none is stored after (they read the
+    withdrawal from the ledger once they get the lock). After the commit,
     ``subject_erased`` (``reason="consent_revoked"``) is sent and the subject's
     cache keys are deleted.
     """

@@ -3,14 +3,21 @@
 ``personalize.consent.service.has_consent`` is the authority (ledger state,
 ``CONSENT_MODE``, GPC / DNT headers, cached). Tracking fails closed: if the
 check cannot be made, nothing is recorded.
+
+The cached answer decides cheaply which events to prepare; the transaction
+that stores them asks again under the subjects' row locks
+(:func:`lock_for_events`), so an event never outlives a withdrawal or an
+erasure that ran while it was on its way.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
-from personalize.consent.service import has_consent, has_consent_many
+from personalize.backends.database import store_for
+from personalize.consent.service import has_consent, has_consent_many, ledger_consent_many
 from personalize.models import Subject
 
 logger = logging.getLogger(__name__)
@@ -47,6 +54,29 @@ def personalization_allowed_many(subject_ids: set[int], request: Any = None) -> 
     except Exception:
         logger.exception("Consent check failed for %d subjects; not recorded.", len(subject_ids))
         return dict.fromkeys(subject_ids, False)
+
+
+def lock_for_events(subject_ids: Iterable[int], alias: str) -> dict[int, bool]:
+    """Lock the subjects for adding events, then read their consent from the ledger.
+
+    Call inside the transaction that stores the events, after the cached check
+    (:func:`personalization_allowed_many`, which also honours the request's
+    GPC / DNT signal). The shared row locks make a withdrawal or erasure of
+    these subjects wait until the events are committed (and then remove them),
+    or make this wait for one in progress and then see it in the ledger.
+    Database errors propagate: the caller's transaction cannot go on.
+
+    Args:
+        subject_ids: Subject pks.
+        alias: the database the events are written to.
+
+    Returns:
+        ``{subject pk: allowed}``; a subject erased meanwhile is not allowed.
+    """
+    ids = set(subject_ids)
+    existing = store_for(alias).lock_subjects(ids, exclusive=False)
+    allowed = ledger_consent_many(existing, PURPOSE) if existing else {}
+    return {pk: allowed.get(pk, False) for pk in ids}
 
 
 def may_create_subject(request: Any) -> bool:

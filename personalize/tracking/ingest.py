@@ -3,7 +3,10 @@
 The path is built for throughput: one validation pass with precomputed
 lookups, then a fixed number of queries per batch whatever its size (subjects
 named by server callers, the batch's items, the event ids already stored) and a
-single bulk insert. No per-event query.
+single bulk insert. No per-event query. The insert runs in one transaction
+with the subjects' row locks and a second look at their consent in the ledger,
+so a withdrawal or an erasure that runs meanwhile removes every event it
+should (see :func:`store_rows`).
 
 Each event gets a result at its index: ``accepted``, ``duplicate`` (its
 ``event_id`` is already stored, or appeared earlier in the same batch: it is
@@ -30,7 +33,7 @@ from personalize.models import Event, Item, Subject
 from personalize.models.events import EventSource
 from personalize.signals import items_changed
 from personalize.tracking.announce import announce_events
-from personalize.tracking.consent_gate import personalization_allowed_many
+from personalize.tracking.consent_gate import lock_for_events, personalization_allowed_many
 from personalize.tracking.validation import CleanEvent, EventValidator, Problem
 
 ACCEPTED = "accepted"
@@ -266,35 +269,50 @@ def ingest_events(
                         clean.context, clean.timestamp))
 
     if rows:
-        inserted = store_rows(rows, source)
+        inserted, refused = store_rows(rows, source)
         for row in rows:
+            if row.subject_id in refused:
+                reject(row.index, NO_CONSENT)
+                continue
             status = ACCEPTED if row.event_id in inserted else DUPLICATE
             results[row.index] = EventResult(row.index, status, event_id=row.event_id)
     return IngestReport([r for r in results if r is not None])
 
 
-def store_rows(rows: Sequence[EventRow], source: str) -> dict[str, int | None]:
-    """Insert the rows, skipping event ids already stored; returns the ids inserted.
+def store_rows(rows: Sequence[EventRow], source: str) -> tuple[dict[str, int | None], set[int]]:
+    """Insert the rows, skipping event ids already stored and subjects without consent.
 
-    One bulk insert through the database's event store
-    (:func:`personalize.backends.database.store_for`); ``event_recorded`` is
+    One transaction: the subjects' row locks and their consent from the ledger
+    (:func:`~personalize.tracking.consent_gate.lock_for_events`, so a
+    withdrawal or erasure running meanwhile is waited for and honoured), then
+    one bulk insert through the database's event store
+    (:func:`personalize.backends.database.store_for`). ``event_recorded`` is
     sent after commit.
 
     Returns:
-        ``event_id -> Event.pk`` of the rows inserted (the pk is ``None`` where
-        the database does not report it).
+        ``(inserted, refused)``: ``event_id -> Event.pk`` of the rows inserted
+        (the pk is ``None`` where the database does not report it), and the
+        subjects whose rows were dropped because their consent is gone.
     """
     alias = router.db_for_write(Event)
-    inserted = store_for(alias).insert(rows, source)
+    with transaction.atomic(using=alias):
+        allowed = lock_for_events({row.subject_id for row in rows}, alias)
+        refused = {pk for pk, ok in allowed.items() if not ok}
+        kept = [row for row in rows if row.subject_id not in refused]
+        inserted = store_for(alias).insert(kept, source) if kept else {}
+        _announce_after_commit(kept, inserted, alias)
+    return inserted, refused
+
+
+def _announce_after_commit(rows: Sequence[EventRow], inserted: dict[str, int | None],
+                           alias: str) -> None:
     stored = [row for row in rows if row.event_id in inserted]
     if stored:
         subject_ids = {row.subject_id for row in stored}
         item_ids = {row.item_id for row in stored if row.item_id is not None}
         count = len(stored)
-        # Runs at once in autocommit mode, after the caller's commit otherwise.
         transaction.on_commit(lambda: announce_events(subject_ids, item_ids, count),
                               using=alias)
-    return inserted
 
 
 # --- request bodies -------------------------------------------------------------

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, models, router, transaction
 
 from personalize.catalog.adapter import get_adapter_for
 from personalize.catalog.sync import sync_object
@@ -16,7 +16,11 @@ from personalize.identity.subjects import as_http_request
 from personalize.models import Event, Item
 from personalize.models.events import EventSource
 from personalize.tracking.announce import announce_events
-from personalize.tracking.consent_gate import may_create_subject, personalization_allowed
+from personalize.tracking.consent_gate import (
+    lock_for_events,
+    may_create_subject,
+    personalization_allowed,
+)
 from personalize.tracking.ingest import items_for_refs
 from personalize.tracking.validation import EventValidator, InvalidEvent, Problem
 
@@ -142,9 +146,15 @@ def track(
         timestamp=outcome.timestamp,
         source=source,
     )
-    if not _insert(event, replayable=outcome.event_id is not None):
-        return None
-    _announce(event.subject_id, event.item_id)
+    alias = router.db_for_write(Event)
+    with transaction.atomic(using=alias):
+        # Asked again under the subject's row lock: a withdrawal or erasure that
+        # ran since the cached check is honoured, one that starts now waits.
+        if not lock_for_events([subject.pk], alias)[subject.pk]:
+            return None
+        if not _insert(event, replayable=outcome.event_id is not None):
+            return None
+        _announce(event.subject_id, event.item_id, alias)
     return event
 
 
@@ -163,7 +173,7 @@ def _insert(event: Event, *, replayable: bool) -> bool:
     return True
 
 
-def _announce(subject_pk: int, item_pk: int | None) -> None:
+def _announce(subject_pk: int, item_pk: int | None, alias: str) -> None:
     subject_ids = {subject_pk}
     item_ids = {item_pk} if item_pk is not None else set()
-    transaction.on_commit(lambda: announce_events(subject_ids, item_ids, 1))
+    transaction.on_commit(lambda: announce_events(subject_ids, item_ids, 1), using=alias)

@@ -11,12 +11,13 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 
 from personalize.backends.database import EventRow, Store, store_for
 from personalize.backends.postgresql import PostgreSQLStore
@@ -221,3 +222,61 @@ def test_both_stores_give_the_same_request_reads(people):
     for subject in people[0]:
         answers = [store.latest_events(subject.pk, TYPES, 7) for store in stores()]
         assert all(answer == answers[0] for answer in answers)
+
+
+# --- subject row locks -----------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("store", stores(), ids=lambda store: type(store).__name__)
+def test_lock_subjects_needs_a_transaction_and_answers_who_exists(store):
+    kept, gone = Subject.objects.create(), Subject.objects.create()
+    gone_pk = gone.pk
+    gone.delete()
+    with pytest.raises(transaction.TransactionManagementError, match=r"transaction\.atomic"):
+        store.lock_subjects([kept.pk], exclusive=False)
+    for exclusive in (False, True):
+        with transaction.atomic():
+            assert store.lock_subjects([gone_pk, kept.pk, kept.pk], exclusive=exclusive) == {
+                kept.pk}
+            assert store.lock_subjects([], exclusive=exclusive) == set()
+
+
+def lock_from_another_connection(pk: int, exclusive: bool) -> str:
+    """Try the lock on a second connection without waiting: "locked" or "busy"."""
+    outcome: list[str] = []
+
+    def attempt() -> None:
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL lock_timeout = '200ms'")
+                try:
+                    store_for("default").lock_subjects([pk], exclusive=exclusive)
+                    outcome.append("locked")
+                except OperationalError:
+                    outcome.append("busy")
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=attempt)
+    thread.start()
+    thread.join()
+    return outcome[0]
+
+
+@pytest.mark.services
+@pytest.mark.skipif(not USE_SERVICES, reason="needs PERSONALIZE_TEST_SERVICES=1 (PostgreSQL)")
+@pytest.mark.django_db(transaction=True)
+def test_event_writers_share_the_lock_that_withdrawal_takes_alone():
+    subject = Subject.objects.create()
+    store = store_for("default")
+    with transaction.atomic():
+        store.lock_subjects([subject.pk], exclusive=False)  # a writer of events
+        assert lock_from_another_connection(subject.pk, exclusive=False) == "locked"
+        assert lock_from_another_connection(subject.pk, exclusive=True) == "busy"
+    with transaction.atomic():
+        store.lock_subjects([subject.pk], exclusive=True)  # a withdrawal or erasure
+        assert lock_from_another_connection(subject.pk, exclusive=False) == "busy"
+        assert lock_from_another_connection(subject.pk, exclusive=True) == "busy"
+    assert lock_from_another_connection(subject.pk, exclusive=True) == "locked"

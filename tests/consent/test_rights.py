@@ -16,6 +16,7 @@ from personalize.consent.rights import (
     ErasureReport,
     empty_export,
     erase_subject,
+    erase_subjects,
     export_profile,
     export_subject,
     subject_relations,
@@ -278,3 +279,26 @@ def test_erasing_a_merged_source_keeps_the_survivor(person):
     assert not Subject.objects.filter(pk=anon.pk).exists()
     assert Subject.objects.filter(pk=subject.pk).exists()
     assert Event.objects.filter(subject=subject).count() == 4
+
+
+def test_erasing_several_erases_each_tree_once(person, django_capture_on_commit_callbacks):
+    subject, anon = person
+    alone = Subject.objects.create(visitor_id="alone")
+    gone = Subject.objects.create(visitor_id="gone")
+    Subject.objects.filter(pk=gone.pk).delete()  # erased meanwhile
+    calls = []
+
+    def receiver(sender, **kwargs):
+        calls.append(kwargs["subject_id"])
+
+    subject_erased.connect(receiver)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            reports = erase_subjects([anon, alone, subject, gone, subject])
+    finally:
+        subject_erased.disconnect(receiver)
+    # The merged subject went with its survivor, whatever the order given.
+    assert [sorted(r.subject_ids) for r in reports] == [sorted([subject.pk, anon.pk]),
+                                                         [alone.pk]]
+    assert sorted(calls) == sorted([subject.pk, anon.pk, alone.pk])
+    assert not Subject.objects.exists()

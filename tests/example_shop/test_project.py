@@ -43,6 +43,8 @@ from django.conf import settings
 print(json.dumps({
     "engine": settings.DATABASES["default"]["ENGINE"],
     "db_name": str(settings.DATABASES["default"]["NAME"]),
+    "persistent": [settings.DATABASES["default"].get(key)
+                   for key in ("CONN_MAX_AGE", "CONN_HEALTH_CHECKS")],
     "cache": settings.CACHES["default"]["BACKEND"],
     "eager": settings.CELERY_TASK_ALWAYS_EAGER,
     "broker": settings.CELERY_BROKER_URL,
@@ -82,6 +84,8 @@ def test_services_from_the_environment(tmp_path):
     )
     assert s["engine"] == "django.db.backends.postgresql"
     assert s["db_name"] == "shop"
+    # kept connections, checked before reuse (a restarted database fails no request)
+    assert s["persistent"] == [60, True]
     assert s["cache"] == "django_redis.cache.RedisCache"
     assert s["eager"] is False
     assert s["broker"] == "redis://cache.example:6379/2"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from unittest import mock
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -10,7 +11,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from personalize.backends.cache import CacheBatch
-from personalize.consent.service import grant_consent
+from personalize.consent.rights import erase_subject
+from personalize.consent.service import grant_consent, revoke_consent
 from personalize.models import Event, Item, Subject
 from personalize.signals import event_recorded, items_changed
 from personalize.tracking.ingest import (
@@ -80,6 +82,34 @@ def test_no_consent_rejects_every_event(items):
     assert Event.objects.count() == 0
 
 
+def test_a_withdrawal_the_cache_does_not_show_yet_is_honoured(subject, items):
+    """The cached answer may predate a withdrawal that just committed; the ledger decides."""
+    other = Subject.objects.create()
+    grant_consent(other)
+    with mock.patch("personalize.tracking.ingest.personalization_allowed_many",
+                    return_value={subject.pk: True, other.pk: True}):
+        revoke_consent(subject)
+        report = ingest_events(
+            [{"type": "view", "item": "sku-1", "subject": subject.key},
+             {"type": "view", "item": "sku-2", "subject": other.key}],
+            allow_subject=True,
+        )
+    assert statuses(report) == [("rejected", "consent"), ("accepted", None)]
+    assert list(Event.objects.values_list("subject_id", flat=True)) == [other.pk]
+
+
+def test_a_subject_erased_meanwhile_gets_nothing_stored(subject, items):
+    with mock.patch("personalize.tracking.ingest.personalization_allowed_many",
+                    return_value={subject.pk: True}):
+        report = ingest_events([{"type": "view", "item": "sku-1"}],
+                               subject=Subject.objects.get(pk=subject.pk))
+        assert statuses(report) == [("accepted", None)]
+        erase_subject(subject)
+        report = ingest_events([{"type": "view", "item": "sku-1"}], subject=subject)
+    assert statuses(report) == [("rejected", "consent")]
+    assert Event.objects.count() == 0
+
+
 def test_queries_do_not_grow_with_the_batch(subject, items):
     def run(n):
         batch = [{"event_id": str(uuid.uuid4()), "type": "view", "item": f"sku-{1 + i % 5}"}
@@ -96,7 +126,9 @@ def test_queries_do_not_grow_with_the_batch(subject, items):
 
     run(1)  # consent cached from here on
     assert run(5) == run(400)
-    assert run(400) <= 4  # items, existing ids (+ savepoint), no per-event query
+    # items; the subjects' row locks and their ledger; existing ids (+ savepoints);
+    # no per-event query
+    assert run(400) <= 8
 
 
 def test_server_events_name_their_subjects(items):

@@ -189,7 +189,23 @@ def test_few_queries_per_event(subject, items):
     track(subject, "view", items["sku-1"])  # warm the consent cache
     with CaptureQueriesContext(connection) as queries:
         track(subject, "view", items["sku-1"])
-    assert len(queries) == 1  # the INSERT; consent is cached
+    statements = [q["sql"] for q in queries if "SAVEPOINT" not in q["sql"]]
+    # The subject's row lock, its ledger (the cache may not show a withdrawal that
+    # committed a moment ago), and the INSERT.
+    assert len(statements) == 3
+    assert "personalize_subject" in statements[0]  # FOR KEY SHARE where there are row locks
+    assert "personalize_consentrecord" in statements[1]
+    assert statements[2].startswith("INSERT")
+
+
+def test_a_withdrawal_the_cache_does_not_show_yet_is_honoured(subject, items):
+    """The cached answer may predate a withdrawal that just committed; the ledger decides."""
+    from unittest import mock
+
+    with mock.patch("personalize.tracking.service.personalization_allowed", return_value=True):
+        revoke_consent(subject)
+        assert track(subject, "view", items["sku-1"]) is None
+    assert Event.objects.count() == 0
 
 
 def test_consent_failure_fails_closed(subject, items):
