@@ -24,6 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from personalize.api.schema import INVALID_FIELDS, DocumentedView, error_response
 from personalize.conf import personalize_settings
 from personalize.consent import service
 from personalize.consent.rights import empty_export, erase_subject, export_subject
@@ -93,22 +94,24 @@ def consent_document(request: Any) -> dict[str, Any]:
     }
 
 
-class _VisitorView(APIView):
+class _VisitorView(DocumentedView, APIView):
     authentication_classes = [VisitorSessionAuthentication]
     permission_classes = [AllowAny]
 
 
+@extend_schema(methods=["GET"], responses=ConsentDocumentSerializer, summary="Read your consent")
+@extend_schema(
+    methods=["POST"], request=ConsentDecisionSerializer,
+    responses={200: ConsentDocumentSerializer, 400: INVALID_FIELDS,
+               403: error_response("CSRF failed, or no visitor to record the decision for.")},
+    summary="Grant or withdraw consent for one purpose",
+)
 class ConsentView(_VisitorView):
     """The requesting visitor's own consent."""
 
-    @extend_schema(responses=ConsentDocumentSerializer, summary="Read your consent")
     def get(self, request: Request) -> Response:
         return Response(consent_document(request))
 
-    @extend_schema(
-        request=ConsentDecisionSerializer, responses=ConsentDocumentSerializer,
-        summary="Grant or withdraw consent for one purpose",
-    )
     def post(self, request: Request) -> Response:
         decision = ConsentDecisionSerializer(data=request.data)
         decision.is_valid(raise_exception=True)
@@ -139,13 +142,15 @@ class ErasureResultSerializer(serializers.Serializer):
     erased = serializers.DictField(allow_null=True)
 
 
+@extend_schema(methods=["GET"], responses=SubjectExportSerializer, summary="Export your data")
+@extend_schema(
+    methods=["DELETE"], request=None,
+    responses={200: ErasureResultSerializer, 403: error_response("CSRF failed.")},
+    summary="Erase your data",
+)
 class MyDataView(_VisitorView):
     """Everything held about the requesting visitor: export it, or erase it."""
 
-    @extend_schema(
-        responses=SubjectExportSerializer,
-        summary="Export your data",
-    )
     def get(self, request: Request) -> Response:
         subject = resolve_subject(request, create=False)
         body = export_subject(subject) if subject is not None else empty_export()
@@ -153,11 +158,6 @@ class MyDataView(_VisitorView):
         response["Content-Disposition"] = 'inline; filename="personalize-my-data.json"'
         return response
 
-    @extend_schema(
-        request=None,
-        responses=ErasureResultSerializer,
-        summary="Erase your data",
-    )
     def delete(self, request: Request) -> Response:
         subject = resolve_subject(request, create=False)
         report = erase_subject(subject) if subject is not None else None

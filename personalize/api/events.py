@@ -36,6 +36,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from personalize.api.renderers import ConfiguredRenderers
+from personalize.api.schema import DocumentedView
 from personalize.conf import personalize_settings
 from personalize.identity import resolve_subject
 from personalize.identity.bots import is_bot_request
@@ -115,7 +116,22 @@ EXAMPLE_REPORT = {
 }
 
 
-class EventIngestView(ConfiguredRenderers, APIView):
+@extend_schema(
+    summary="Record events",
+    request=OpenApiTypes.OBJECT,
+    responses={
+        200: OpenApiResponse(OpenApiTypes.OBJECT, description="At least one event stored."),
+        400: OpenApiResponse(description="Malformed body, or every event rejected."),
+        403: OpenApiResponse(description="CSRF failed, or no personalize.add_event."),
+        413: OpenApiResponse(description="Body over MAX_BODY_BYTES."),
+        429: OpenApiResponse(description="Rate limit; see Retry-After."),
+    },
+    examples=[
+        OpenApiExample("batch", value=EXAMPLE_BATCH, request_only=True),
+        OpenApiExample("report", value=EXAMPLE_REPORT, response_only=True),
+    ],
+)
+class EventIngestView(DocumentedView, ConfiguredRenderers, APIView):
     """Record one event or a batch; the answer reports each event by index."""
 
     parser_classes: list[Any] = []  # the body is decoded once, by decode_payload
@@ -165,21 +181,6 @@ class EventIngestView(ConfiguredRenderers, APIView):
         except PayloadError as exc:
             raise exceptions.ParseError(exc.detail) from None
 
-    @extend_schema(
-        summary="Record events",
-        request=OpenApiTypes.OBJECT,
-        responses={
-            200: OpenApiResponse(OpenApiTypes.OBJECT, description="At least one event stored."),
-            400: OpenApiResponse(description="Malformed body, or every event rejected."),
-            403: OpenApiResponse(description="CSRF failed, or no personalize.add_event."),
-            413: OpenApiResponse(description="Body over MAX_BODY_BYTES."),
-            429: OpenApiResponse(description="Rate limit; see Retry-After."),
-        },
-        examples=[
-            OpenApiExample("batch", value=EXAMPLE_BATCH, request_only=True),
-            OpenApiExample("report", value=EXAMPLE_REPORT, response_only=True),
-        ],
-    )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         authenticator = request.successful_authenticator
         is_server = authenticator is not None and not isinstance(

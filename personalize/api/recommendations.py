@@ -6,8 +6,6 @@
     ``subject=<subject key>``; anyone else gets 403 for it.
 ``GET /api/personalize/items/<external_id>/similar/?limit=6``
     Items similar to one item, the same for everyone.
-``GET /api/personalize/schema/`` and ``/api/personalize/docs/``
-    The OpenAPI schema (drf-spectacular) and a browsable docs page.
 
 Every query parameter goes through a serializer; an invalid one gives 400
 with the parameter's name as the key of the error. Responses are built as
@@ -20,9 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.urls import include, path, reverse
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework import exceptions, serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -30,6 +26,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from personalize.api.renderers import ConfiguredRenderers
+from personalize.api.schema import DocumentedView
 from personalize.conf import personalize_settings
 from personalize.models import Subject
 from personalize.serving import cache as block_cache
@@ -194,27 +191,27 @@ def may_view_any(user: Any) -> bool:
     return bool(user and user.is_active and user.is_staff and user.has_perm(VIEW_ANY_PERMISSION))
 
 
-class RecommendationsView(ConfiguredRenderers, APIView):
+@extend_schema(
+    parameters=[RecommendationsQuerySerializer],
+    responses={
+        200: BlockSerializer,
+        400: OpenApiResponse(description="An invalid parameter, named as the error's key."),
+        403: OpenApiResponse(description="subject= without the permission."),
+    },
+    examples=[OpenApiExample("A block", response_only=True, value={
+        "placement": "home", "heading": "Recommended for You", "personalized": True,
+        "results": [{"item": "sku-42", "title": "Cordless drill", "url": "/p/42/",
+                     "categories": ["Tools"], "score": 0.83, "strategy": "item_knn",
+                     "personalized": True,
+                     "explanation": "Because you viewed Hammer drill bits"}],
+    })],
+)
+class RecommendationsView(DocumentedView, ConfiguredRenderers, APIView):
     """The requesting visitor's recommendations for one placement."""
 
     permission_classes = [AllowAny]
+    operation_id = "personalize_recommendations"
 
-    @extend_schema(
-        operation_id="personalize_recommendations",
-        parameters=[RecommendationsQuerySerializer],
-        responses={
-            200: BlockSerializer,
-            400: OpenApiResponse(description="An invalid parameter, named as the error's key."),
-            403: OpenApiResponse(description="subject= without the permission."),
-        },
-        examples=[OpenApiExample("A block", response_only=True, value={
-            "placement": "home", "heading": "Recommended for You", "personalized": True,
-            "results": [{"item": "sku-42", "title": "Cordless drill", "url": "/p/42/",
-                         "categories": ["Tools"], "score": 0.83, "strategy": "item_knn",
-                         "personalized": True,
-                         "explanation": "Because you viewed Hammer drill bits"}],
-        })],
-    )
     def get(self, request: Request) -> Response:
         """The visitor's block, or another subject's for staff with the permission."""
         params = _validated(RecommendationsQuerySerializer, request)
@@ -239,20 +236,20 @@ class RecommendationsView(ConfiguredRenderers, APIView):
         return response
 
 
-class SimilarItemsView(ConfiguredRenderers, APIView):
+@extend_schema(
+    parameters=[SimilarQuerySerializer],
+    responses={
+        200: BlockSerializer,
+        400: OpenApiResponse(description="An invalid parameter, named as the error's key."),
+        404: OpenApiResponse(description="No item has this external id."),
+    },
+)
+class SimilarItemsView(DocumentedView, ConfiguredRenderers, APIView):
     """Items similar to one item (the same for every visitor)."""
 
     permission_classes = [AllowAny]
+    operation_id = "personalize_similar_items"
 
-    @extend_schema(
-        operation_id="personalize_similar_items",
-        parameters=[SimilarQuerySerializer],
-        responses={
-            200: BlockSerializer,
-            400: OpenApiResponse(description="An invalid parameter, named as the error's key."),
-            404: OpenApiResponse(description="No item has this external id."),
-        },
-    )
     def get(self, request: Request, external_id: str) -> Response:
         """Items similar to the item ``external_id``."""
         params = _validated(SimilarQuerySerializer, request)
@@ -266,17 +263,3 @@ class SimilarItemsView(ConfiguredRenderers, APIView):
         heading = config.heading if config is not None and config.configured else "Similar items"
         return BlockResponse(block_data(placement or "similar", heading, rows), writes)
 
-
-class SchemaView(SpectacularAPIView):
-    """The OpenAPI schema of the personalize endpoints, wherever they are mounted."""
-
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """The schema of ``personalize.api.urls`` under the prefix the site mounted it at."""
-        mounted = reverse("personalize:recommendations")
-        prefix = mounted[: -len("recommendations/")].lstrip("/")
-        self.patterns = [path(prefix, include("personalize.api.urls"))]
-        return super().get(request, *args, **kwargs)
-
-
-class DocsView(SpectacularSwaggerView):
-    """A browsable page for the schema (Swagger UI)."""
