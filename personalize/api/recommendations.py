@@ -8,7 +8,9 @@
     Items similar to one item, the same for everyone.
 
 Every query parameter goes through a serializer; an invalid one gives 400
-with the parameter's name as the key of the error. Responses are built as
+with the parameter's name as the key of the error. A placement that does not
+exist gives 404 naming the known ones: the API never creates placements, and
+keeps nothing for a name a caller made up. Responses are built as
 plain dicts: the serializers below describe them for the schema, but running
 them per item would cost more than a cache hit does. The renderers are DRF's
 defaults unless ``PERSONALIZE["API_RENDERER_CLASSES"]`` names others.
@@ -31,7 +33,11 @@ from personalize.conf import personalize_settings
 from personalize.models import Subject
 from personalize.serving import cache as block_cache
 from personalize.serving.cache import Row
-from personalize.serving.placements import get_placement
+from personalize.serving.placements import (
+    get_placement,
+    placement_exists,
+    unknown_placement_message,
+)
 from personalize.serving.service import recommend_rows, resolve_item, similar_rows
 from personalize.strategies.registry import strategy_names
 
@@ -44,6 +50,12 @@ def _limit_field() -> serializers.IntegerField:
         required=False, min_value=1, max_value=int(personalize_settings.MAX_LIMIT),
         help_text="How many items (default: the placement's limit; at most MAX_LIMIT).",
     )
+
+
+def check_placement(name: str | None) -> None:
+    """404 naming the known placements when ``name`` has no row (the API creates none)."""
+    if name is not None and not placement_exists(name):
+        raise exceptions.NotFound(unknown_placement_message(name))
 
 
 class QuerySerializer(serializers.Serializer):
@@ -74,6 +86,7 @@ class RecommendationsQuerySerializer(QuerySerializer):
     )
 
     def check_references(self, params: dict[str, Any]) -> None:
+        check_placement(params.get("placement"))
         if "item" in params and resolve_item(params["item"]) is None:
             raise exceptions.ValidationError({"item": ["Unknown item."]})
 
@@ -90,6 +103,7 @@ class SimilarQuerySerializer(QuerySerializer):
     )
 
     def check_references(self, params: dict[str, Any]) -> None:
+        check_placement(params.get("placement"))
         names = strategy_names()
         if "strategy" in params and params["strategy"] not in names:
             raise exceptions.ValidationError(
