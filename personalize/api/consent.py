@@ -24,6 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from personalize.api.fields import StrictBooleanField, StrictCharField
 from personalize.api.schema import INVALID_FIELDS, DocumentedView, error_response
 from personalize.conf import personalize_settings
 from personalize.consent import service
@@ -66,21 +67,34 @@ class ConsentDocumentSerializer(serializers.Serializer):
     purposes = serializers.DictField(child=ConsentStateSerializer())
 
 
+class PurposeField(serializers.ChoiceField):
+    """A configured consent purpose: an enum in the schema, read from the settings per request.
+
+    A value that is not a string, is blank or is too long gets the same error as
+    from a ``CharField``; any other unknown one names the configured purposes.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        # DRF builds the field anew for every serializer: the choices are current
+        super().__init__(choices=service.purposes(), **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        text = StrictCharField(max_length=32).run_validation(data)
+        try:
+            return service.validate_purpose(text)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+
 class ConsentDecisionSerializer(serializers.Serializer):
     """One decision: ``{"purpose": "personalization", "granted": true}``."""
 
-    purpose = serializers.CharField(max_length=32)
-    granted = serializers.BooleanField()
-    policy_version = serializers.CharField(
+    purpose = PurposeField(help_text="A configured consent purpose.")
+    granted = StrictBooleanField()
+    policy_version = StrictCharField(
         max_length=32, required=False,
         help_text="The policy version the visitor saw; defaults to CONSENT_POLICY_VERSION.",
     )
-
-    def validate_purpose(self, value: str) -> str:
-        try:
-            return service.validate_purpose(value)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from exc
 
 
 def consent_document(request: Any) -> dict[str, Any]:
@@ -101,9 +115,11 @@ class _VisitorView(DocumentedView, APIView):
 
 @extend_schema(methods=["GET"], responses=ConsentDocumentSerializer, summary="Read your consent")
 @extend_schema(
-    methods=["POST"], request=ConsentDecisionSerializer,
+    # a form-encoded decision is accepted too, for pages without JavaScript
+    methods=["POST"], request={"application/json": ConsentDecisionSerializer},
     responses={200: ConsentDocumentSerializer, 400: INVALID_FIELDS,
-               403: error_response("CSRF failed, or no visitor to record the decision for.")},
+               403: error_response("CSRF failed, or no visitor to record the decision for."),
+               415: error_response("A body that is not JSON or a form.")},
     summary="Grant or withdraw consent for one purpose",
 )
 class ConsentView(_VisitorView):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -28,7 +28,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from personalize.api.renderers import ConfiguredRenderers
-from personalize.api.schema import DocumentedView
+from personalize.api.schema import INVALID_FIELDS, DocumentedView, error_response
 from personalize.conf import personalize_settings
 from personalize.models import Subject
 from personalize.serving import cache as block_cache
@@ -95,20 +95,23 @@ class SimilarQuerySerializer(QuerySerializer):
     """The query string of the similar-items endpoint."""
 
     limit = serializers.IntegerField(required=False, min_value=1)
-    strategy = serializers.CharField(
-        required=False, max_length=64, help_text="A configured strategy name."
+    strategy = serializers.ChoiceField(
+        choices=(), required=False, help_text="A configured strategy name."
     )
     placement = serializers.SlugField(
         required=False, max_length=64, help_text="A placement whose filters apply."
     )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = strategy_names()  # the configured ones, read per request (and in the schema)
+        strategy: Any = self.fields["strategy"]
+        strategy.choices = names
+        strategy.error_messages["invalid_choice"] = (
+            f"Unknown strategy; configured: {', '.join(names)}.")
+
     def check_references(self, params: dict[str, Any]) -> None:
         check_placement(params.get("placement"))
-        names = strategy_names()
-        if "strategy" in params and params["strategy"] not in names:
-            raise exceptions.ValidationError(
-                {"strategy": [f"Unknown strategy; configured: {', '.join(names)}."]}
-            )
 
 
 class RecommendationSerializer(serializers.Serializer):
@@ -163,7 +166,9 @@ _GENERIC_PARAMS = frozenset({"format"})
 
 def _validated(serializer_class: type[QuerySerializer], request: Request) -> dict[str, Any]:
     """The validated query string; 400 naming the first bad (or unknown) parameter."""
-    serializer = serializer_class(data=request.query_params)
+    # A plain dict, not the QueryDict: DRF reads a form's empty value as "not given",
+    # but a parameter that is given must be valid (``?item=`` is a 400, not ignored).
+    serializer = serializer_class(data=request.query_params.dict())
     unknown = sorted(set(request.query_params) - _GENERIC_PARAMS - set(serializer.fields))
     if unknown:
         raise exceptions.ValidationError({unknown[0]: ["Unknown parameter."]})
@@ -209,8 +214,9 @@ def may_view_any(user: Any) -> bool:
     parameters=[RecommendationsQuerySerializer],
     responses={
         200: BlockSerializer,
-        400: OpenApiResponse(description="An invalid parameter, named as the error's key."),
-        403: OpenApiResponse(description="subject= without the permission."),
+        400: INVALID_FIELDS,
+        403: error_response("subject= without the permission."),
+        404: error_response("No such placement; the answer names the known ones."),
     },
     examples=[OpenApiExample("A block", response_only=True, value={
         "placement": "home", "heading": "Recommended for You", "personalized": True,
@@ -254,8 +260,8 @@ class RecommendationsView(DocumentedView, ConfiguredRenderers, APIView):
     parameters=[SimilarQuerySerializer],
     responses={
         200: BlockSerializer,
-        400: OpenApiResponse(description="An invalid parameter, named as the error's key."),
-        404: OpenApiResponse(description="No item has this external id."),
+        400: INVALID_FIELDS,
+        404: error_response("No item has this external id, or no such placement."),
     },
 )
 class SimilarItemsView(DocumentedView, ConfiguredRenderers, APIView):

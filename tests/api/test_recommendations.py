@@ -332,3 +332,33 @@ def test_similar_items_with_an_unknown_placement_is_a_404(catalog_items, active_
     assert response.status_code == 404
     assert response.json()["detail"] == (
         "Unknown placement 'made-up'; known placements: home.")
+
+
+@pytest.mark.parametrize("name", ["item", "limit", "placement", "subject"])
+def test_a_parameter_without_a_value_is_a_400(catalog_items, active_models, name):
+    response = Client().get(f"{URL}?{name}=")
+    assert response.status_code == 400
+    assert name in response.json()
+
+
+def test_the_schema_documents_every_answer(db):
+    paths = Client().get("/api/personalize/schema/?format=json").json()["paths"]
+    statuses = {(path.removeprefix("/api/personalize/"), method): set(operation["responses"])
+                for path, methods in paths.items() for method, operation in methods.items()}
+    assert statuses == {
+        ("consent/", "get"): {"200"},
+        ("consent/", "post"): {"200", "400", "403", "415"},
+        ("me/data/", "get"): {"200"},
+        ("me/data/", "delete"): {"200", "403"},
+        ("events/", "post"): {"200", "400", "403", "413", "415", "429", "503"},
+        ("recommendations/", "get"): {"200", "400", "403", "404"},
+        ("items/{external_id}/similar/", "get"): {"200", "400", "404"},
+    }
+    erase = paths["/api/personalize/me/data/"]["delete"]["responses"]["200"]
+    assert erase["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErasureResult"}
+    events = paths["/api/personalize/events/"]["post"]["requestBody"]
+    assert events["required"] is True
+    strategy = next(p for p in paths["/api/personalize/items/{external_id}/similar/"]["get"][
+        "parameters"] if p["name"] == "strategy")
+    assert {"popular", "item_knn", "ease"} <= set(strategy["schema"]["enum"])
