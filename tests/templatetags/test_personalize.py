@@ -210,7 +210,7 @@ def test_a_created_placement_appears_in_the_admin(catalog_items, active_models, 
 def test_a_name_that_is_not_a_slug_is_served_but_not_created(
     catalog_items, active_models, request_for, caplog
 ):
-    html = render('{% recommended_for_you "Home Page!" %}', request=request_for())
+    html = render('{% recommended_for_you "home.page" %}', request=request_for())
     assert html.count("data-personalize-item=") == 8
     assert not Placement.objects.exists()
     assert "is not a slug" in caplog.text
