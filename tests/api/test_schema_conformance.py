@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from django.core.handlers.wsgi import WSGIHandler
-from django.core.signals import request_finished
+from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
@@ -30,11 +30,13 @@ CSRF_TOKEN = "a" * 32
 def api_data(catalog_items, active_models):
     Placement.objects.create(name="home")
     Placement.objects.create(name="cart", heading="Complete your order", limit=3)
-    # As Django's test client does: the end of a response must not close the
-    # connection that holds the test's transaction.
-    request_finished.disconnect(close_old_connections)
+    # As Django's test client does: neither the start nor the end of a request may
+    # close the connection that holds the test's transaction.
+    for signal in (request_started, request_finished):
+        signal.disconnect(close_old_connections)
     yield
-    request_finished.connect(close_old_connections)
+    for signal in (request_started, request_finished):
+        signal.connect(close_old_connections)
 
 
 def expected_for_valid_data(*statuses: str) -> dict:
