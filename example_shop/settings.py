@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "personalize",
     "example_shop.shop",
 ]
@@ -163,7 +164,6 @@ MEDIA_ROOT = VAR_DIR / "media"  # trained model artifacts land here (Django defa
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
 SPECTACULAR_SETTINGS = {
     "TITLE": "django-personalize demo shop API",
     "VERSION": "0.1.0",

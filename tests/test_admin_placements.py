@@ -28,12 +28,14 @@ def test_strategy_choices_come_from_the_configured_strategies(settings):
     assert kept[-1] == ("retired", "retired (not configured)")
 
 
-def test_form_accepts_a_valid_placement():
+def test_form_accepts_a_valid_placement(catalog_items):
     form = PlacementForm(data={**FORM_DATA, "filters": '{"exclude_event_types": ["purchase", '
-                                                        '"view"], "pinned": ["x"]}'})
+                                                        '"view"], "pinned": ["t2"], '
+                                                        '"include_categories": ["Tools"], '
+                                                        '"blocked": ["not-yet-listed"]}'})
     assert form.is_valid(), form.errors
     placement = form.save()
-    assert placement.strategy == "ease" and placement.filters["pinned"] == ["x"]
+    assert placement.strategy == "ease" and placement.filters["pinned"] == ["t2"]
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
@@ -49,6 +51,41 @@ def test_form_rejects_bad_values(field, value, message):
     form = PlacementForm(data={**FORM_DATA, field: value})
     assert not form.is_valid()
     assert message in " ".join(form.errors[field])
+
+
+@pytest.mark.parametrize(("filters", "messages"), [
+    ('{"pinned": ["t2", "t22", "nothing-like-it"]}',
+     ["pinned: no catalog item has the external id 't22' (did you mean 't2'?).",
+      "pinned: no catalog item has the external id 'nothing-like-it'."]),
+    ('{"include_categories": ["Tols"]}',
+     ["include_categories: no catalog item is in the category 'Tols' (did you mean 'Tools'?)."]),
+    ('{"exclude_categories": ["Books", "Garden"]}',
+     ["exclude_categories: no catalog item is in the category 'Garden'."]),
+])
+def test_form_rejects_pinned_items_and_categories_that_do_not_exist(catalog_items, filters,
+                                                                   messages):
+    form = PlacementForm(data={**FORM_DATA, "filters": filters})
+    assert not form.is_valid()
+    assert form.errors["filters"] == messages
+
+
+def test_form_sees_items_added_since_the_catalog_was_last_read(
+    catalog_items, django_capture_on_commit_callbacks
+):
+    from personalize.models import Item
+
+    assert not PlacementForm(data={**FORM_DATA, "filters": '{"pinned": ["new"]}'}).is_valid()
+    with django_capture_on_commit_callbacks(execute=True):
+        Item.objects.create(external_id="new", title="New", categories=["Garden"])
+    form = PlacementForm(data={**FORM_DATA, "filters": '{"pinned": ["new"], '
+                                                       '"include_categories": ["Garden"]}'})
+    assert form.is_valid(), form.errors
+
+
+def test_form_accepts_an_empty_heading(catalog_items):
+    form = PlacementForm(data={**FORM_DATA, "heading": ""})
+    assert form.is_valid(), form.errors
+    assert form.save().heading == ""
 
 
 def test_admin_add_page_lists_strategies(admin_client):

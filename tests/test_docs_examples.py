@@ -58,6 +58,7 @@ def _settings_namespace() -> dict:
         "BASE_DIR": REPO / "example_shop",
         "INSTALLED_APPS": list(settings.INSTALLED_APPS),
         "MIDDLEWARE": list(settings.MIDDLEWARE),
+        "DATABASES": copy.deepcopy(settings.DATABASES),
         # a fragment that only reads the setting comes after the site's own dict
         "PERSONALIZE": {},
     }

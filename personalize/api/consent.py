@@ -25,6 +25,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from personalize.api.errors import DatabaseOutageHandling
+from personalize.api.fields import StrictBooleanField, StrictCharField
+from personalize.api.schema import INVALID_FIELDS, DocumentedView, error_response
 from personalize.conf import personalize_settings
 from personalize.consent import service
 from personalize.consent.rights import empty_export, erase_subject, export_subject
@@ -66,21 +68,34 @@ class ConsentDocumentSerializer(serializers.Serializer):
     purposes = serializers.DictField(child=ConsentStateSerializer())
 
 
+class PurposeField(serializers.ChoiceField):
+    """A configured consent purpose: an enum in the schema, read from the settings per request.
+
+    A value that is not a string, is blank or is too long gets the same error as
+    from a ``CharField``; any other unknown one names the configured purposes.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        # DRF builds the field anew for every serializer: the choices are current
+        super().__init__(choices=service.purposes(), **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        text = StrictCharField(max_length=32).run_validation(data)
+        try:
+            return service.validate_purpose(text)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+
 class ConsentDecisionSerializer(serializers.Serializer):
     """One decision: ``{"purpose": "personalization", "granted": true}``."""
 
-    purpose = serializers.CharField(max_length=32)
-    granted = serializers.BooleanField()
-    policy_version = serializers.CharField(
+    purpose = PurposeField(help_text="A configured consent purpose.")
+    granted = StrictBooleanField()
+    policy_version = StrictCharField(
         max_length=32, required=False,
         help_text="The policy version the visitor saw; defaults to CONSENT_POLICY_VERSION.",
     )
-
-    def validate_purpose(self, value: str) -> str:
-        try:
-            return service.validate_purpose(value)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from exc
 
 
 def consent_document(request: Any) -> dict[str, Any]:
@@ -94,22 +109,26 @@ def consent_document(request: Any) -> dict[str, Any]:
     }
 
 
-class _VisitorView(DatabaseOutageHandling, APIView):
+class _VisitorView(DatabaseOutageHandling, DocumentedView, APIView):
     authentication_classes = [VisitorSessionAuthentication]
     permission_classes = [AllowAny]
 
 
+@extend_schema(methods=["GET"], responses=ConsentDocumentSerializer, summary="Read your consent")
+@extend_schema(
+    # a form-encoded decision is accepted too, for pages without JavaScript
+    methods=["POST"], request={"application/json": ConsentDecisionSerializer},
+    responses={200: ConsentDocumentSerializer, 400: INVALID_FIELDS,
+               403: error_response("CSRF failed, or no visitor to record the decision for."),
+               415: error_response("A body that is not JSON or a form.")},
+    summary="Grant or withdraw consent for one purpose",
+)
 class ConsentView(_VisitorView):
     """The requesting visitor's own consent."""
 
-    @extend_schema(responses=ConsentDocumentSerializer, summary="Read your consent")
     def get(self, request: Request) -> Response:
         return Response(consent_document(request))
 
-    @extend_schema(
-        request=ConsentDecisionSerializer, responses=ConsentDocumentSerializer,
-        summary="Grant or withdraw consent for one purpose",
-    )
     def post(self, request: Request) -> Response:
         decision = ConsentDecisionSerializer(data=request.data)
         decision.is_valid(raise_exception=True)
@@ -140,13 +159,15 @@ class ErasureResultSerializer(serializers.Serializer):
     erased = serializers.DictField(allow_null=True)
 
 
+@extend_schema(methods=["GET"], responses=SubjectExportSerializer, summary="Export your data")
+@extend_schema(
+    methods=["DELETE"], request=None,
+    responses={200: ErasureResultSerializer, 403: error_response("CSRF failed.")},
+    summary="Erase your data",
+)
 class MyDataView(_VisitorView):
     """Everything held about the requesting visitor: export it, or erase it."""
 
-    @extend_schema(
-        responses=SubjectExportSerializer,
-        summary="Export your data",
-    )
     def get(self, request: Request) -> Response:
         subject = resolve_subject(request, create=False)
         body = export_subject(subject) if subject is not None else empty_export()
@@ -154,11 +175,6 @@ class MyDataView(_VisitorView):
         response["Content-Disposition"] = 'inline; filename="personalize-my-data.json"'
         return response
 
-    @extend_schema(
-        request=None,
-        responses=ErasureResultSerializer,
-        summary="Erase your data",
-    )
     def delete(self, request: Request) -> Response:
         subject = resolve_subject(request, create=False)
         report = erase_subject(subject) if subject is not None else None

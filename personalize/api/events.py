@@ -27,16 +27,22 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, DataError
 from django.utils.module_loading import import_string
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from rest_framework import exceptions, status
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
+from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from personalize.api.errors import DatabaseOutageHandling, service_unavailable
 from personalize.api.renderers import ConfiguredRenderers
+from personalize.api.schema import DocumentedView, ErrorSerializer, error_response
 from personalize.conf import personalize_settings
 from personalize.identity import resolve_subject
 from personalize.identity.bots import is_bot_request
@@ -116,11 +122,102 @@ EXAMPLE_REPORT = {
 }
 
 
-class EventIngestView(DatabaseOutageHandling, ConfiguredRenderers, APIView):
+class EventSerializer(serializers.Serializer):
+    """One event (describes the request; validation is :mod:`personalize.tracking.validation`)."""
+
+    type = serializers.ChoiceField(choices=(), help_text="A configured event type.")
+    item = serializers.CharField(
+        required=False, max_length=255,
+        help_text="The item's external id (an integer is read as its text).",
+    )
+    value = serializers.FloatField(
+        required=False, allow_null=True,
+        help_text="The rating (required for ratings), seconds for dwell, else optional.",
+    )
+    event_id = serializers.UUIDField(
+        required=False, help_text="Makes the event idempotent: a second copy is a duplicate.")
+    timestamp = serializers.DateTimeField(
+        required=False, help_text="When it happened (ISO 8601 or epoch seconds); default now.")
+    context = serializers.DictField(  # type: ignore[assignment]
+        required=False, help_text="A small flat object of strings, numbers, booleans or null.")
+    subject = serializers.CharField(
+        required=False, max_length=32,
+        help_text="Server-to-server callers only: a subject key (or a user id as an integer).",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # the configured types, read when the schema is generated
+        choice: Any = self.fields["type"]
+        choice.choices = sorted(personalize_settings.event_weights)
+
+
+class EventBatchSerializer(serializers.Serializer):
+    """The request body; one event object or a bare list of events is accepted too."""
+
+    events = EventSerializer(many=True)
+    csrfmiddlewaretoken = serializers.CharField(
+        required=False, help_text="The CSRF token, for navigator.sendBeacon (no headers).")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        batch: Any = self.fields["events"]
+        batch.min_length, batch.max_length = 1, int(personalize_settings.MAX_BATCH_SIZE)
+
+
+class EventResultSerializer(serializers.Serializer):
+    """What became of one event of the batch, by its index."""
+
+    index = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["accepted", "duplicate", "rejected"])
+    event_id = serializers.CharField(required=False, help_text="Stored or known events only.")
+    field = serializers.CharField(required=False, help_text="Rejected events: the bad field.")
+    reason = serializers.CharField(required=False, help_text="Rejected events: why.")
+
+
+class EventReportSerializer(serializers.Serializer):
+    """The answer to a batch: counts, and each event's result by index."""
+
+    accepted = serializers.IntegerField()
+    duplicate = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    results = EventResultSerializer(many=True)
+
+
+@extend_schema(
+    summary="Record events",
+    description=(
+        "Record one event or a batch; the answer reports each event by index. The body is "
+        '{"events": [...]}, a bare list, or one event object, as JSON (sent as text/plain '
+        "too, for navigator.sendBeacon)."
+    ),
+    request={"application/json": EventBatchSerializer},
+    responses={
+        200: OpenApiResponse(EventReportSerializer, description="At least one event stored."),
+        400: OpenApiResponse(
+            PolymorphicProxySerializer(
+                component_name="EventBatchRejected",
+                serializers=[EventReportSerializer, ErrorSerializer], resource_type_field_name=None,
+            ),
+            description="Every event rejected (the report says why), or a malformed body.",
+        ),
+        403: error_response("CSRF failed, or no personalize.add_event."),
+        413: error_response("Body over MAX_BODY_BYTES."),
+        415: error_response("Not JSON."),
+        429: error_response("Rate limit; see Retry-After."),
+        503: error_response(
+            "The database is unavailable or could not store the events; see Retry-After."),
+    },
+    examples=[
+        OpenApiExample("batch", value=EXAMPLE_BATCH, request_only=True),
+        OpenApiExample("report", value=EXAMPLE_REPORT, response_only=True),
+    ],
+)
+class EventIngestView(DatabaseOutageHandling, DocumentedView, ConfiguredRenderers, APIView):
     """Record one event or a batch; the answer reports each event by index."""
 
     parser_classes: list[Any] = []  # the body is decoded once, by decode_payload
-    permission_classes: list[Any] = []  # decided per caller kind in post()
+    permission_classes = [AllowAny]  # decided per caller kind in post()
     throttle_classes: list[Any] = []  # cache-backed limits of our own (ratelimit)
     http_method_names = ["post", "options"]
 
@@ -166,22 +263,6 @@ class EventIngestView(DatabaseOutageHandling, ConfiguredRenderers, APIView):
         except PayloadError as exc:
             raise exceptions.ParseError(exc.detail) from None
 
-    @extend_schema(
-        summary="Record events",
-        request=OpenApiTypes.OBJECT,
-        responses={
-            200: OpenApiResponse(OpenApiTypes.OBJECT, description="At least one event stored."),
-            400: OpenApiResponse(description="Malformed body, or every event rejected."),
-            403: OpenApiResponse(description="CSRF failed, or no personalize.add_event."),
-            413: OpenApiResponse(description="Body over MAX_BODY_BYTES."),
-            429: OpenApiResponse(description="Rate limit; see Retry-After."),
-            503: OpenApiResponse(description="The database is unavailable; see Retry-After."),
-        },
-        examples=[
-            OpenApiExample("batch", value=EXAMPLE_BATCH, request_only=True),
-            OpenApiExample("report", value=EXAMPLE_REPORT, response_only=True),
-        ],
-    )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         authenticator = request.successful_authenticator
         is_server = authenticator is not None and not isinstance(

@@ -6,11 +6,11 @@
     ``subject=<subject key>``; anyone else gets 403 for it.
 ``GET /api/personalize/items/<external_id>/similar/?limit=6``
     Items similar to one item, the same for everyone.
-``GET /api/personalize/schema/`` and ``/api/personalize/docs/``
-    The OpenAPI schema (drf-spectacular) and a browsable docs page.
 
 Every query parameter goes through a serializer; an invalid one gives 400
-with the parameter's name as the key of the error. Responses are built as
+with the parameter's name as the key of the error. A placement that does not
+exist gives 404 naming the known ones: the API never creates placements, and
+keeps nothing for a name a caller made up. Responses are built as
 plain dicts: the serializers below describe them for the schema, but running
 them per item would cost more than a cache hit does. The renderers are DRF's
 defaults unless ``PERSONALIZE["API_RENDERER_CLASSES"]`` names others.
@@ -20,9 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.urls import include, path, reverse
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -31,11 +29,16 @@ from rest_framework.views import APIView
 
 from personalize.api.errors import DatabaseOutageHandling
 from personalize.api.renderers import ConfiguredRenderers
+from personalize.api.schema import INVALID_FIELDS, DocumentedView, error_response
 from personalize.conf import personalize_settings
 from personalize.models import Subject
 from personalize.serving import cache as block_cache
 from personalize.serving.cache import Row
-from personalize.serving.placements import get_placement
+from personalize.serving.placements import (
+    get_placement,
+    placement_exists,
+    unknown_placement_message,
+)
 from personalize.serving.service import recommend_rows, resolve_item, similar_rows
 from personalize.strategies.registry import strategy_names
 
@@ -48,6 +51,12 @@ def _limit_field() -> serializers.IntegerField:
         required=False, min_value=1, max_value=int(personalize_settings.MAX_LIMIT),
         help_text="How many items (default: the placement's limit; at most MAX_LIMIT).",
     )
+
+
+def check_placement(name: str | None) -> None:
+    """404 naming the known placements when ``name`` has no row (the API creates none)."""
+    if name is not None and not placement_exists(name):
+        raise exceptions.NotFound(unknown_placement_message(name))
 
 
 class QuerySerializer(serializers.Serializer):
@@ -78,6 +87,7 @@ class RecommendationsQuerySerializer(QuerySerializer):
     )
 
     def check_references(self, params: dict[str, Any]) -> None:
+        check_placement(params.get("placement"))
         if "item" in params and resolve_item(params["item"]) is None:
             raise exceptions.ValidationError({"item": ["Unknown item."]})
 
@@ -86,19 +96,23 @@ class SimilarQuerySerializer(QuerySerializer):
     """The query string of the similar-items endpoint."""
 
     limit = serializers.IntegerField(required=False, min_value=1)
-    strategy = serializers.CharField(
-        required=False, max_length=64, help_text="A configured strategy name."
+    strategy = serializers.ChoiceField(
+        choices=(), required=False, help_text="A configured strategy name."
     )
     placement = serializers.SlugField(
         required=False, max_length=64, help_text="A placement whose filters apply."
     )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = strategy_names()  # the configured ones, read per request (and in the schema)
+        strategy: Any = self.fields["strategy"]
+        strategy.choices = names
+        strategy.error_messages["invalid_choice"] = (
+            f"Unknown strategy; configured: {', '.join(names)}.")
+
     def check_references(self, params: dict[str, Any]) -> None:
-        names = strategy_names()
-        if "strategy" in params and params["strategy"] not in names:
-            raise exceptions.ValidationError(
-                {"strategy": [f"Unknown strategy; configured: {', '.join(names)}."]}
-            )
+        check_placement(params.get("placement"))
 
 
 class RecommendationSerializer(serializers.Serializer):
@@ -158,7 +172,9 @@ _GENERIC_PARAMS = frozenset({"format"})
 
 def _validated(serializer_class: type[QuerySerializer], request: Request) -> dict[str, Any]:
     """The validated query string; 400 naming the first bad (or unknown) parameter."""
-    serializer = serializer_class(data=request.query_params)
+    # A plain dict, not the QueryDict: DRF reads a form's empty value as "not given",
+    # but a parameter that is given must be valid (``?item=`` is a 400, not ignored).
+    serializer = serializer_class(data=request.query_params.dict())
     unknown = sorted(set(request.query_params) - _GENERIC_PARAMS - set(serializer.fields))
     if unknown:
         raise exceptions.ValidationError({unknown[0]: ["Unknown parameter."]})
@@ -200,31 +216,31 @@ def may_view_any(user: Any) -> bool:
     return bool(user and user.is_active and user.is_staff and user.has_perm(VIEW_ANY_PERMISSION))
 
 
-class RecommendationsView(DatabaseOutageHandling, ConfiguredRenderers, APIView):
+@extend_schema(
+    parameters=[RecommendationsQuerySerializer],
+    responses={
+        200: BlockSerializer,
+        400: INVALID_FIELDS,
+        403: error_response("subject= without the permission."),
+        404: error_response("No such placement; the answer names the known ones."),
+        503: error_response("The database is unavailable; see Retry-After."),
+    },
+    examples=[OpenApiExample("A block", response_only=True, value={
+        "placement": "home", "heading": "Recommended for You", "personalized": True,
+        "results": [{"item": "sku-42", "title": "Cordless drill", "url": "/p/42/",
+                     "categories": ["Tools"],
+                     "attributes": {"price": 89.0, "brand": "Makita", "image": "/media/drill.jpg"},
+                     "score": 0.83, "strategy": "item_knn",
+                     "personalized": True,
+                     "explanation": "Because you viewed Hammer drill bits"}],
+    })],
+)
+class RecommendationsView(DatabaseOutageHandling, DocumentedView, ConfiguredRenderers, APIView):
     """The requesting visitor's recommendations for one placement."""
 
     permission_classes = [AllowAny]
+    operation_id = "personalize_recommendations"
 
-    @extend_schema(
-        operation_id="personalize_recommendations",
-        parameters=[RecommendationsQuerySerializer],
-        responses={
-            200: BlockSerializer,
-            400: OpenApiResponse(description="An invalid parameter, named as the error's key."),
-            403: OpenApiResponse(description="subject= without the permission."),
-            503: OpenApiResponse(description="The database is unavailable; see Retry-After."),
-        },
-        examples=[OpenApiExample("A block", response_only=True, value={
-            "placement": "home", "heading": "Recommended for You", "personalized": True,
-            "results": [{"item": "sku-42", "title": "Cordless drill", "url": "/p/42/",
-                         "categories": ["Tools"],
-                         "attributes": {"price": 89.0, "brand": "Makita",
-                                        "image": "/media/drill.jpg"},
-                         "score": 0.83, "strategy": "item_knn",
-                         "personalized": True,
-                         "explanation": "Because you viewed Hammer drill bits"}],
-        })],
-    )
     def get(self, request: Request) -> Response:
         """The visitor's block, or another subject's for staff with the permission."""
         params = _validated(RecommendationsQuerySerializer, request)
@@ -249,21 +265,21 @@ class RecommendationsView(DatabaseOutageHandling, ConfiguredRenderers, APIView):
         return response
 
 
-class SimilarItemsView(DatabaseOutageHandling, ConfiguredRenderers, APIView):
+@extend_schema(
+    parameters=[SimilarQuerySerializer],
+    responses={
+        200: BlockSerializer,
+        400: INVALID_FIELDS,
+        404: error_response("No item has this external id, or no such placement."),
+        503: error_response("The database is unavailable; see Retry-After."),
+    },
+)
+class SimilarItemsView(DatabaseOutageHandling, DocumentedView, ConfiguredRenderers, APIView):
     """Items similar to one item (the same for every visitor)."""
 
     permission_classes = [AllowAny]
+    operation_id = "personalize_similar_items"
 
-    @extend_schema(
-        operation_id="personalize_similar_items",
-        parameters=[SimilarQuerySerializer],
-        responses={
-            200: BlockSerializer,
-            400: OpenApiResponse(description="An invalid parameter, named as the error's key."),
-            404: OpenApiResponse(description="No item has this external id."),
-            503: OpenApiResponse(description="The database is unavailable; see Retry-After."),
-        },
-    )
     def get(self, request: Request, external_id: str) -> Response:
         """Items similar to the item ``external_id``."""
         params = _validated(SimilarQuerySerializer, request)
@@ -277,17 +293,3 @@ class SimilarItemsView(DatabaseOutageHandling, ConfiguredRenderers, APIView):
         heading = config.heading if config is not None and config.configured else "Similar items"
         return BlockResponse(block_data(placement or "similar", heading, rows), writes)
 
-
-class SchemaView(DatabaseOutageHandling, SpectacularAPIView):
-    """The OpenAPI schema of the personalize endpoints, wherever they are mounted."""
-
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """The schema of ``personalize.api.urls`` under the prefix the site mounted it at."""
-        mounted = reverse("personalize:recommendations")
-        prefix = mounted[: -len("recommendations/")].lstrip("/")
-        self.patterns = [path(prefix, include("personalize.api.urls"))]
-        return super().get(request, *args, **kwargs)
-
-
-class DocsView(DatabaseOutageHandling, SpectacularSwaggerView):
-    """A browsable page for the schema (Swagger UI)."""

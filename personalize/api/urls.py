@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from personalize.api import consent, events, recommendations
+from personalize.api import consent, events, recommendations, schema
 
 app_name = "personalize"
 
@@ -18,6 +18,6 @@ urlpatterns = [
         recommendations.SimilarItemsView.as_view(),
         name="similar-items",
     ),
-    path("schema/", recommendations.SchemaView.as_view(), name="schema"),
-    path("docs/", recommendations.DocsView.as_view(url_name="personalize:schema"), name="docs"),
+    path("schema/", schema.SchemaView.as_view(), name="schema"),
+    path("docs/", schema.DocsView.as_view(url_name="personalize:schema"), name="docs"),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 from typing import Any
 
@@ -10,7 +11,9 @@ from django.contrib.auth import get_user_model
 from django.utils.translation import gettext_lazy as _
 
 from personalize.models import Placement, Subject
-from personalize.serving.filters import FILTER_KEYS, FilterError, parse_filters
+from personalize.serving import cache as block_cache
+from personalize.serving.catalog import CatalogIndex, catalog_index
+from personalize.serving.filters import FILTER_KEYS, FilterConfig, FilterError, parse_filters
 from personalize.strategies.registry import StrategyConfigError, configured_strategy_specs
 
 logger = logging.getLogger(__name__)
@@ -61,14 +64,59 @@ class PlacementForm(forms.ModelForm):
         choice_fields["fallback"].choices = strategy_choices(instance.fallback or "")
         self.fields["fallback"].help_text = _(
             "Fills the block before popular items; empty uses PERSONALIZE['FALLBACK_STRATEGY'].")
+        # a placement a template tag created has none: the translated default heading shows
+        self.fields["heading"].required = False
+        self.fields["heading"].help_text = _("Empty uses PERSONALIZE['DEFAULT_HEADING'].")
 
     def clean_filters(self) -> Any:
         value = self.cleaned_data.get("filters")
         try:
-            parse_filters(value)
+            parsed = parse_filters(value)
         except FilterError as exc:
             raise forms.ValidationError(str(exc), code="invalid_filter") from exc
+        problems = unknown_references(parsed, current_index())
+        if problems:
+            raise forms.ValidationError(problems)
         return value or {}
+
+
+def current_index() -> CatalogIndex:
+    """The catalog as serving sees it now (this process's index, rebuilt if out of date)."""
+    return catalog_index(block_cache.global_generation(
+        block_cache.read([block_cache.GLOBAL_GEN_KEY])))
+
+
+def _suggest(name: str, known: Any) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def unknown_references(filters: FilterConfig, index: CatalogIndex) -> list[forms.ValidationError]:
+    """Errors for pinned items and categories that nothing in the catalog matches.
+
+    A pinned item that does not exist would silently never show, and a
+    misspelt category would empty (``include_categories``) or not filter
+    (``exclude_categories``) the block. Blocked items may name items that do
+    not exist yet.
+    """
+    errors = []
+    for external_id in dict.fromkeys(filters.pinned):
+        if external_id not in index.external_ids:
+            errors.append(forms.ValidationError(
+                _("pinned: no catalog item has the external id %(id)s%(hint)s."),
+                code="unknown_item",
+                params={"id": repr(external_id), "hint": _suggest(external_id, index.external_ids)},
+            ))
+    categories = set(index.category_names)
+    for key in ("include_categories", "exclude_categories"):
+        for name in dict.fromkeys(getattr(filters, key)):
+            if name not in categories:
+                errors.append(forms.ValidationError(
+                    _("%(key)s: no catalog item is in the category %(name)s%(hint)s."),
+                    code="unknown_category",
+                    params={"key": key, "name": repr(name), "hint": _suggest(name, categories)},
+                ))
+    return errors
 
 
 def find_subject(query: str) -> Subject | None:

@@ -11,7 +11,10 @@
 
 Each tag is a thin caller of :mod:`personalize.serving.service`. A tag never
 breaks a page: on any error it renders nothing (or gives an empty list) and
-logs the exception.
+logs the exception. A placement a tag names that does not exist yet is
+created with the default settings on that first render
+(:func:`~personalize.serving.placements.ensure_placement`), so it shows up in
+the admin ready to configure.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from django.template.loader import get_template
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 
-from personalize.serving.placements import get_placement
+from personalize.serving.placements import ensure_placement, get_placement
 from personalize.serving.service import Recommendation, recommend, similar_items
 
 logger = logging.getLogger(__name__)
@@ -95,6 +98,7 @@ def recommended_for_you(
         item_template: overrides ``personalize/recommendation_item.html``.
     """
     try:
+        ensure_placement(placement)
         recs = recommend(_request(context), placement, limit=limit,
                          context={"item": item} if item is not None else None)
         config = get_placement(placement)
@@ -116,6 +120,7 @@ def get_recommendations(
 ) -> list[Recommendation]:
     """``{% get_recommendations "home" limit=8 as recs %}``: the list, for custom markup."""
     try:
+        ensure_placement(placement)
         return recommend(_request(context), placement, limit=limit,
                          context={"item": item} if item is not None else None)
     except Exception:
@@ -146,6 +151,8 @@ def similar_items_tag(
         item_template: overrides ``personalize/recommendation_item.html``.
     """
     try:
+        if placement:
+            ensure_placement(placement)
         recs = similar_items(product, limit, strategy=strategy, placement=placement)
         if heading is None:
             config = get_placement(placement) if placement else None
@@ -168,6 +175,8 @@ def get_similar_items(
 ) -> list[Recommendation]:
     """``{% get_similar_items product limit=6 as recs %}``: the list, for custom markup."""
     try:
+        if placement:
+            ensure_placement(placement)
         return similar_items(product, limit, strategy=strategy, placement=placement)
     except Exception:
         logger.exception("get_similar_items failed for %r", product)

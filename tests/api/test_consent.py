@@ -261,3 +261,25 @@ def test_real_url_map_mounts_these_views():
     views = {p.name: p.callback.view_class for p in urls.urlpatterns}
     assert views["consent"] is ConsentView
     assert views["my-data"] is MyDataView
+
+
+@pytest.mark.parametrize(("payload", "field"), [
+    ({"purpose": "analytics", "granted": "yes"}, "granted"),
+    ({"purpose": "analytics", "granted": 1}, "granted"),
+    ({"purpose": "analytics", "granted": "false"}, "granted"),
+    ({"purpose": "analytics", "granted": True, "policy_version": 3}, "policy_version"),
+    ({"purpose": 5, "granted": True}, "purpose"),
+])
+def test_json_values_must_have_the_documented_type(browser, payload, field):
+    response = post(browser, payload)
+    assert response.status_code == 400
+    assert field in response.json()
+    assert not ConsentRecord.objects.exists()
+
+
+def test_a_form_without_granted_is_refused_not_read_as_a_withdrawal(browser):
+    response = browser.post(CONSENT, {"purpose": "analytics"},
+                            headers={"X-CSRFToken": browser.csrf})
+    assert response.status_code == 400
+    assert response.json() == {"granted": ["This field is required."]}
+    assert not ConsentRecord.objects.exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
@@ -29,6 +31,12 @@ def close(response) -> None:
         response.close()
     finally:
         request_finished.connect(close_old_connections)
+
+
+@pytest.fixture(autouse=True)
+def home(db) -> Placement:
+    """The API serves placements that exist: "home" does in these tests."""
+    return Placement.objects.create(name="home", heading="")
 
 
 @pytest.fixture
@@ -302,3 +310,77 @@ def test_the_schema_documents_the_attributes(db):
     item = schema["components"]["schemas"]["Recommendation"]["properties"]
     assert item["attributes"]["type"] == "object"
     assert "CATALOG" in item["attributes"]["description"]
+
+
+def test_an_unknown_placement_is_a_404_naming_the_known_ones(catalog_items, active_models,
+                                                              caplog):
+    from personalize.serving import placements
+    from personalize.serving.stats import serving_stats
+
+    Placement.objects.create(name="cart")
+    with caplog.at_level(logging.INFO, logger="personalize"):
+        response = Client().get(URL, {"placement": "made-up-1"})
+    assert response.status_code == 404
+    assert response.json() == {
+        "detail": "Unknown placement 'made-up-1'; known placements: cart, home."}
+    # nothing kept, logged or counted for a name a caller made up
+    assert "made-up-1" not in placements._configs
+    assert not [r for r in caplog.records if "made-up-1" in r.getMessage()]
+    assert "made-up-1" not in serving_stats()
+    assert not Placement.objects.filter(name="made-up-1").exists()
+
+
+def test_an_unknown_placement_writes_no_cache_key(catalog_items, active_models, monkeypatch):
+    from personalize.serving import cache as block_cache
+
+    written: list[str] = []
+    monkeypatch.setattr(block_cache, "write", lambda key, *rest: written.append(key))
+    for n in range(5):
+        assert Client().get(URL, {"placement": f"made-up-{n}"}).status_code == 404
+    assert written == []
+
+
+def test_no_placement_at_all_says_how_one_is_made(catalog_items, active_models, home):
+    home.delete()
+    response = Client().get(URL)
+    assert response.status_code == 404
+    assert response.json()["detail"] == (
+        "Unknown placement 'home'; known placements: none yet (a template tag creates one on "
+        "first render; or add one in the admin).")
+
+
+def test_similar_items_with_an_unknown_placement_is_a_404(catalog_items, active_models):
+    response = Client().get(similar_url("b1"), {"placement": "made-up"})
+    assert response.status_code == 404
+    assert response.json()["detail"] == (
+        "Unknown placement 'made-up'; known placements: home.")
+
+
+@pytest.mark.parametrize("name", ["item", "limit", "placement", "subject"])
+def test_a_parameter_without_a_value_is_a_400(catalog_items, active_models, name):
+    response = Client().get(f"{URL}?{name}=")
+    assert response.status_code == 400
+    assert name in response.json()
+
+
+def test_the_schema_documents_every_answer(db):
+    paths = Client().get("/api/personalize/schema/?format=json").json()["paths"]
+    statuses = {(path.removeprefix("/api/personalize/"), method): set(operation["responses"])
+                for path, methods in paths.items() for method, operation in methods.items()}
+    assert statuses == {
+        ("consent/", "get"): {"200"},
+        ("consent/", "post"): {"200", "400", "403", "415"},
+        ("me/data/", "get"): {"200"},
+        ("me/data/", "delete"): {"200", "403"},
+        ("events/", "post"): {"200", "400", "403", "413", "415", "429", "503"},
+        ("recommendations/", "get"): {"200", "400", "403", "404", "503"},
+        ("items/{external_id}/similar/", "get"): {"200", "400", "404", "503"},
+    }
+    erase = paths["/api/personalize/me/data/"]["delete"]["responses"]["200"]
+    assert erase["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErasureResult"}
+    events = paths["/api/personalize/events/"]["post"]["requestBody"]
+    assert events["required"] is True
+    strategy = next(p for p in paths["/api/personalize/items/{external_id}/similar/"]["get"][
+        "parameters"] if p["name"] == "strategy")
+    assert {"popular", "item_knn", "ease"} <= set(strategy["schema"]["enum"])

@@ -6,6 +6,7 @@ import pytest
 from django.core.checks import Error
 
 from personalize import checks
+from personalize.models import Placement
 from tests.serving.fixtures import *  # noqa: F403
 
 pytestmark = pytest.mark.django_db
@@ -13,12 +14,17 @@ pytestmark = pytest.mark.django_db
 URL = "/api/personalize/recommendations/"
 
 
+@pytest.fixture(autouse=True)
+def home(db) -> Placement:
+    return Placement.objects.create(name="home")
+
+
 class ShoutingRenderer:
     """Not a DRF renderer."""
 
 
 def test_drf_defaults_render_the_endpoints(client, catalog_items, active_models, settings):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
+    settings.REST_FRAMEWORK = {**getattr(settings, "REST_FRAMEWORK", {}),
                                "DEFAULT_RENDERER_CLASSES": [
                                    "rest_framework.renderers.BrowsableAPIRenderer",
                                    "rest_framework.renderers.JSONRenderer"]}

@@ -333,3 +333,27 @@ def test_a_bot_flagged_browser_accepting_is_told_why(demo_server: DemoServer,
         shot(page, "11-bot-accept-refused")
     finally:
         context.close()
+
+
+def test_the_api_docs_page_works_offline(demo_server: DemoServer, page: object) -> None:
+    """Swagger UI comes from the site's static files: with every other host cut off, the
+    page still lists the API's operations."""
+    url = demo_server.url
+    elsewhere: list[str] = []
+
+    def only_the_site(route: object) -> None:
+        target = route.request.url  # type: ignore[attr-defined]
+        if target.startswith(url):
+            route.continue_()  # type: ignore[attr-defined]
+        else:
+            elsewhere.append(target)
+            route.abort()  # type: ignore[attr-defined]
+
+    page.route("**/*", only_the_site)  # type: ignore[attr-defined]
+    page.goto(url + "/api/personalize/docs/")  # type: ignore[attr-defined]
+    operations = page.locator(".swagger-ui .opblock")  # type: ignore[attr-defined]
+    operations.first.wait_for()
+    shot(page, "07-api-docs-offline")
+    assert operations.count() == 7
+    assert "/api/personalize/recommendations/" in page.inner_text(".swagger-ui")  # type: ignore[attr-defined]
+    assert elsewhere == []

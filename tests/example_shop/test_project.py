@@ -72,7 +72,8 @@ def test_embedded_defaults(tmp_path):
     assert s["eager"] is True
     assert Path(s["data_dir"]) == REPO.parent / "shared" / "data"
     assert {"popular", "trending", "item_knn", "ease", "hybrid"} <= set(s["strategies"])
-    assert s["apps"][-3:] == ["drf_spectacular", "personalize", "example_shop.shop"]
+    assert s["apps"][-4:] == ["drf_spectacular", "drf_spectacular_sidecar", "personalize",
+                              "example_shop.shop"]
 
 
 def test_services_from_the_environment(tmp_path):

@@ -78,13 +78,32 @@ def test_w040_w041_strategy_names():
     ]
 
 
-def test_w042_spectacular_missing(settings):
-    settings.REST_FRAMEWORK = {}
+def test_w042_not_needed_for_drf_defaults(settings):
+    settings.REST_FRAMEWORK = {}  # the schema works with DRF's own DEFAULT_SCHEMA_CLASS
+    assert run() == []
+
+
+def test_w042_sidecar_missing(settings):
+    settings.INSTALLED_APPS = [
+        app for app in settings.INSTALLED_APPS if app != "drf_spectacular_sidecar"]
     assert run() == [Warning(
-        "drf-spectacular is not set up: the personalize schema and docs endpoints cannot work.",
-        hint='Add "drf_spectacular" to INSTALLED_APPS and set REST_FRAMEWORK['
-             '"DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema".',
-        obj="settings.REST_FRAMEWORK", id="personalize.W042",
+        "'drf_spectacular_sidecar' is not in INSTALLED_APPS: the personalize API docs page "
+        "cannot show Swagger UI.",
+        hint="Add 'drf_spectacular_sidecar' to INSTALLED_APPS (the docs page's template and "
+             "its bundled Swagger UI files).",
+        obj="settings.INSTALLED_APPS", id="personalize.W042",
+    )]
+
+
+def test_w042_both_missing(settings):
+    settings.INSTALLED_APPS = [
+        app for app in settings.INSTALLED_APPS if not app.startswith("drf_spectacular")]
+    assert run() == [Warning(
+        "'drf_spectacular' and 'drf_spectacular_sidecar' are not in INSTALLED_APPS: the "
+        "personalize API docs page cannot show Swagger UI.",
+        hint="Add 'drf_spectacular', 'drf_spectacular_sidecar' to INSTALLED_APPS (the docs "
+             "page's template and its bundled Swagger UI files).",
+        obj="settings.INSTALLED_APPS", id="personalize.W042",
     )]
 
 

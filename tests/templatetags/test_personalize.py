@@ -184,3 +184,63 @@ def test_templates_read_the_catalog_attributes(catalog_items, active_models, req
     html = render("{% get_similar_items product limit=1 as recs %}"
                   "{{ recs.0.attributes.brand }}", product=c["b2"])
     assert html == "Acme"
+
+
+def test_a_placement_is_created_with_the_defaults_on_its_first_render(
+    catalog_items, active_models, request_for, settings, django_capture_on_commit_callbacks
+):
+    settings.PERSONALIZE = {**settings.PERSONALIZE, "DEFAULT_LIMIT": 3, "CACHE_TTL": 120}
+    assert not Placement.objects.filter(name="sidebar").exists()
+    html = render('{% recommended_for_you "sidebar" %}', request=request_for())
+    created = Placement.objects.get(name="sidebar")
+    assert (created.heading, created.strategy, created.fallback, created.limit,
+            created.cache_ttl, created.filters, created.enabled) == ("", "", "", 3, 120, {}, True)
+    assert "Recommended for You</h2>" in html and html.count("data-personalize-item=") == 3
+    # the next render finds it; staff edits take effect
+    created.heading, created.limit = "Staff picks", 2
+    with django_capture_on_commit_callbacks(execute=True):
+        created.save()
+    html = render('{% recommended_for_you "sidebar" %}', request=request_for())
+    assert "Staff picks" in html and html.count("data-personalize-item=") == 2
+    assert Placement.objects.filter(name="sidebar").count() == 1
+
+
+@pytest.mark.parametrize("source", [
+    '{% get_recommendations "sidebar" as recs %}{{ recs|length }}',
+    '{% similar_items "b1" placement="sidebar" %}',
+    '{% get_similar_items "b1" placement="sidebar" as recs %}{{ recs|length }}',
+])
+def test_every_tag_creates_the_placement_it_names(catalog_items, active_models, request_for,
+                                                 source):
+    render(source, request=request_for())
+    assert Placement.objects.filter(name="sidebar").exists()
+
+
+def test_a_created_placement_appears_in_the_admin(catalog_items, active_models, request_for,
+                                                 admin_client):
+    render('{% recommended_for_you "footer" %}', request=request_for())
+    changelist = admin_client.get("/admin/personalize/placement/").content.decode()
+    assert ">footer<" in changelist
+
+
+def test_a_name_that_is_not_a_slug_is_served_but_not_created(
+    catalog_items, active_models, request_for, caplog
+):
+    html = render('{% recommended_for_you "home.page" %}', request=request_for())
+    assert html.count("data-personalize-item=") == 8
+    assert not Placement.objects.exists()
+    assert "is not a slug" in caplog.text
+
+
+def test_a_database_that_refuses_the_placement_still_renders(
+    catalog_items, active_models, request_for, monkeypatch, caplog
+):
+    from django.db import DatabaseError
+
+    def refuse(*args, **kwargs):
+        raise DatabaseError("read-only")
+
+    monkeypatch.setattr(Placement.objects, "get_or_create", refuse)
+    html = render('{% recommended_for_you "sidebar" %}', request=request_for())
+    assert html.count("data-personalize-item=") == 8
+    assert "Cannot create placement 'sidebar'" in caplog.text
