@@ -179,6 +179,37 @@ def check_cache_alias(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
     return []
 
 
+#: Cache backends talking to Redis, and the ``OPTIONS`` keys of their socket timeouts.
+REDIS_TIMEOUT_OPTIONS = {
+    "django_redis.cache.RedisCache": ("SOCKET_CONNECT_TIMEOUT", "SOCKET_TIMEOUT"),
+    "django.core.cache.backends.redis.RedisCache": ("socket_connect_timeout", "socket_timeout"),
+}
+
+
+@register(Tags.caches)
+def check_cache_timeouts(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """personalize.W005: the cache the SDK uses talks to Redis without socket timeouts."""
+    if not _settings_ok():
+        return []
+    alias = personalize_settings.CACHE_ALIAS
+    config: dict[str, Any] = settings.CACHES.get(alias) or {}
+    keys = REDIS_TIMEOUT_OPTIONS.get(str(config.get("BACKEND", "")))
+    if keys is None:
+        return []
+    options: dict[str, Any] = config.get("OPTIONS") or {}
+    missing = [key for key in keys if options.get(key) is None]
+    if not missing:
+        return []
+    return [Warning(
+        f"The cache {alias!r} has no {' or '.join(missing)}: a Redis server that accepts "
+        "connections but does not answer makes requests wait for it without a limit.",
+        hint=f'Set "OPTIONS": {{"{keys[0]}": 0.5, "{keys[1]}": 0.5}} (seconds) on '
+             f"CACHES[{alias!r}]; after a timeout the SDK serves without the cache and leaves "
+             "it alone for PERSONALIZE['CACHE_RETRY_INTERVAL'] seconds.",
+        obj=f"settings.CACHES[{alias!r}]", id="personalize.W005",
+    )]
+
+
 @register(Tags.compatibility)
 def check_events_and_consent(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """personalize.E008-E011: event weights, consent mode, revoke action, rate limits."""

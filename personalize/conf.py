@@ -111,6 +111,7 @@ DEFAULTS: dict[str, Any] = {
     "EMBED_DEBOUNCE_SECONDS": 10,
     # --- serving ---
     "CACHE_ALIAS": "default",
+    "CACHE_RETRY_INTERVAL": 5.0,
     "CACHE_TTL": 300,
     "CANDIDATE_OVERSAMPLING": 3,
     "DEFAULT_LIMIT": 8,

@@ -199,3 +199,20 @@ def test_best_sellers_cache_key_is_used(client, shop):
 
     client.get("/")
     assert cache.get(BEST_SELLERS_CACHE_KEY) is not None
+
+
+def test_the_home_page_works_while_the_cache_is_unreachable(client, shop, shopper):
+    from unittest import mock
+
+    from django.core.cache import cache
+
+    from example_shop.shop.models import OrderLine
+
+    order = Order.objects.create(user=shopper, total=Decimal("15.99"))
+    OrderLine.objects.create(order=order, product=shop[1], unit_price=shop[1].price)
+    with mock.patch.object(cache, "get", side_effect=ConnectionError("redis hung")), \
+            mock.patch.object(cache, "set") as write:
+        response = client.get("/")
+    assert response.status_code == 200
+    assert shop[1].name in response.content.decode()  # counted in the database
+    write.assert_not_called()  # nothing written to a cache that just failed
