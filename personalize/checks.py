@@ -15,7 +15,7 @@ from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from rest_framework.renderers import BaseRenderer
 
 from personalize.catalog.adapter import MAPPING_KEYS
-from personalize.conf import DEFAULTS, class_list_errors, personalize_settings
+from personalize.conf import DEFAULTS, REMOVED_SETTINGS, class_list_errors, personalize_settings
 from personalize.consent.service import REQUIRED_PURPOSES
 from personalize.serving.checks import placement_checks, serving_checks
 from personalize.strategies.registry import StrategyConfigError, configured_strategy_specs
@@ -38,6 +38,8 @@ def check_settings_keys(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
         )]
     return [
         Error(
+            f"PERSONALIZE[{key!r}] was removed: {REMOVED_SETTINGS[key]}"
+            if key in REMOVED_SETTINGS else
             f"PERSONALIZE[{key!r}] is not a django-personalize setting.",
             hint="Check the spelling against docs/settings.md.",
             obj="settings.PERSONALIZE",

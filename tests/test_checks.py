@@ -37,6 +37,17 @@ def test_e001_unknown_key():
         )]
 
 
+def test_e001_removed_key_says_what_replaces_it():
+    with override_settings(PERSONALIZE={"TRAINING_LOCK_TIMEOUT": 3600}):
+        assert checks.check_settings_keys() == [Error(
+            "PERSONALIZE['TRAINING_LOCK_TIMEOUT'] was removed: a running training now renews its "
+            "lock; TRAINING_LOCK_TTL (default 60) is how long the lock outlives a worker that "
+            "died. See docs/training.md.",
+            hint="Check the spelling against docs/settings.md.",
+            obj="settings.PERSONALIZE", id="personalize.E001",
+        )]
+
+
 def test_e001_not_a_dict():
     with override_settings(PERSONALIZE=[1]):
         assert [m.id for m in checks.check_settings_keys()] == ["personalize.E001"]
