@@ -40,6 +40,7 @@ __all__ = [
     "workers_running",
 ]
 
+
 class ResilientTask(Task):
     """The base of the SDK's tasks: a task survives its worker and a broker or cache blip.
 
