@@ -14,7 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from rest_framework.renderers import BaseRenderer
 
 from personalize.catalog.checks import catalog_checks
-from personalize.conf import DEFAULTS, class_list_errors, personalize_settings
+from personalize.conf import DEFAULTS, REMOVED_SETTINGS, class_list_errors, personalize_settings
 from personalize.consent.checks import consent_checks
 from personalize.consent.service import REQUIRED_PURPOSES
 from personalize.serving.checks import placement_checks, serving_checks
@@ -38,6 +38,8 @@ def check_settings_keys(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
         )]
     return [
         Error(
+            f"PERSONALIZE[{key!r}] was removed: {REMOVED_SETTINGS[key]}"
+            if key in REMOVED_SETTINGS else
             f"PERSONALIZE[{key!r}] is not a django-personalize setting.",
             hint="Check the spelling against docs/settings.md.",
             obj="settings.PERSONALIZE",
@@ -123,6 +125,37 @@ def check_cache_alias(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
             obj="PERSONALIZE['CACHE_ALIAS']", id="personalize.E005",
         )]
     return []
+
+
+#: Cache backends talking to Redis, and the ``OPTIONS`` keys of their socket timeouts.
+REDIS_TIMEOUT_OPTIONS = {
+    "django_redis.cache.RedisCache": ("SOCKET_CONNECT_TIMEOUT", "SOCKET_TIMEOUT"),
+    "django.core.cache.backends.redis.RedisCache": ("socket_connect_timeout", "socket_timeout"),
+}
+
+
+@register(Tags.caches)
+def check_cache_timeouts(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """personalize.W005: the cache the SDK uses talks to Redis without socket timeouts."""
+    if not _settings_ok():
+        return []
+    alias = personalize_settings.CACHE_ALIAS
+    config: dict[str, Any] = settings.CACHES.get(alias) or {}
+    keys = REDIS_TIMEOUT_OPTIONS.get(str(config.get("BACKEND", "")))
+    if keys is None:
+        return []
+    options: dict[str, Any] = config.get("OPTIONS") or {}
+    missing = [key for key in keys if options.get(key) is None]
+    if not missing:
+        return []
+    return [Warning(
+        f"The cache {alias!r} has no {' or '.join(missing)}: a Redis server that accepts "
+        "connections but does not answer makes requests wait for it without a limit.",
+        hint=f'Set "OPTIONS": {{"{keys[0]}": 0.5, "{keys[1]}": 0.5}} (seconds) on '
+             f"CACHES[{alias!r}]; after a timeout the SDK serves without the cache and leaves "
+             "it alone for PERSONALIZE['CACHE_RETRY_INTERVAL'] seconds.",
+        obj=f"settings.CACHES[{alias!r}]", id="personalize.W005",
+    )]
 
 
 @register(Tags.compatibility)

@@ -107,7 +107,7 @@ DEFAULTS: dict[str, Any] = {
     "RETRAIN_AFTER_EVENTS": 10_000,
     "ACTIVATION_TOLERANCE": 0.01,
     "HOLDOUT_FRACTION": 0.1,
-    "TRAINING_LOCK_TIMEOUT": 60 * 60,
+    "TRAINING_LOCK_TTL": 60,
     "HOLDOUT_MAX_SUBJECTS": 2000,
     "KEEP_ARTIFACTS": 10,
     "RETRAIN_CHECK_INTERVAL": 300,
@@ -117,6 +117,7 @@ DEFAULTS: dict[str, Any] = {
     "EMBED_DEBOUNCE_SECONDS": 10,
     # --- serving ---
     "CACHE_ALIAS": "default",
+    "CACHE_RETRY_INTERVAL": 5.0,
     "CACHE_TTL": 300,
     "CANDIDATE_OVERSAMPLING": 3,
     "DEFAULT_LIMIT": 8,
@@ -133,7 +134,12 @@ DEFAULTS: dict[str, Any] = {
 }
 
 #: Keys that used to exist, with what replaces them.
-REMOVED_SETTINGS: dict[str, str] = {}
+REMOVED_SETTINGS: dict[str, str] = {
+    "TRAINING_LOCK_TIMEOUT": (
+        "a running training now renews its lock; TRAINING_LOCK_TTL (default 60) is how long "
+        "the lock outlives a worker that died. See docs/training.md."
+    ),
+}
 
 #: Keys whose values are dotted import paths. ``STRATEGIES`` is imported by the
 #: strategy registry, which names each failing path; the lists of the others

@@ -24,6 +24,9 @@ def _clear_cache():
     """Every test starts with an empty cache (locmem or the test's Redis prefix)."""
     from django.core.cache import caches
 
+    from personalize.backends.cache import reset_outages
+
+    reset_outages()  # a cache failure simulated by an earlier test is not remembered
     for alias in caches:
         caches[alias].clear()
     yield

@@ -37,6 +37,17 @@ def test_e001_unknown_key():
         )]
 
 
+def test_e001_removed_key_says_what_replaces_it():
+    with override_settings(PERSONALIZE={"TRAINING_LOCK_TIMEOUT": 3600}):
+        assert checks.check_settings_keys() == [Error(
+            "PERSONALIZE['TRAINING_LOCK_TIMEOUT'] was removed: a running training now renews its "
+            "lock; TRAINING_LOCK_TTL (default 60) is how long the lock outlives a worker that "
+            "died. See docs/training.md.",
+            hint="Check the spelling against docs/settings.md.",
+            obj="settings.PERSONALIZE", id="personalize.E001",
+        )]
+
+
 def test_e001_not_a_dict():
     with override_settings(PERSONALIZE=[1]):
         assert [m.id for m in checks.check_settings_keys()] == ["personalize.E001"]
@@ -189,6 +200,43 @@ def test_e005_cache_alias_missing():
         "PERSONALIZE['CACHE_ALIAS'] is 'redis', which is not in settings.CACHES.",
         hint="Use one of: default.", obj="PERSONALIZE['CACHE_ALIAS']", id="personalize.E005",
     )]
+
+
+REDIS = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:6379/0"}
+
+
+def test_w005_redis_cache_without_socket_timeouts():
+    with override_settings(CACHES={"default": REDIS}):
+        assert run(checks.check_cache_timeouts) == [Warning(
+            "The cache 'default' has no SOCKET_CONNECT_TIMEOUT or SOCKET_TIMEOUT: a Redis server "
+            "that accepts connections but does not answer makes requests wait for it without a "
+            "limit.",
+            hint='Set "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5} (seconds) '
+                 "on CACHES['default']; after a timeout the SDK serves without the cache and "
+                 "leaves it alone for PERSONALIZE['CACHE_RETRY_INTERVAL'] seconds.",
+            obj="settings.CACHES['default']", id="personalize.W005",
+        )]
+    half = {**REDIS, "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "IGNORE_EXCEPTIONS": True}}
+    with override_settings(CACHES={"default": half}):
+        assert [m.msg.split(":")[0] for m in run(checks.check_cache_timeouts)] == [
+            "The cache 'default' has no SOCKET_TIMEOUT"]
+
+
+def test_w005_names_the_cache_the_sdk_uses_and_djangos_own_redis_keys():
+    django_redis = {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                    "LOCATION": "redis://127.0.0.1:6379/0"}
+    locmem = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    with override_settings(CACHES={"default": locmem, "shared": django_redis}):
+        assert run(checks.check_cache_timeouts) == []  # the SDK uses "default"
+        [warning] = run(checks.check_cache_timeouts, CACHE_ALIAS="shared")
+        assert warning.obj == "settings.CACHES['shared']"
+        assert "no socket_connect_timeout or socket_timeout" in warning.msg
+    timed = {**django_redis, "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}
+    with override_settings(CACHES={"default": timed}):
+        assert run(checks.check_cache_timeouts) == []
+    timed = {**REDIS, "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5}}
+    with override_settings(CACHES={"default": timed}):
+        assert run(checks.check_cache_timeouts) == []
 
 
 @pytest.mark.parametrize(("setting", "value", "check_id", "message"), [

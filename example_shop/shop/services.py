@@ -46,8 +46,17 @@ def categories_with_counts() -> QuerySet[Category]:
 
 
 def best_sellers(limit: int = 8) -> list[Product]:
-    """The most ordered products in stock (cached: the count scans every order line)."""
-    ids = cache.get(BEST_SELLERS_CACHE_KEY)
+    """The most ordered products in stock (cached: the count scans every order line).
+
+    The cache is an accelerator: when it cannot be reached the products are
+    counted in the database, and nothing is written back.
+    """
+    try:
+        ids = cache.get(BEST_SELLERS_CACHE_KEY)
+        reachable = True
+    except Exception:
+        logger.warning("Cache unreachable; counting best sellers in the database", exc_info=True)
+        ids, reachable = None, False
     if ids is None:
         ids = list(
             Product.objects.filter(in_stock=True)
@@ -55,7 +64,11 @@ def best_sellers(limit: int = 8) -> list[Product]:
             .order_by("-n_orders", "name")
             .values_list("pk", flat=True)[:24]
         )
-        cache.set(BEST_SELLERS_CACHE_KEY, ids, BEST_SELLERS_TTL)
+        if reachable:
+            try:
+                cache.set(BEST_SELLERS_CACHE_KEY, ids, BEST_SELLERS_TTL)
+            except Exception:
+                logger.warning("Cannot cache the best sellers", exc_info=True)
     products = Product.objects.select_related("category").in_bulk(ids[:limit])
     return [products[pk] for pk in ids[:limit] if pk in products]
 

@@ -1,6 +1,11 @@
 """The shared cache as the SDK uses it, on any Django cache backend.
 
-* :func:`personalize_cache`: the cache named by ``PERSONALIZE["CACHE_ALIAS"]``.
+* :func:`personalize_cache`: the cache named by ``PERSONALIZE["CACHE_ALIAS"]``,
+  as a :class:`SharedCache`: the configured backend, left alone for
+  ``CACHE_RETRY_INTERVAL`` seconds after a connection error or a timeout, so
+  that a cache that is down or hung costs this process one timeout per
+  interval instead of one per call (it then raises :class:`CacheUnavailable`
+  at once, which every caller treats as a miss or a dropped write).
 * :func:`read_many`: ``cache.get_many`` that treats a cache failure as a miss
   (``None``, with a throttled warning): the cache is an accelerator, and every
   caller has the database to fall back to.
@@ -9,16 +14,28 @@
   public APIs); elsewhere as the plain cache calls.
 * :func:`list_keys`: the keys matching glob patterns, where the backend can list
   its keys (django-redis's ``iter_keys``); ``None`` elsewhere.
+* :func:`is_process_local`: whether the cache lives inside each process
+  (Django's local-memory and dummy caches), so other processes cannot see
+  what this one writes.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.cache import BaseCache, caches
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.dummy import DummyCache
+from django.core.cache.backends.locmem import LocMemCache
+from django.core.signals import setting_changed
+from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from personalize.conf import personalize_settings
 
@@ -26,13 +43,193 @@ logger = logging.getLogger(__name__)
 
 #: Seconds between two "cache unreachable" warnings of one process.
 WARNING_INTERVAL = 30.0
+#: What a cache that cannot be reached raises: socket errors and timeouts
+#: (``OSError``), redis-py's, and django-redis's wrapper of them.
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, RedisConnectionError, RedisTimeoutError, ConnectionInterrupted,
+)
 
 _last_warning = float("-inf")
+#: cache alias -> monotonic time until which this process leaves that cache alone
+_skip_until: dict[str, float] = {}
+_wrappers: weakref.WeakKeyDictionary[BaseCache, SharedCache] = weakref.WeakKeyDictionary()
 
 
-def personalize_cache() -> BaseCache:
+class CacheUnavailable(Exception):
+    """The shared cache cannot be reached (it failed just now, or moments ago).
+
+    Raised instead of waiting for a cache that failed less than
+    ``CACHE_RETRY_INTERVAL`` seconds ago, and in place of the backend's own
+    connection error or timeout, so that callers catch one exception whatever
+    the backend. The training tasks retry it.
+    """
+
+    def __init__(self, alias: str, cause: BaseException | None = None) -> None:
+        detail = (f"{type(cause).__name__}: {cause}" if cause is not None
+                  else "it failed moments ago")
+        super().__init__(f"Cache {alias!r} is unreachable ({detail}).")
+        self.alias = alias
+
+
+def _retry_interval() -> float:
+    try:
+        return max(0.0, float(personalize_settings.CACHE_RETRY_INTERVAL))
+    except (TypeError, ValueError):  # personalize.E039 reports it
+        return 0.0
+
+
+class SharedCache(BaseCache):
+    """A Django cache backend seen through the SDK's outage handling.
+
+    Every cache method (``get``, ``get_many``, ``set``, ``add``, ``incr``, ...)
+    calls the backend's own; a connection error or timeout raises
+    :class:`CacheUnavailable` and makes this process skip the cache (every
+    call raises :class:`CacheUnavailable` at once) for ``CACHE_RETRY_INTERVAL``
+    seconds. Other errors (``ValueError`` from ``incr`` of a missing key, ...)
+    pass through unchanged. Anything else (``lock``, ``iter_keys``,
+    ``key_prefix``) is the backend's; wrap such calls in :meth:`guarded`.
+
+    Args:
+        backend: the Django cache backend.
+        alias: its name in ``CACHES`` (outages are remembered per alias).
+    """
+
+    def __init__(self, backend: BaseCache, alias: str) -> None:
+        # BaseCache.__init__ is not called: key functions, prefix and version are the backend's
+        self.backend = backend
+        self.alias = alias
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.backend, name)
+
+    def __repr__(self) -> str:
+        return f"<SharedCache {self.alias!r}: {self.backend!r}>"
+
+    def available(self) -> bool:
+        """Whether the cache is tried now (``False`` while an outage is being waited out)."""
+        return time.monotonic() >= _skip_until.get(self.alias, float("-inf"))
+
+    def failed(self, exc: BaseException) -> None:
+        """Record an outage: this process leaves the cache alone for ``CACHE_RETRY_INTERVAL`` s."""
+        interval = _retry_interval()
+        if interval > 0:
+            _skip_until[self.alias] = time.monotonic() + interval
+        # the callers warn (throttled) about what they do instead
+        logger.info("Cache %r failed (%s: %s); this process leaves it alone for %g s",
+                    self.alias, type(exc).__name__, exc, interval)
+
+    @contextmanager
+    def guarded(self) -> Iterator[BaseCache]:
+        """Run backend calls the wrapper does not cover (a lock, a pipeline) with its handling.
+
+        Yields:
+            The backend.
+
+        Raises:
+            CacheUnavailable: the cache failed moments ago, or fails now.
+        """
+        if not self.available():
+            raise CacheUnavailable(self.alias)
+        try:
+            yield self.backend
+        except OUTAGE_ERRORS as exc:
+            self.failed(exc)
+            raise CacheUnavailable(self.alias, exc) from exc
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        with self.guarded() as backend:
+            return getattr(backend, method)(*args, **kwargs)
+
+    def make_key(self, key: Any, version: Any = None) -> str:
+        return str(self.backend.make_key(key, version=version))
+
+    def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT,
+            version: Any = None) -> bool:
+        return bool(self._call("add", key, value, timeout=timeout, version=version))
+
+    def get(self, key: Any, default: Any = None, version: Any = None) -> Any:
+        return self._call("get", key, default=default, version=version)
+
+    def set(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT,
+            version: Any = None) -> None:
+        self._call("set", key, value, timeout=timeout, version=version)
+
+    def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: Any = None) -> bool:
+        return bool(self._call("touch", key, timeout=timeout, version=version))
+
+    def delete(self, key: Any, version: Any = None) -> bool:
+        return bool(self._call("delete", key, version=version))
+
+    def get_many(self, keys: Any, version: Any = None) -> dict[Any, Any]:
+        return dict(self._call("get_many", keys, version=version))
+
+    def has_key(self, key: Any, version: Any = None) -> bool:
+        return bool(self._call("has_key", key, version=version))
+
+    def incr(self, key: Any, delta: int = 1, version: Any = None) -> int:
+        return int(self._call("incr", key, delta=delta, version=version))
+
+    def decr(self, key: Any, delta: int = 1, version: Any = None) -> int:
+        return int(self._call("decr", key, delta=delta, version=version))
+
+    def set_many(self, data: Any, timeout: Any = DEFAULT_TIMEOUT,
+                 version: Any = None) -> list[Any]:
+        return list(self._call("set_many", data, timeout=timeout, version=version) or [])
+
+    def delete_many(self, keys: Any, version: Any = None) -> None:
+        self._call("delete_many", keys, version=version)
+
+    def clear(self) -> None:
+        self._call("clear")
+
+    def close(self, **kwargs: Any) -> None:
+        self.backend.close(**kwargs)
+
+
+def shared_cache(backend: BaseCache, alias: str | None = None) -> SharedCache:
+    """``backend`` as a :class:`SharedCache` (one wrapper per backend object).
+
+    Args:
+        backend: a Django cache backend, or a :class:`SharedCache` (returned as is).
+        alias: its name in ``CACHES``; outages are remembered per alias.
+    """
+    if isinstance(backend, SharedCache):
+        return backend
+    wrapper = _wrappers.get(backend)
+    if wrapper is None:
+        wrapper = _wrappers[backend] = SharedCache(backend, alias or f"<{id(backend):x}>")
+    return wrapper
+
+
+def personalize_cache() -> SharedCache:
     """The cache named by ``PERSONALIZE['CACHE_ALIAS']`` (read at call time)."""
-    return caches[personalize_settings.CACHE_ALIAS]
+    alias = personalize_settings.CACHE_ALIAS
+    return shared_cache(caches[alias], alias)
+
+
+def is_process_local(cache: BaseCache | None = None) -> bool:
+    """Whether ``cache`` (the SDK's by default) lives in this process only.
+
+    Django's local-memory cache keeps a separate copy in every process, and the
+    dummy cache keeps nothing: what one process writes (a version pointer, a
+    generation) no other process reads.
+    """
+    cache = cache if cache is not None else personalize_cache()
+    backend = cache.backend if isinstance(cache, SharedCache) else cache
+    return isinstance(backend, LocMemCache | DummyCache)
+
+
+def reset_outages() -> None:
+    """Forget recorded outages: every cache is tried at the next call (tests use it)."""
+    _skip_until.clear()
+
+
+def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("CACHES", "PERSONALIZE"):
+        reset_outages()
+
+
+setting_changed.connect(_reset_on_change)
 
 
 def warn_unreachable(action: str, exc: BaseException | None = None) -> None:
@@ -41,6 +238,8 @@ def warn_unreachable(action: str, exc: BaseException | None = None) -> None:
     now = time.monotonic()
     if now - _last_warning >= WARNING_INTERVAL:
         _last_warning = now
+        if isinstance(exc, CacheUnavailable):  # name what the backend raised, if anything
+            exc = exc.__cause__
         cause = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
         logger.warning("Cache %r unreachable%s; %s", personalize_settings.CACHE_ALIAS, cause,
                        action)
@@ -100,7 +299,7 @@ class CacheBatch:
     """
 
     def __init__(self, cache: BaseCache | None = None) -> None:
-        self.cache = cache if cache is not None else personalize_cache()
+        self.cache = shared_cache(cache) if cache is not None else personalize_cache()
         self._sets: dict[str, tuple[Any, float | None]] = {}
         self._increments: dict[str, int] = {}
 
@@ -126,11 +325,12 @@ class CacheBatch:
         sets, increments = self._sets, self._increments
         self._sets, self._increments = {}, {}
         try:
-            client = _redis_client(self.cache)
-            if client is not None:
-                _send_pipelined(client, sets, increments)
-            else:
-                _send_plainly(self.cache, sets, increments)
+            with self.cache.guarded() as backend:
+                client = _redis_client(backend)
+                if client is not None:
+                    _send_pipelined(client, sets, increments)
+                else:
+                    _send_plainly(backend, sets, increments)
         except Exception:
             logger.warning("Cannot write %d value(s) to the cache; they are re-derived later",
                            len(sets) + len(increments), exc_info=True)
@@ -172,11 +372,12 @@ def list_keys(patterns: Iterable[str], cache: BaseCache | None = None) -> list[s
         The keys, or ``None`` when the backend cannot list its keys (Django's
         own backends cannot; django-redis can, with ``SCAN``).
     """
-    cache = cache if cache is not None else personalize_cache()
-    iter_keys = getattr(cache, "iter_keys", None)
+    shared = shared_cache(cache) if cache is not None else personalize_cache()
+    iter_keys = getattr(shared.backend, "iter_keys", None)  # django-redis only
     if iter_keys is None:
         return None
     found: set[str] = set()
-    for pattern in patterns:
-        found.update(iter_keys(pattern))
+    with shared.guarded():
+        for pattern in patterns:
+            found.update(iter_keys(pattern))
     return sorted(found)

@@ -16,6 +16,7 @@ import logging
 from datetime import datetime, timedelta
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from personalize.conf import personalize_settings
@@ -48,7 +49,14 @@ def purge_events_before(cutoff: datetime, chunk_size: int) -> int:
         total += deleted
 
 
-@shared_task(ignore_result=False)
+@shared_task(
+    ignore_result=False,
+    # Deleting expired events again is harmless: acknowledged when done, run
+    # again when its worker dies, retried while the database is unreachable.
+    acks_late=True, reject_on_worker_lost=True, retry_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError), retry_backoff=30, retry_backoff_max=600,
+    retry_jitter=True, max_retries=5,
+)
 def purge_expired_events() -> int:
     """Delete events older than ``PERSONALIZE['RETENTION_DAYS']`` (a no-op when ``None``).
 

@@ -7,7 +7,12 @@ seconds per strategy it reads the *version pointer* from the shared cache
 reloads the artifact from storage only when the pointer names another version.
 The database is the source of truth: when the pointer is missing (cache
 flushed, or down) it is read from there and put back, so losing Redis never
-loses the live model, it only costs a query.
+loses the live model, it only costs a query. With a cache that lives in each
+process (Django's local-memory cache: the quick start's set-up) no other
+process can publish a pointer to this one, so the check reads the live version
+from the database (one indexed query per interval and strategy), and a version
+that changed there moves this process's global generation, so no cached block
+computed with the old model is served again.
 
 Erasure: on ``subject_erased`` every loaded artifact forgets the subject
 (``Strategy.forget_subjects``), and the subject id is remembered in the shared
@@ -24,10 +29,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from personalize.backends.cache import personalize_cache
+from personalize.backends.cache import is_process_local, personalize_cache
 from personalize.conf import personalize_settings
 from personalize.models import ModelVersion
 from personalize.models.training import ModelStatus
+from personalize.serving.cache import bump_global
 from personalize.strategies import Artifact, Strategy
 from personalize.strategies.registry import get_strategy
 from personalize.training.activation import POINTER_TTL, pointer_from_db, pointer_key
@@ -77,6 +83,14 @@ def _slot(name: str) -> _Slot:
 
 def _read_shared_state(name: str) -> tuple[dict[str, Any], Any]:
     """The strategy's version pointer and the erasure generation, in one round trip."""
+    if is_process_local():
+        # A worker or `manage.py personalize_train` in another process activated
+        # versions in the database, not in this process's cache.
+        try:
+            erased_gen = personalize_cache().get(ERASED_GEN_KEY)
+        except Exception:
+            erased_gen = _erased_gen
+        return pointer_from_db(name), erased_gen
     key = pointer_key(name)
     try:
         # one round trip for both: a request that falls on a check pays for it
@@ -115,14 +129,19 @@ def get_active_model(name: str) -> ActiveModel | None:
         if time.monotonic() - slot.checked_at < interval:  # another thread just checked
             return slot.model
         pointer, erased_gen = _read_shared_state(name)
+        checked_before = slot.checked_at > float("-inf")
         slot.checked_at = time.monotonic()
         _sync_erased(erased_gen)
+        before = slot.pointer
         version, path = pointer.get("version"), pointer.get("path") or ""
         if version is None:
             slot.model, slot.pointer = None, None
-            return None
-        if slot.pointer != (version, path):
+        elif slot.pointer != (version, path):
             _load_into(slot, name, int(version), path)
+        if checked_before and slot.pointer != before and is_process_local():
+            # No model_activated reached this process: blocks cached here under
+            # the old version (and its fills) must not be served again.
+            bump_global()
         return slot.model
 
 

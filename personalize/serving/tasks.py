@@ -1,4 +1,8 @@
-"""Celery tasks of the serving verb: precomputed top-N lists, scored in chunks over workers."""
+"""Celery tasks of the serving verb: precomputed top-N lists, scored in chunks over workers.
+
+Both are built on :class:`personalize.training.tasks.ResilientTask` (acknowledged
+late, run again when their worker dies, retried on transient errors).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,12 @@ from celery import group, shared_task
 
 from personalize.conf import personalize_settings
 from personalize.serving import precompute
-from personalize.training.tasks import RETRY, chunks
+from personalize.training.tasks import ResilientTask, chunks
 
 __all__ = ["precompute_chunk", "precompute_top_n"]
 
 
-@shared_task(**RETRY)
+@shared_task(base=ResilientTask)
 def precompute_top_n(strategy: str | None = None, k: int = 50, active_days: int = 30,
                      chunk_size: int | None = None) -> dict[str, int]:
     """Precompute the top ``k`` of every subject active in the last ``active_days`` days.
@@ -27,7 +31,7 @@ def precompute_top_n(strategy: str | None = None, k: int = 50, active_days: int 
     return {"subjects": len(ids), "chunks": len(parts)}
 
 
-@shared_task(**RETRY)
+@shared_task(base=ResilientTask)
 def precompute_chunk(strategy: str, subject_ids: list[int], k: int = 50) -> int:
     """Score one chunk of subjects and store their lists."""
     return precompute.precompute(strategy, subject_ids, k)

@@ -19,8 +19,7 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 
-from django.core.cache import caches
-
+from personalize.backends.cache import personalize_cache
 from personalize.conf import personalize_settings
 
 logger = logging.getLogger(__name__)
@@ -86,7 +85,7 @@ def hit(
     if hashed:
         ident = hashlib.blake2b(ident.encode("utf-8", "replace"), digest_size=12).hexdigest()
     key = f"{KEY_PREFIX}:{scope}:{ident}:{window}"
-    cache = caches[personalize_settings.CACHE_ALIAS]
+    cache = personalize_cache()
     try:
         cache.add(key, 0, timeout=period + 1)
         count = cache.incr(key, amount)

@@ -13,16 +13,17 @@ personalize.E038
     ``KEEP_ARTIFACTS``, ``TASK_CHUNK_SIZE``) is not a whole number >= 1 (or
     ``None`` where allowed).
 personalize.E039
-    A time setting (``TRAINING_LOCK_TIMEOUT``, ``ACTIVE_MODEL_CHECK_INTERVAL``,
-    ``RETRAIN_CHECK_INTERVAL``, ``PRECOMPUTE_TTL``, ``EMBED_DEBOUNCE_SECONDS``)
-    is not a number in its range.
+    A time setting (``TRAINING_LOCK_TTL``, ``ACTIVE_MODEL_CHECK_INTERVAL``,
+    ``RETRAIN_CHECK_INTERVAL``, ``PRECOMPUTE_TTL``, ``EMBED_DEBOUNCE_SECONDS``,
+    ``CACHE_RETRY_INTERVAL``) is not a number in its range.
 personalize.E020
     A configured strategy declares a largest catalog (``Strategy.max_items``,
     EASE: ``EASE_MAX_ITEMS``) and the catalog has more available items.
 personalize.W031
     Celery runs tasks on workers but ``CACHE_ALIAS`` is a per-process cache:
-    training locks, the retrain counter and the model-version pointer are not
-    shared, so web processes see a new model only when the pointer expires.
+    training locks and the retrain counter are not shared, so trainings of one
+    strategy may overlap (web processes still notice a new model: with a
+    per-process cache they read the live version from the database).
 personalize.W032
     ``HOLDOUT_FRACTION`` is above 0.5: the gated model trains on less than half the data.
 """
@@ -51,11 +52,12 @@ COUNT_SETTINGS: dict[str, tuple[bool, int]] = {
 }
 #: key -> (may be None, must be strictly positive)
 TIME_SETTINGS: dict[str, tuple[bool, bool]] = {
-    "TRAINING_LOCK_TIMEOUT": (False, True),
+    "TRAINING_LOCK_TTL": (False, True),
     "ACTIVE_MODEL_CHECK_INTERVAL": (False, False),
     "RETRAIN_CHECK_INTERVAL": (True, True),
     "PRECOMPUTE_TTL": (False, True),
     "EMBED_DEBOUNCE_SECONDS": (False, False),
+    "CACHE_RETRY_INTERVAL": (False, False),
 }
 
 
@@ -155,11 +157,10 @@ def _shared_cache_warnings() -> list[CheckMessage]:
         return []
     return [Warning(
         f"The cache {alias!r} ({backend.rsplit('.', 1)[-1]}) is local to each process, but "
-        "Celery runs tasks on workers: training locks, the retrain counter and the model "
-        "pointer are not shared.",
+        "Celery runs tasks on workers: training locks and the retrain counter are not shared.",
         hint="Use a shared cache such as django-redis for PERSONALIZE['CACHE_ALIAS']; with "
-             "this one, web processes load a new model only when their pointer expires "
-             "(5 minutes) and trainings of one strategy may overlap.",
+             "this one, trainings of one strategy may overlap and the retrain threshold is "
+             "counted in the database.",
         obj="PERSONALIZE['CACHE_ALIAS']", id="personalize.W031",
     )]
 

@@ -143,7 +143,7 @@ def merge_parts(name: str, paths: Iterable[str | None]) -> Any:
         return None
     # On any error (TrainingInProgress, a database hiccup) the partials are kept,
     # so that the task's retry can merge them.
-    with training_lock(name, timeout=600):  # never interleave with a full training
+    with training_lock(name):  # never interleave with a full training
         version = _merge_locked(name, stored)
     for partial in stored:
         try:

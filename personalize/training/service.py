@@ -29,6 +29,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from personalize.backends.cache import CacheUnavailable
 from personalize.conf import personalize_settings
 from personalize.dataset import Dataset
 from personalize.models import Event, ModelVersion
@@ -43,18 +44,31 @@ from personalize.training.activation import (
     prune_artifacts,
 )
 from personalize.training.gate import evaluate_on_holdout, judge, temporal_holdout
-from personalize.training.locks import training_lock
+from personalize.training.locks import LockKeeper, LockLost, training_lock
 from personalize.training.snapshot import database_snapshot
 from personalize.training.storage import save_artifact
 
 logger = logging.getLogger(__name__)
 
-#: Errors worth a retry: the database, the broker or Redis is briefly
-#: unreachable. Other ``DatabaseError`` subclasses (``IntegrityError``,
-#: ``ProgrammingError``) are bugs or data problems that a retry would only repeat.
+#: Errors worth a retry: the database, the broker or the cache is briefly
+#: unreachable (the training lock lives in the cache, so a cache that cannot be
+#: reached while the lock is taken or renewed is one of them). Other
+#: ``DatabaseError`` subclasses (``IntegrityError``, ``ProgrammingError``) are
+#: bugs or data problems that a retry would only repeat.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OperationalError, InterfaceError, BrokerError, RedisConnectionError, RedisTimeoutError,
+    CacheUnavailable,
 )
+#: The note of a version whose worker stopped (killed, out of memory) before it finished.
+WORKER_LOST_NOTE = "The worker stopped before this training finished."
+#: A re-delivered training is given up after this many trainings of the
+#: strategy in a row lost their worker (a fit that runs out of memory would
+#: otherwise kill worker after worker).
+MAX_WORKER_LOSSES = 3
+
+
+class WorkerKeepsDying(Exception):
+    """The last trainings of a strategy all lost their worker; a re-delivery is not run."""
 
 
 # --- the snapshot and the holdout -------------------------------------------------
@@ -113,7 +127,8 @@ STAGES = ("snapshot", "fit", "evaluate", "save")
 
 
 def train_strategy(
-    name: str, *, force: bool = False, progress: Callable[[str], Any] | None = None
+    name: str, *, force: bool = False, progress: Callable[[str], Any] | None = None,
+    rerun: bool = False,
 ) -> ModelVersion:
     """Train strategy ``name`` now, in this process, and activate it if it passes the gate.
 
@@ -127,6 +142,9 @@ def train_strategy(
         force: train even if nothing changed since the last version.
         progress: called with each finished stage of :data:`STAGES` (the
             management command moves its progress bar with it).
+        rerun: this is a re-delivered or retried task's run. It is refused
+            (:class:`WorkerKeepsDying`) when the last :data:`MAX_WORKER_LOSSES`
+            trainings of ``name`` all lost their worker.
 
     Returns:
         The new ModelVersion: ``active`` when it went live, ``rejected`` when the
@@ -136,13 +154,16 @@ def train_strategy(
 
     Raises:
         TrainingInProgress: another training of ``name`` holds the lock.
+        LockLost: another training took the lock over while this one ran
+            (recorded as a failed version; nothing was activated).
+        WorkerKeepsDying: see ``rerun``.
         KeyError: ``name`` is not a configured strategy.
         The transient errors of :data:`TRANSIENT_ERRORS` after the failure was
         recorded, so that a Celery task retries.
     """
     started = time.perf_counter()
     strategy = get_strategy(name)
-    with training_lock(name):
+    with training_lock(name) as held:
         fingerprint = data_fingerprint()
         parameters = {
             **_spec_parameters(name, strategy),
@@ -156,22 +177,28 @@ def train_strategy(
                 logger.info("%s: no new events since v%s; not retraining", name, unchanged.version)
                 return unchanged
         _fail_orphans(name)
+        if rerun and worker_losses(name) >= MAX_WORKER_LOSSES:
+            raise WorkerKeepsDying(
+                f"The last {MAX_WORKER_LOSSES} trainings of {name!r} lost their worker (out of "
+                "memory, killed?); the re-delivered task is not run again. The next scheduled "
+                "or manual training tries again."
+            )
         _mark_threshold_start(name, fingerprint)
         version = ModelVersion.objects.create(
             strategy=name, version=next_version(name), status=ModelStatus.TRAINING,
             parameters=parameters, started_at=timezone.now(),
         )
         try:
-            _run(name, strategy, version, started, progress or (lambda stage: None))
+            _run(name, strategy, version, started, progress or (lambda stage: None), held)
         except Exception as exc:
             _record_failure(version, exc, started)
-            if isinstance(exc, TRANSIENT_ERRORS):
+            if isinstance(exc, (*TRANSIENT_ERRORS, LockLost)):
                 raise
         return version
 
 
 def _run(name: str, strategy: Strategy, version: ModelVersion, started: float,
-         progress: Callable[[str], Any]) -> None:
+         progress: Callable[[str], Any], held: LockKeeper) -> None:
     dataset = take_snapshot()
     holdout = temporal_holdout(
         dataset, float(personalize_settings.HOLDOUT_FRACTION),
@@ -209,6 +236,7 @@ def _run(name: str, strategy: Strategy, version: ModelVersion, started: float,
 
     activate, note = judge(name, metrics, holdout)
     progress("evaluate")
+    held.verify()  # a training that lost its lock must not activate over the one that took it
     version.note = note
     version.finished_at = timezone.now()
     version.total_seconds = time.perf_counter() - started
@@ -242,9 +270,20 @@ def _record_failure(version: ModelVersion, exc: BaseException, started: float) -
 def _fail_orphans(name: str) -> None:
     """Rows left in ``training`` by a worker that died: we hold the lock, so none is running."""
     ModelVersion.objects.filter(strategy=name, status=ModelStatus.TRAINING).update(
-        status=ModelStatus.FAILED, finished_at=timezone.now(),
-        note="The worker stopped before this training finished.",
+        status=ModelStatus.FAILED, finished_at=timezone.now(), note=WORKER_LOST_NOTE,
     )
+
+
+def worker_losses(name: str) -> int:
+    """How many of the newest versions of ``name`` in a row lost their worker."""
+    notes = (ModelVersion.objects.filter(strategy=name).order_by("-version")
+             .values_list("status", "note")[:MAX_WORKER_LOSSES])
+    count = 0
+    for status, note in notes:
+        if status != ModelStatus.FAILED or note != WORKER_LOST_NOTE:
+            break
+        count += 1
+    return count
 
 
 def _mark_threshold_start(name: str, fingerprint: dict[str, int]) -> None:

@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 COUNTER_KEY = "personalize:events:counter"
 MARK_PREFIX = "personalize:train:mark:"
 QUEUED_PREFIX = "personalize:train:queued:"
+#: A training queued by the threshold check that has not started after this
+#: many seconds (a lost message, a backlog) may be queued again.
+QUEUED_TTL = 60 * 60
 
 
 def _cache() -> Any:
@@ -115,5 +118,4 @@ def due_strategies(names: list[str] | None = None) -> list[str]:
 
 def mark_queued(name: str) -> bool:
     """Note that a training of ``name`` was queued; ``False`` if one already was."""
-    return bool(_cache().add(QUEUED_PREFIX + name, 1,
-                             timeout=int(personalize_settings.TRAINING_LOCK_TIMEOUT)))
+    return bool(_cache().add(QUEUED_PREFIX + name, 1, timeout=QUEUED_TTL))

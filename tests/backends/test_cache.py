@@ -13,11 +13,13 @@ from django.core.cache import caches
 
 from personalize.backends.cache import (
     CacheBatch,
+    CacheUnavailable,
     list_keys,
     personalize_cache,
     read_many,
     reset_warning_throttle,
 )
+from tests.servers import hung_server
 
 SERVICES = os.environ.get("PERSONALIZE_TEST_SERVICES") == "1"
 
@@ -109,7 +111,7 @@ def test_one_round_trip_on_redis(cache):
 def test_read_many_is_get_many(cache):
     cache.set_many({"a": 1, "b": [2]})
     assert read_many(["a", "b", "missing"]) == {"a": 1, "b": [2]}
-    assert personalize_cache() is cache
+    assert personalize_cache().backend is cache
 
 
 def test_a_failed_read_is_a_miss_with_one_warning_per_interval(settings, caplog):
@@ -142,3 +144,67 @@ def test_redis_lists_the_keys_matching_any_pattern(cache):
                     "personalize:y:subject:12": 3})
     assert list_keys(["*subject:1", "*subject:1:*"], cache) == [
         "personalize:x:subject:1", "personalize:y:subject:1:home"]
+
+
+# --- a cache that hangs ------------------------------------------------------
+
+
+def _hung_cache(settings, port: int, retry_interval: float) -> None:
+    settings.CACHES = {**settings.CACHES, "hung": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": f"redis://127.0.0.1:{port}/0",
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
+    }}
+    settings.PERSONALIZE = {**settings.PERSONALIZE, "CACHE_ALIAS": "hung",
+                            "CACHE_RETRY_INTERVAL": retry_interval}
+
+
+def _timed(call):
+    started = time.perf_counter()
+    try:
+        return call(), time.perf_counter() - started
+    except CacheUnavailable as exc:
+        return exc, time.perf_counter() - started
+
+
+def test_a_hung_cache_costs_one_timeout_then_is_left_alone(settings):
+    with hung_server() as port:
+        _hung_cache(settings, port, retry_interval=1.5)
+        cache = personalize_cache()
+
+        failed, first = _timed(lambda: cache.get("a"))
+        assert isinstance(failed, CacheUnavailable)
+        assert str(failed).startswith("Cache 'hung' is unreachable (TimeoutError: Timeout ")
+        assert 0.15 < first < 1.0  # the socket timeout, not forever
+
+        # meanwhile every call fails at once: reads miss, writes are dropped
+        for call in (lambda: cache.get("a"), lambda: cache.set("a", 1),
+                     lambda: cache.add("a", 1), lambda: cache.get_many(["a", "b"])):
+            result, elapsed = _timed(call)
+            assert isinstance(result, CacheUnavailable) and elapsed < 0.05
+        assert _timed(lambda: read_many(["a"]))[0] is None
+        batch = CacheBatch()
+        batch.incr("n")
+        assert _timed(batch.send)[0] is False
+
+        time.sleep(1.6)  # the interval is over: the cache is tried again
+        result, again = _timed(lambda: cache.get("a"))
+        assert isinstance(result, CacheUnavailable) and again > 0.15
+
+
+def test_other_errors_do_not_make_the_cache_skipped(cache):
+    shared = personalize_cache()
+    with pytest.raises(ValueError):
+        shared.incr("missing")  # Django's own "no such key"
+    assert shared.available()
+    shared.set("a", 1)
+    assert shared.get("a") == 1
+
+
+def test_no_retry_interval_tries_the_cache_on_every_call(settings):
+    with hung_server() as port:
+        _hung_cache(settings, port, retry_interval=0)
+        cache = personalize_cache()
+        for _ in range(2):
+            result, elapsed = _timed(lambda: cache.get("a"))
+            assert isinstance(result, CacheUnavailable) and elapsed > 0.15

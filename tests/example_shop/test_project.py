@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import hung_server
+
 REPO = Path(__file__).resolve().parents[2]
 ENV_KEYS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")
 
@@ -100,3 +102,65 @@ def test_celery_app_is_configured_from_settings(tmp_path):
     result = run(["-c", code], shop_env(tmp_path))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == ["example_shop", True]
+
+
+HUNG_REDIS = """
+import json
+import time
+from datetime import UTC, datetime
+
+import django
+
+django.setup()
+from django.core.management import call_command
+
+call_command("migrate", verbosity=0)
+import personalize
+from personalize.backends.cache import reset_outages
+from personalize.models import Event, Item, Subject
+
+items = [Item.objects.create(external_id=f"item-{n}", title=f"Item {n}") for n in range(12)]
+shopper = Subject.objects.create(visitor_id="shopper")
+Event.objects.bulk_create([
+    Event(subject=shopper, item=items[n % 4], event_type="view",
+          timestamp=datetime(2024, 1, 1, n, tzinfo=UTC))
+    for n in range(12)
+])
+personalize.grant_consent(shopper)
+timings = {}
+
+
+def timed(name, call):
+    reset_outages()  # as once CACHE_RETRY_INTERVAL is over: the cache is tried again
+    started = time.perf_counter()
+    result = call()
+    timings[name] = time.perf_counter() - started
+    return result
+
+
+rows = timed("recommend", lambda: personalize.recommend(None, "home", limit=4))
+event = timed("track", lambda: personalize.track(shopper, "view", item=items[5]))
+started = time.perf_counter()
+personalize.recommend(shopper, "home", limit=4)  # within the retry interval
+timings["meanwhile"] = time.perf_counter() - started
+print(json.dumps({"timings": timings, "rows": len(rows), "stored": event is not None}))
+"""
+
+
+def test_a_hung_redis_costs_a_request_about_the_socket_timeout(tmp_path):
+    with hung_server() as port:
+        env = shop_env(tmp_path, REDIS_URL=f"redis://127.0.0.1:{port}/1")
+        try:
+            result = subprocess.run(
+                [sys.executable, "-c", HUNG_REDIS], cwd=REPO, env=env, capture_output=True,
+                text=True, timeout=90, check=False,
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail("The demo waited for the hung Redis for more than 90 s")
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.splitlines()[-1])
+    assert outcome["rows"] == 4 and outcome["stored"]  # the fallback block; the event is stored
+    timings = outcome["timings"]
+    # the demo's socket timeouts are 0.5 s: one of them per call, then the cache is left alone
+    assert timings["recommend"] < 1.5 and timings["track"] < 1.5, timings
+    assert timings["meanwhile"] < 0.4, timings

@@ -75,6 +75,30 @@ def test_a_failed_training_is_an_error(trainable, settings):
     assert ModelVersion.objects.get(strategy="factors").status == "active"
 
 
+def test_a_strategy_that_raises_does_not_stop_the_others(trainable, settings):
+    # a transient error is re-raised by the service (a Celery task retries it): here the
+    # command reports it and goes on with the next strategy
+    set_options(settings, "cooc", fail="operational")
+    with pytest.raises(CommandError) as raised:
+        run("cooc", "factors")
+    assert str(raised.value) == (
+        "Training failed for cooc (1 of 2 strategies; the others are listed above). A failed "
+        "version's error holds the traceback (admin: Model versions).")
+    assert ModelVersion.objects.get(strategy="factors").status == "active"
+    failed = ModelVersion.objects.get(strategy="cooc")
+    assert failed.status == "failed" and "OperationalError" in failed.error
+
+
+def test_every_result_is_listed_when_one_fails(trainable, settings):
+    set_options(settings, "cooc", fail="operational")
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError):
+        call_command("personalize_train", stdout=out, stderr=err)
+    lines = [line for line in out.getvalue().splitlines() if line]
+    assert lines[0] == "cooc: FAILED (OperationalError: the database went away)"
+    assert lines[1].startswith("factors v1: activated (fit ")
+
+
 def test_already_running_is_reported(trainable):
     with training_lock("cooc"):
         out, _ = run("cooc")

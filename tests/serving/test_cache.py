@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 
 import pytest
 from django.core.cache import caches
@@ -20,6 +21,8 @@ from personalize.models import Event, Item, Placement, Subject
 from personalize.serving import cache as block_cache
 from personalize.serving.service import recommend, similar_items
 from personalize.signals import event_recorded, items_changed, model_activated, subject_erased
+from personalize.tracking.service import track
+from tests.servers import hung_server
 from tests.serving.fixtures import *  # noqa: F403
 from tests.serving.fixtures import FakeStrategy, grant, make_model
 
@@ -249,6 +252,44 @@ def test_unreachable_cache_computes_directly_and_warns(knn, consenting_subject, 
     assert any(r.name == "personalize.backends.cache" and r.levelno == logging.WARNING
                and "unreachable" in r.getMessage() for r in caplog.records)
     assert not any(r.levelno >= logging.ERROR for r in caplog.records)
+
+
+@pytest.fixture
+def redis_hung(settings):
+    """A Redis that accepts connections and never answers, with the socket timeouts docs ask for."""
+    with hung_server() as port:
+        settings.CACHES = {**settings.CACHES, "hung": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
+        }}
+        settings.PERSONALIZE = {**settings.PERSONALIZE, "CACHE_ALIAS": "hung"}
+        yield
+
+
+def _timed(call):
+    started = time.perf_counter()
+    return call(), time.perf_counter() - started
+
+
+def test_a_hung_cache_costs_a_request_about_one_timeout(knn, catalog_items, consenting_subject,
+                                                        redis_hung):
+    recs, first = _timed(lambda: recommend(consenting_subject, "home", limit=3))
+    assert ext(recs) == ["b2", "b3", "b4"]  # computed from the live model
+    assert first < 0.2 * 3  # one timeout (0.2 s) and the computation, not one per cache call
+
+    # the cache is left alone for CACHE_RETRY_INTERVAL seconds: no more waiting
+    anon, elapsed = _timed(lambda: recommend(None, "home", limit=3))
+    assert len(anon) == 3 and elapsed < 0.15  # the popular fallback
+    event, elapsed = _timed(lambda: track(consenting_subject, "view", item=catalog_items["t2"]))
+    assert event is not None and elapsed < 0.15  # stored in the database all the same
+
+
+def test_a_hung_cache_costs_a_tracking_call_about_one_timeout(catalog_items, consenting_subject,
+                                                              redis_hung):
+    event, elapsed = _timed(lambda: track(consenting_subject, "view", item=catalog_items["t2"]))
+    assert Event.objects.filter(pk=event.pk).exists()
+    assert elapsed < 0.2 * 3
 
 
 def test_unreachable_cache_for_similar_items_and_invalidation(

@@ -10,6 +10,7 @@ from django.core.cache import cache
 
 from personalize.backends.cache import personalize_cache
 from personalize.models import ModelVersion, Subject
+from personalize.serving import cache as block_cache
 from personalize.serving import loader
 from personalize.serving.loader import ActiveModel, get_active_model
 from personalize.signals import subject_erased
@@ -73,7 +74,15 @@ def test_another_process_activation_is_picked_up_at_the_next_check(fake_strategi
     assert get_active_model("cooc").version == 2
 
 
-def test_a_lost_pointer_is_read_back_from_the_database(fake_strategies, shop, settings):
+@pytest.fixture
+def shared_cache():
+    """The test's local-memory cache standing in for a shared one (Redis, as in production)."""
+    with mock.patch.object(loader, "is_process_local", return_value=False):
+        yield
+
+
+def test_a_lost_pointer_is_read_back_from_the_database(fake_strategies, shop, settings,
+                                                       shared_cache):
     use_strategies(settings, ACTIVE_MODEL_CHECK_INTERVAL=0)
     service.train_strategy("cooc")
     loader.clear_loaded()
@@ -82,7 +91,8 @@ def test_a_lost_pointer_is_read_back_from_the_database(fake_strategies, shop, se
     assert cache.get(activation.pointer_key("cooc"))["version"] == 1
 
 
-def test_an_unreachable_cache_falls_back_to_the_database(fake_strategies, shop, settings):
+def test_an_unreachable_cache_falls_back_to_the_database(fake_strategies, shop, settings,
+                                                         shared_cache):
     use_strategies(settings, ACTIVE_MODEL_CHECK_INTERVAL=0)
     service.train_strategy("cooc")
     loader.clear_loaded()
@@ -148,3 +158,61 @@ def test_another_process_applies_an_erasure_at_its_next_check(fake_strategies, s
 
     assert get_active_model("factors") is live
     assert subject.pk not in live.artifact.index_of("subject_ids")
+
+
+# --- a cache local to each process (the quick start: local memory, eager Celery) ---
+
+
+@pytest.fixture
+def local_memory_cache(settings):
+    """Django's local-memory cache, in both test passes (the services pass uses Redis)."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+
+def _activated_in_another_process(version: ModelVersion) -> None:
+    """What `manage.py personalize_train` in another process leaves behind with a local cache.
+
+    Only the database changes: that process's pointer and signals never reach this one.
+    """
+    ModelVersion.objects.filter(strategy=version.strategy, status="active").update(status="retired")
+    ModelVersion.objects.filter(pk=version.pk).update(status="active")
+
+
+def test_with_a_process_local_cache_a_model_trained_elsewhere_serves_at_once(
+        local_memory_cache, fake_strategies, shop, settings):
+    use_strategies(settings, ACTIVE_MODEL_CHECK_INTERVAL=0)
+    trained_elsewhere = service.train_strategy("cooc")
+    ModelVersion.objects.filter(pk=trained_elsewhere.pk).update(status="ready")  # not live yet
+    loader.clear_loaded()
+    cache.clear()  # this process: nothing loaded, nothing cached
+    assert get_active_model("cooc") is None  # it checked: nothing is live
+
+    _activated_in_another_process(trained_elsewhere)
+
+    assert get_active_model("cooc").version == 1
+
+
+def test_with_a_process_local_cache_a_newer_version_replaces_the_loaded_one(
+        local_memory_cache, fake_strategies, shop, settings):
+    use_strategies(settings, ACTIVE_MODEL_CHECK_INTERVAL=0)
+    service.train_strategy("cooc")
+    v2 = service.train_strategy("cooc", force=True)
+    activation.rollback("cooc", 1)
+    assert get_active_model("cooc").version == 1
+    generation = block_cache.global_generation(block_cache.read([block_cache.GLOBAL_GEN_KEY]))
+
+    _activated_in_another_process(v2)  # this process's cache still points at v1
+
+    assert get_active_model("cooc").version == 2
+    # blocks this process cached under v1 (and their popular fills) are not served again
+    assert block_cache.read([block_cache.GLOBAL_GEN_KEY])[block_cache.GLOBAL_GEN_KEY] != generation
+
+
+def test_a_shared_cache_keeps_the_pointer_check_off_the_database(fake_strategies, shop, settings,
+                                                                shared_cache,
+                                                                django_assert_num_queries):
+    use_strategies(settings, ACTIVE_MODEL_CHECK_INTERVAL=0)
+    service.train_strategy("cooc")
+    assert get_active_model("cooc").version == 1
+    with django_assert_num_queries(0):
+        assert get_active_model("cooc").version == 1

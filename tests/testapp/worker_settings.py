@@ -19,6 +19,8 @@ WORKER_PERSONALIZE = {
     "FALLBACK_STRATEGY": "cooc",
     "RETRAIN_AFTER_EVENTS": 10,
     "ACTIVE_MODEL_CHECK_INTERVAL": 0,
+    # a killed worker's training lock expires quickly (it is renewed every 2/3 s meanwhile)
+    "TRAINING_LOCK_TTL": 2,
 }
 
 PERSONALIZE = {**PERSONALIZE, **WORKER_PERSONALIZE}

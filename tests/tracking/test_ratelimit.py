@@ -57,8 +57,8 @@ def test_subject_counter_key_carries_the_subject_token(settings):
 
 def test_cache_outage_lets_requests_through(settings):
     settings.PERSONALIZE = {**settings.PERSONALIZE, "RATE_LIMITS": {"ip": "1/minute"}}
-    with mock.patch("personalize.tracking.ratelimit.caches") as caches:
-        caches.__getitem__.return_value.add.side_effect = ConnectionError("redis down")
+    with mock.patch("personalize.tracking.ratelimit.personalize_cache") as cache:
+        cache.return_value.add.side_effect = ConnectionError("redis down")
         assert ratelimit.hit("ip", "1.2.3.4", 100) is None
 
 

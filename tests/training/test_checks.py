@@ -96,12 +96,13 @@ def test_e038_none_switches_counts_off(settings):
 
 
 @pytest.mark.parametrize(("key", "value", "hint"), [
-    ("TRAINING_LOCK_TIMEOUT", 0, "Use a number of seconds greater than 0."),
+    ("TRAINING_LOCK_TTL", 0, "Use a number of seconds greater than 0."),
     ("ACTIVE_MODEL_CHECK_INTERVAL", -1, "Use a number of seconds 0 or more."),
     ("RETRAIN_CHECK_INTERVAL", "5m",
      "Use a number of seconds greater than 0 or None to switch it off."),
     ("PRECOMPUTE_TTL", None, "Use a number of seconds greater than 0."),
     ("EMBED_DEBOUNCE_SECONDS", -5, "Use a number of seconds 0 or more."),
+    ("CACHE_RETRY_INTERVAL", "5s", "Use a number of seconds 0 or more."),
 ])
 def test_e039_times(settings, key, value, hint):
     _with(settings, **{key: value})
@@ -114,10 +115,10 @@ def test_w031_process_local_cache_with_real_workers(settings):
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     assert check_training() == [Warning(
         "The cache 'default' (LocMemCache) is local to each process, but Celery runs tasks on "
-        "workers: training locks, the retrain counter and the model pointer are not shared.",
+        "workers: training locks and the retrain counter are not shared.",
         hint="Use a shared cache such as django-redis for PERSONALIZE['CACHE_ALIAS']; with "
-             "this one, web processes load a new model only when their pointer expires "
-             "(5 minutes) and trainings of one strategy may overlap.",
+             "this one, trainings of one strategy may overlap and the retrain threshold is "
+             "counted in the database.",
         obj="PERSONALIZE['CACHE_ALIAS']", id="personalize.W031",
     )]
     settings.CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache",

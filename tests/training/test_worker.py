@@ -29,6 +29,7 @@ from personalize.serving import tasks as serving_tasks
 from personalize.serving.loader import get_active_model
 from personalize.signals import event_recorded, subject_erased
 from personalize.training import activation, tasks
+from personalize.training.service import WORKER_LOST_NOTE
 from tests.database import database_url
 from tests.training.conftest import make_events
 from tests.training.fakes import FLAG_VERSION
@@ -93,7 +94,8 @@ def _run_worker(app, env, log, log_path, queue, nodename, media, overrides):
         while not app.control.ping(timeout=0.5, destination=[nodename.replace("%h", _host())]):
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail("The Celery worker did not start:\n" + log_path.read_text())
-        yield {"app": app, "overrides": overrides, "log": str(log_path), "media": media}
+        yield {"app": app, "overrides": overrides, "log": str(log_path), "media": media,
+               "node": nodename.replace("%h", _host())}
     finally:
         app.conf.update(saved)
         process.send_signal(signal.SIGTERM)  # warm shutdown: finish the current task
@@ -206,3 +208,31 @@ def test_threshold_trigger_rollback_and_erasure_on_a_real_worker(on_worker, cata
     subject_erased.send(sender=Subject, subject_id=erased_pk, key=erased_key, reason="erasure")
     assert serving_tasks.precompute_chunk.delay("factors", [erased_pk], 5).get(timeout=WAIT) == 0
     assert serving_tasks.precompute_chunk.delay("factors", [other.pk], 5).get(timeout=WAIT) == 1
+
+
+def _pool_process_running(worker, task_id: str) -> int | None:
+    """The pid of the worker's pool process running ``task_id`` (Celery's inspect API)."""
+    replies = worker["app"].control.inspect(destination=[worker["node"]], timeout=1).active()
+    for running in (replies or {}).values():
+        for task in running:
+            if task["id"] == task_id:
+                return int(task["worker_pid"])
+    return None
+
+
+def test_a_training_whose_worker_process_is_killed_runs_again(on_worker, catalog):
+    make_events(catalog)
+    _flag("block", True)
+    sent = tasks.train_strategy.delay("cooc")
+    _wait_for(lambda: cache.get("started", version=FLAG_VERSION), "the fit to start")
+    pid = _wait_for(lambda: _pool_process_running(on_worker, sent.id), "the running task's pid")
+    cache.delete_many(["block", "started"], version=FLAG_VERSION)  # the next run does not wait
+
+    os.kill(pid, signal.SIGKILL)  # out of memory, say: the process dies mid-fit
+
+    # the task runs again (its lock, no longer renewed, expires within TRAINING_LOCK_TTL)
+    result = sent.get(timeout=WAIT)
+    assert (result["status"], result["version"]) == ("active", 2)
+    dead = ModelVersion.objects.get(strategy="cooc", version=1)
+    assert (dead.status, dead.note) == ("failed", WORKER_LOST_NOTE)
+    assert get_active_model("cooc").version == 2

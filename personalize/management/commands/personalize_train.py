@@ -4,10 +4,13 @@ With a Celery worker running, the trainings are queued for it; without one
 (or with ``--foreground``) they run here, one after the other, with a progress
 bar. Either way each strategy is trained by
 :func:`personalize.training.service.train_strategy`; see docs/training.md.
+A strategy that fails is reported and the others still train; the command
+then exits with an error that names the failed ones.
 """
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -69,7 +72,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{name}: queued (task {result.id}).")
 
     def _foreground(self, names: list[str], force: bool, verbosity: int) -> None:
-        failed = []
+        failed: list[str] = []
         bar = tqdm(total=len(names) * len(service.STAGES), unit="step",
                    file=ProgressFile(self.stderr), disable=verbosity == 0, dynamic_ncols=True)
         try:
@@ -88,6 +91,13 @@ class Command(BaseCommand):
                     bar.update(len(service.STAGES) - len(done))
                     bar.write(f"{name}: already running elsewhere; skipped.", file=self.stdout)
                     continue
+                except Exception as exc:  # one strategy's failure never stops the others
+                    bar.update(len(service.STAGES) - len(done))
+                    bar.write(f"{name}: FAILED ({type(exc).__name__}: {exc})", file=self.stdout)
+                    if verbosity > 1:
+                        bar.write(traceback.format_exc(), file=self.stdout)
+                    failed.append(name)
+                    continue
                 bar.update(len(service.STAGES) - len(done))
                 bar.write(self._describe(version, started), file=self.stdout)
                 if version.status == "failed":
@@ -96,7 +106,9 @@ class Command(BaseCommand):
             bar.close()
         if failed:
             raise CommandError(
-                f"Training failed for {', '.join(failed)}; see the versions' errors."
+                f"Training failed for {', '.join(failed)} ({len(failed)} of {len(names)} "
+                "strategies; the others are listed above). A failed version's error holds "
+                "the traceback (admin: Model versions)."
             )
 
     def _describe(self, version: Any, started: Any) -> str:

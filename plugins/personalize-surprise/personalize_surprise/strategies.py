@@ -134,14 +134,19 @@ class SurpriseStrategy(Strategy):
         says which).
 
         Raises:
-            ValueError: no ratings or interactions, or the model would exceed
-                its ``max_matrix_rows``.
+            ValueError: no ratings or interactions, the model would exceed
+                its ``max_matrix_rows``, or the algorithm is undefined on
+                these ratings (KNNBaseline's ``pearson_baseline``).
         """
         data = self.rating_data(dataset)
         self._check_size(data)
         algo = self.make_algo()
-        algo.fit(build_trainset(data))
+        self._fit_algo(algo, data)
         return self.artifact_from_algo(algo, data)
+
+    def _fit_algo(self, algo: Any, data: RatingData) -> None:
+        """Fit ``algo`` on a Trainset of ``data`` (subclasses explain Surprise's failures)."""
+        algo.fit(build_trainset(data))
 
     def artifact_from_algo(self, algo: Any, data: RatingData) -> Artifact:
         """Copy what a fitted Surprise ``algo`` learned on ``data`` into an artifact."""
@@ -591,6 +596,30 @@ class KNNBaseline(BaselineOnly):
                 f"matrix ({rows:,} {what}, {rows * rows * 8 / 1e9:.1f} GB) but max_matrix_rows "
                 f"is {self.options.max_matrix_rows:,}."
             )
+
+    def _fit_algo(self, algo: Any, data: RatingData) -> None:
+        try:
+            super()._fit_algo(algo, data)
+        except ZeroDivisionError as exc:
+            name = str(self.options.sim_options.get("name", "msd")).lower()
+            if name != "pearson_baseline":
+                raise
+            # Surprise divides by the residuals' norms without a zero check
+            # (its plain pearson has one); a correlation of constant residuals
+            # is undefined, so this model cannot be trained on these ratings.
+            if np.ptp(data.ratings) == 0:
+                why = (f"every training rating is {data.ratings[0]:g} (implicit data where "
+                       "each interaction weighs the same, such as view-only events)")
+            else:
+                why = ("the shared ratings of some pair of "
+                       f"{'users' if self.options.user_based else 'items'} all equal their "
+                       "baselines")
+            raise ValueError(
+                "KNNBaseline: the pearson_baseline similarity is undefined on these ratings: "
+                f"{why}, and Surprise divides by zero. Train it on explicit ratings, set "
+                "sim_options name to 'pearson', 'msd' or 'cosine', or use the core item_knn "
+                "strategy for implicit feedback."
+            ) from exc
 
     def _extract(self, algo: Any, artifact: Artifact) -> None:
         super()._extract(algo, artifact)

@@ -269,6 +269,25 @@ def test_implicit_weights_stand_in_for_missing_ratings():
     assert len(strategy.recommend(artifact, history, k=3)) == 3
 
 
+
+@pytest.mark.parametrize("user_based", [False, True])
+def test_pearson_baseline_on_view_only_data_is_a_clear_training_error(user_based):
+    # every (subject, item) viewed once: every implicit rating is 1, the README's knn_items
+    users, items, _ = random_triples(seed=5)
+    dataset = dataset_from_triples(users, items, np.ones(len(users)), explicit=False)
+    strategy = KNNBaseline(sim_options={"name": "pearson_baseline", "user_based": user_based})
+    with pytest.raises(ValueError, match=(
+        r"^KNNBaseline: the pearson_baseline similarity is undefined on these ratings: every "
+        r"training rating is 1 \(implicit data where each interaction weighs the same, such as "
+        r"view-only events\), and Surprise divides by zero\. Train it on explicit ratings, "
+        r"set sim_options name to 'pearson', 'msd' or 'cosine', or use the core item_knn "
+        r"strategy for implicit feedback\.$")):
+        strategy.fit(dataset)
+    # the measures with a zero check train on the same data
+    for name in ("pearson", "msd", "cosine"):
+        artifact = KNNBaseline(sim_options={"name": name, "user_based": user_based}).fit(dataset)
+        assert np.isfinite(artifact["sim"]).all()
+
 # ----------------------------------------------------------- similar/explain
 def test_svd_similar_items_by_factor_cosine(fitted, small_dataset):
     strategy, artifact, _ = fitted(SVD, {"n_epochs": 10})

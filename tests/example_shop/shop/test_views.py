@@ -258,3 +258,20 @@ def test_a_shopper_withdraws_consent_in_the_shop(client, shop, shopper):
     page = client.get("/personalize/consent/").content.decode()
     assert 'data-personalize-purpose="personalization" data-personalize-purpose-state="denied"' in page
     assert "Your privacy choices were saved." in page
+
+
+def test_the_home_page_works_while_the_cache_is_unreachable(client, shop, shopper):
+    from unittest import mock
+
+    from django.core.cache import cache
+
+    from example_shop.shop.models import OrderLine
+
+    order = Order.objects.create(user=shopper, total=Decimal("15.99"))
+    OrderLine.objects.create(order=order, product=shop[1], unit_price=shop[1].price)
+    with mock.patch.object(cache, "get", side_effect=ConnectionError("redis hung")), \
+            mock.patch.object(cache, "set") as write:
+        response = client.get("/")
+    assert response.status_code == 200
+    assert shop[1].name in response.content.decode()  # counted in the database
+    write.assert_not_called()  # nothing written to a cache that just failed
