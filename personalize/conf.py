@@ -59,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "DATA_DIR": None,
     # --- catalog ---
     "CATALOG": {},
+    "CATALOG_SYNC_SCHEDULE": {"hour": 2, "minute": 30},
     # --- events ---
     "EVENT_TYPES": DEFAULT_EVENT_TYPES,
     "EXTRA_EVENT_TYPES": {},

@@ -16,6 +16,12 @@ Each value is a dotted attribute path (``category.name``), a list of paths
 (texts are joined, categories and attributes collected) or the name of a
 method/property on the model. ``external_id`` defaults to the primary key,
 ``prefix`` is prepended to it so two catalog models cannot collide.
+
+A path whose first step is a many-to-many relation of the model
+(``categories.name`` on a model with ``categories = ManyToManyField(...)``, or
+the accessor of a many-to-many defined on the other model) is mirrored when
+that relation changes as well (:meth:`CatalogAdapter.many_to_many_links`):
+sites such as django-oscar save a product's categories after the product.
 """
 
 from __future__ import annotations
@@ -55,6 +61,45 @@ def resolve_path(obj: Any, path: str) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class ManyToManyLink:
+    """A many-to-many relation that a catalog mapping reads, seen from the catalog model.
+
+    Attributes:
+        host: the catalog model.
+        through: the relation's intermediate model (the sender of ``m2m_changed``).
+        lookup: the relation's name in a query on ``host``
+            (``host.objects.filter(**{lookup: other_pk})``).
+        host_fields: on an explicit (not auto-created) intermediate model, the
+            ``attname`` of each of its foreign keys to ``host``: its rows are
+            saved and deleted like any model, without ``m2m_changed``.
+    """
+
+    host: type[models.Model]
+    through: type[models.Model]
+    lookup: str
+    host_fields: tuple[str, ...] = ()
+
+
+def _many_to_many_link(host: type[models.Model], name: str) -> ManyToManyLink | None:
+    """The many-to-many relation of ``host`` whose attribute is ``name``, if it is one."""
+    for relation in host._meta.get_fields():
+        # declared on host, or on the other model (then ``name`` is its accessor here);
+        # either way ``relation.name`` is what a query on host calls the relation
+        declared = isinstance(relation, models.ManyToManyField) and relation.name == name
+        reverse = (isinstance(relation, models.ManyToManyRel)
+                   and relation.get_accessor_name() == name)
+        if not (declared or reverse):
+            continue
+        through = getattr(host, name).through
+        explicit = () if through._meta.auto_created else tuple(
+            f.attname for f in through._meta.get_fields()
+            if f.many_to_one and f.concrete and issubclass(host, f.related_model)
+        )
+        return ManyToManyLink(host, through, relation.name, explicit)
+    return None
+
+
 def _as_paths(spec: str | list[str] | tuple[str, ...] | None) -> list[str]:
     if spec is None:
         return []
@@ -87,6 +132,14 @@ class CatalogAdapter:
     def external_id(self, obj: models.Model) -> str:
         raw = resolve_path(obj, self.mapping.get("external_id", "pk"))
         return f"{self.mapping.get('prefix', '')}{raw}"
+
+    def many_to_many_links(self) -> list[ManyToManyLink]:
+        """The many-to-many relations the mapping's paths start with, one per relation."""
+        model = self.model
+        names = {path.split(".", 1)[0] for key, spec in self.mapping.items()
+                 if key != "prefix" for path in _as_paths(spec) if isinstance(path, str)}
+        links = [_many_to_many_link(model, name) for name in sorted(names)]
+        return list({link.through: link for link in links if link is not None}.values())
 
     def item_fields(self, obj: models.Model) -> dict[str, Any]:
         """The Item field values for ``obj`` (without the link to the host object)."""

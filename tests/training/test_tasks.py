@@ -197,11 +197,19 @@ def test_beat_schedule_defaults_and_overrides(settings):
     assert entries["personalize-purge-expired-events"]["task"] == (
         "personalize.consent.tasks.purge_expired_events")
 
+    assert entries["personalize-sync-catalog"] == {
+        "task": "personalize.catalog.tasks.sync_catalog", "schedule": crontab(hour=2, minute=30)}
+
     custom = beat_schedule({"TRAINING_SCHEDULE": {"hour": 1, "minute": 15, "day_of_week": "sun"},
                             "RETRAIN_AFTER_EVENTS": None})
     assert custom["personalize-train-all"]["schedule"] == crontab(hour=1, minute=15,
                                                                   day_of_week="sun")
     assert "personalize-retrain-check" not in custom
+    assert "personalize-sync-catalog" not in custom  # no CATALOG in that config
+    hourly = beat_schedule({"CATALOG": {"shop.Product": {}}, "CATALOG_SYNC_SCHEDULE": {"minute": 5}})
+    assert hourly["personalize-sync-catalog"]["schedule"] == crontab(minute=5)
+    assert "personalize-sync-catalog" not in beat_schedule(
+        {"CATALOG": {"shop.Product": {}}, "CATALOG_SYNC_SCHEDULE": None})
 
 
 def test_every_scheduled_task_is_registered():
