@@ -21,7 +21,6 @@ from personalize.training import service
 from personalize.training.plots import sparkline_svg
 from personalize.training.tasks import train_strategy
 
-
 #: How the lists show a moment: the date and the time to the second, in the
 #: current time zone (events of one visit fall within a minute).
 LIST_DATETIME_FORMAT = "Y-m-d H:i:s"

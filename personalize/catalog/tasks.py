@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 @shared_task(ignore_result=False)
 def sync_catalog() -> dict[str, int]:
-    """Rebuild every Item from the configured host models (:func:`personalize.catalog.sync.sync_catalog`).
+    """Rebuild every Item from the configured host models (``sync.sync_catalog``).
 
     Returns:
         ``{"created", "updated", "unchanged", "deleted"}``.

@@ -1,5 +1,4 @@
-"""The Celery beat entries a site needs: nightly training, the retrain check, retention,
-the catalog sync.
+"""The Celery beat entries a site needs: training, the retrain check, retention, catalog sync.
 
 Use it where the site configures Celery, either in its Celery module::
 
