@@ -11,8 +11,8 @@ personalize.E037
     ``ARTIFACT_STORAGE`` is not an alias in ``settings.STORAGES``.
 personalize.E038
     A count setting (``RETRAIN_AFTER_EVENTS``, ``HOLDOUT_MAX_SUBJECTS``,
-    ``KEEP_ARTIFACTS``, ``TASK_CHUNK_SIZE``) is not a whole number >= 1 (or
-    ``None`` where allowed).
+    ``KEEP_ARTIFACTS``, ``TASK_CHUNK_SIZE``) is not a whole number >= 1 (>= 0 for
+    ``KEEP_ARTIFACTS``; or ``None`` where allowed).
 personalize.E039
     A time setting (``TRAINING_LOCK_TIMEOUT``, ``ACTIVE_MODEL_CHECK_INTERVAL``,
     ``RETRAIN_CHECK_INTERVAL``, ``PRECOMPUTE_TTL``, ``EMBED_DEBOUNCE_SECONDS``)
@@ -47,7 +47,7 @@ PROCESS_LOCAL_CACHES = ("LocMemCache", "DummyCache")
 COUNT_SETTINGS: dict[str, tuple[bool, int]] = {
     "RETRAIN_AFTER_EVENTS": (True, 1),
     "HOLDOUT_MAX_SUBJECTS": (True, 1),
-    "KEEP_ARTIFACTS": (True, 1),
+    "KEEP_ARTIFACTS": (True, 0),  # 0: only the live version keeps its file
     "TASK_CHUNK_SIZE": (False, 1),
 }
 #: key -> (may be None, must be strictly positive)

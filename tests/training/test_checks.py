@@ -97,7 +97,8 @@ def test_e037_artifact_storage_missing(settings):
 @pytest.mark.parametrize(("key", "value", "hint"), [
     ("RETRAIN_AFTER_EVENTS", 0, "Use a whole number of at least 1 or None to switch it off."),
     ("HOLDOUT_MAX_SUBJECTS", 10.5, "Use a whole number of at least 1 or None to switch it off."),
-    ("KEEP_ARTIFACTS", True, "Use a whole number of at least 1 or None to switch it off."),
+    ("KEEP_ARTIFACTS", True, "Use a whole number of at least 0 or None to switch it off."),
+    ("KEEP_ARTIFACTS", -1, "Use a whole number of at least 0 or None to switch it off."),
     ("TASK_CHUNK_SIZE", None, "Use a whole number of at least 1."),
 ])
 def test_e038_counts(settings, key, value, hint):

@@ -258,3 +258,22 @@ def test_a_merge_blocked_by_a_running_training_keeps_its_parts_for_the_retry(emb
     assert embedding.merge_parts("content", [part]).version == 2
     assert not artifact_storage().exists(part)
     assert new.pk in get_active_model("content").artifact.index_of("item_ids")
+
+
+def test_items_that_come_back_unchanged_make_no_new_version(embedder, catalog):
+    tasks.embed_items.delay([item.pk for item in catalog["Garden"][:3]]).get()
+    assert list(ModelVersion.objects.filter(strategy="content").values_list(
+        "version", flat=True)) == [1]
+    assert get_active_model("content").version == 1
+
+
+def test_derived_versions_follow_the_retention_rule(embedder, catalog):
+    embedder.PERSONALIZE = {**embedder.PERSONALIZE, "KEEP_ARTIFACTS": 1}
+    for n in range(3):
+        new = Item.objects.create(external_id=f"garden-new-{n}", title="Hose",
+                                  categories=["Garden"])
+        tasks.embed_items.delay([new.pk]).get()
+    files = dict(ModelVersion.objects.filter(strategy="content").values_list(
+        "version", "artifact"))
+    assert [version for version, path in sorted(files.items()) if path] == [3, 4]
+    assert get_active_model("content").version == 4

@@ -14,7 +14,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from tqdm import tqdm
 
-from personalize.management.progress import ProgressFile
+from personalize.management.progress import ProgressFile, StepBars
+from personalize.strategies.progress import reporting
 from personalize.strategies.registry import StrategyConfigError, strategy_names
 from personalize.training import service, tasks
 from personalize.training.locks import TrainingInProgress
@@ -82,12 +83,17 @@ class Command(BaseCommand):
                     done.append(stage)
                     bar.update(1)
 
+                # long steps inside fit (encoding a catalog) get a bar of their own
+                steps = StepBars(self.stderr, f"{name}: ", disable=verbosity == 0)
                 try:
-                    version = service.train_strategy(name, force=force, progress=step)
+                    with reporting(steps.report):
+                        version = service.train_strategy(name, force=force, progress=step)
                 except TrainingInProgress:
                     bar.update(len(service.STAGES) - len(done))
                     bar.write(f"{name}: already running elsewhere; skipped.", file=self.stdout)
                     continue
+                finally:
+                    steps.close()
                 bar.update(len(service.STAGES) - len(done))
                 bar.write(self._describe(version, started), file=self.stdout)
                 if version.status == "failed":
