@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -18,6 +21,24 @@ from personalize.templatetags.personalize import block_strategy, render_block
 from personalize.training import service
 from personalize.training.plots import sparkline_svg
 from personalize.training.tasks import train_strategy
+
+#: How the lists show a moment: the date and the time to the second, in the
+#: current time zone (events of one visit fall within a minute).
+LIST_DATETIME_FORMAT = "Y-m-d H:i:s"
+
+
+def datetime_column(field: str, label: Any) -> Callable[[Any, Any], str]:
+    """A sortable ``list_display`` column showing a date-time field as a date and time."""
+    @admin.display(description=label, ordering=field)
+    def column(self: Any, obj: Any) -> str:
+        value = getattr(obj, field)
+        if value is None:
+            return "-"
+        if timezone.is_aware(value):
+            value = timezone.localtime(value)
+        return date_format(value, LIST_DATETIME_FORMAT)
+
+    return column
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -40,12 +61,15 @@ class SubjectAdmin(admin.ModelAdmin):
     (``subject_erased``) and the subjects merged into it go with it.
     """
 
-    list_display = ["key", "kind", "user", "created_at", "last_seen_at", "event_count"]
+    list_display = ["key", "kind", "user", "created", "last_seen", "event_count"]
     list_filter = [("user", admin.EmptyFieldListFilter), "created_at"]
     search_fields = ["key", "visitor_id", "user__username"]
     readonly_fields = ["key", "user", "visitor_id", "merged_into", "created_at", "last_seen_at"]
     list_select_related = ["user"]
     show_full_result_count = False
+
+    created = datetime_column("created_at", _("created"))
+    last_seen = datetime_column("last_seen_at", _("last seen"))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -88,7 +112,7 @@ class SubjectAdmin(admin.ModelAdmin):
 
 @admin.register(Item)
 class ItemAdmin(admin.ModelAdmin):
-    list_display = ["external_id", "title", "primary_category", "available", "updated_at"]
+    list_display = ["external_id", "title", "primary_category", "available", "updated"]
     list_filter = ["available", "content_type"]
     search_fields = ["external_id", "title", "primary_category"]
     readonly_fields = ["content_type", "object_id", "content_hash", "primary_category",
@@ -101,26 +125,39 @@ class ItemAdmin(admin.ModelAdmin):
     ]
     show_full_result_count = False
 
+    updated = datetime_column("updated_at", _("updated"))
+
 
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
-    list_display = ["timestamp", "event_type", "subject", "item", "value", "source"]
+    list_display = ["time", "event_type", "subject", "username", "item", "value", "source"]
     list_filter = ["event_type", "source", ("timestamp", admin.DateFieldListFilter)]
-    search_fields = ["subject__key", "item__external_id", "item__title", "=event_id"]
-    list_select_related = ["subject", "item"]
+    # a shop owner looks a shopper up by user name, support staff by pseudonymous key
+    search_fields = ["subject__user__username", "subject__key", "item__external_id",
+                     "item__title", "=event_id"]
+    list_select_related = ["subject__user", "item"]
     date_hierarchy = "timestamp"
     show_full_result_count = False  # COUNT(*) over millions of events is slow
     readonly_fields = ["event_id", "subject", "item", "event_type", "value", "context",
                        "timestamp", "source", "received_at"]
 
+    time = datetime_column("timestamp", _("time"))
+
+    @admin.display(description=_("user"), ordering="subject__user__username")
+    def username(self, obj: Event) -> str:
+        user = obj.subject.user
+        return user.get_username() if user is not None else "-"
+
 
 @admin.register(ConsentRecord)
 class ConsentRecordAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "subject", "purpose", "granted", "policy_version", "source"]
+    list_display = ["time", "subject", "purpose", "granted", "policy_version", "source"]
     list_filter = ["purpose", "granted", "source", "policy_version"]
-    search_fields = ["subject__key"]
+    search_fields = ["subject__user__username", "subject__key"]
     list_select_related = ["subject"]
     readonly_fields = ["subject", "purpose", "granted", "policy_version", "source", "created_at"]
+
+    time = datetime_column("created_at", _("time"))
 
 
 @admin.register(Placement)
@@ -219,7 +256,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 
     list_display = ["strategy", "version", "status_badge", "ndcg_10", "hit_rate_10",
                     "recall_10", "precision_10", "coverage_10", "n_events", "fit_time",
-                    "total_time", "artifact_size_display", "created_at"]
+                    "total_time", "artifact_size_display", "created"]
     list_display_links = ["strategy", "version"]
     list_filter = ["strategy", "status"]
     search_fields = ["strategy", "note", "error"]
@@ -275,6 +312,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 
     fit_time = _seconds("fit_seconds", "Fit time")
     total_time = _seconds("total_seconds", "Total time")
+    created = datetime_column("created_at", _("created"))
 
     @admin.display(description=_("artifact size"), ordering="artifact_size")
     def artifact_size_display(self, obj: ModelVersion) -> str:

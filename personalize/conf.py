@@ -37,11 +37,29 @@ DEFAULT_EVENT_TYPES: dict[str, float | None] = {
     "dislike": -4.0,
 }
 
+#: How fast each event type's weight fades in the history serving reads, in
+#: hours: an event's weight halves every half-life (docs/serving.md). Browsing
+#: fades within a day and a purchase (weight 8) weighs what a view does now
+#: after three days, so three views in this session move the block of a
+#: shopper with a long purchase history; explicit likes, ratings and dislikes
+#: last a month. ``None`` (or a type left out): no decay.
+DEFAULT_HISTORY_HALF_LIFE_HOURS: dict[str, float | None] = {
+    "view": 12.0,
+    "dwell": 12.0,
+    "click": 12.0,
+    "add_to_cart": 24.0,
+    "purchase": 24.0,
+    "like": 24.0 * 30,
+    "rating": 24.0 * 30,
+    "dislike": 24.0 * 30,
+}
+
 DEFAULTS: dict[str, Any] = {
     # --- data location (tests, benchmarks and the demo read real data here) ---
     "DATA_DIR": None,
     # --- catalog ---
     "CATALOG": {},
+    "CATALOG_SYNC_SCHEDULE": {"hour": 2, "minute": 30},
     # --- events ---
     "EVENT_TYPES": DEFAULT_EVENT_TYPES,
     "EXTRA_EVENT_TYPES": {},
@@ -109,7 +127,7 @@ DEFAULTS: dict[str, Any] = {
     "HOLDOUT_FRACTION": 0.1,
     "TRAINING_LOCK_TTL": 60,
     "HOLDOUT_MAX_SUBJECTS": 2000,
-    "KEEP_ARTIFACTS": 10,
+    "KEEP_ARTIFACTS": 2,
     "RETRAIN_CHECK_INTERVAL": 300,
     "ACTIVE_MODEL_CHECK_INTERVAL": 1.0,
     "TASK_CHUNK_SIZE": 500,
@@ -129,6 +147,7 @@ DEFAULTS: dict[str, Any] = {
     "POPULARITY_CACHE_TTL": 600,
     "DIVERSITY_EMBEDDINGS_STRATEGY": "embeddings",
     "SERVING_ITEM_CACHE_SIZE": 20_000,
+    "HISTORY_HALF_LIFE_HOURS": DEFAULT_HISTORY_HALF_LIFE_HOURS,
     # --- REST API ---
     "API_RENDERER_CLASSES": None,
 }

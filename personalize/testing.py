@@ -289,6 +289,16 @@ class StrategyContractTests:
             assert_same_answers(ask(strategy, artifact, history, 10),
                                 ask(twin, again, history, 10))
 
+    def test_refit_serves_like_fit(self, fitted: tuple[Strategy, Artifact],
+                                   dataset: Dataset) -> None:
+        strategy, artifact = fitted
+        previous = Artifact.from_bytes(artifact.to_bytes())  # as training loads the live one
+        again = self.make_strategy().refit(dataset, previous)
+        self.make_strategy().check_artifact(again)
+        for history in (self.typical_history(dataset), History()):
+            assert_same_answers(ask(strategy, artifact, history, 10),
+                                ask(strategy, again, history, 10))
+
     # --- artifacts -----------------------------------------------------------------------
 
     def _assert_serves_alike(self, strategy: Strategy, one: Artifact, other: Artifact,

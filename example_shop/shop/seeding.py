@@ -355,9 +355,10 @@ def seed(
     seeder.seed_users()
     seeder.seed_subjects()
     if sync_catalog is None:
+        from personalize.catalog.sync import count_catalog
         from personalize.catalog.sync import sync_catalog as _sync
 
-        seeder.report.items = str(_sync())
+        seeder.report.items = str(_sync(progress=seeder.progress(count_catalog(), "Catalog")))
     else:
         seeder.report.items = sync_catalog()
     say(f"Catalog synced: {seeder.report.items}.")

@@ -20,6 +20,12 @@ JSON on the Item and shown with every recommendation (templates, REST API).
 An empty file field (``image.url`` without an image) gives ``None``.
 ``external_id`` defaults to the primary key, ``prefix`` is prepended to it so
 two catalog models cannot collide.
+
+A path whose first step is a many-to-many relation of the model
+(``categories.name`` on a model with ``categories = ManyToManyField(...)``, or
+the accessor of a many-to-many defined on the other model) is mirrored when
+that relation changes as well (:meth:`CatalogAdapter.many_to_many_links`):
+sites such as django-oscar save a product's categories after the product.
 """
 
 from __future__ import annotations
@@ -112,9 +118,50 @@ def fields_by_name(model: type[models.Model]) -> dict[str, Any]:
 def mapping_paths(mapping: dict[str, Any]) -> list[tuple[str, str]]:
     """Every ``(mapping key, path)`` of a mapping (``external_id`` defaults to ``pk``)."""
     pairs = [("external_id", mapping.get("external_id", "pk"))]
-    for key in ("title", "text", "categories", "available", "attributes"):
+    for key in ("title", "text", "categories", "available"):
         pairs.extend((key, path) for path in _as_paths(mapping.get(key)))
+    attributes = attribute_paths(mapping.get("attributes"))
+    pairs.extend(("attributes", path) for path in attributes.values())
     return [(key, path) for key, path in pairs if isinstance(path, str)]
+
+
+@dataclass(frozen=True)
+class ManyToManyLink:
+    """A many-to-many relation that a catalog mapping reads, seen from the catalog model.
+
+    Attributes:
+        host: the catalog model.
+        through: the relation's intermediate model (the sender of ``m2m_changed``).
+        lookup: the relation's name in a query on ``host``
+            (``host.objects.filter(**{lookup: other_pk})``).
+        host_fields: on an explicit (not auto-created) intermediate model, the
+            ``attname`` of each of its foreign keys to ``host``: its rows are
+            saved and deleted like any model, without ``m2m_changed``.
+    """
+
+    host: type[models.Model]
+    through: type[models.Model]
+    lookup: str
+    host_fields: tuple[str, ...] = ()
+
+
+def _many_to_many_link(host: type[models.Model], name: str) -> ManyToManyLink | None:
+    """The many-to-many relation of ``host`` whose attribute is ``name``, if it is one."""
+    for relation in host._meta.get_fields():
+        # declared on host, or on the other model (then ``name`` is its accessor here);
+        # either way ``relation.name`` is what a query on host calls the relation
+        declared = isinstance(relation, models.ManyToManyField) and relation.name == name
+        reverse = (isinstance(relation, models.ManyToManyRel)
+                   and relation.get_accessor_name() == name)
+        if not (declared or reverse):
+            continue
+        through = getattr(host, name).through
+        explicit = () if through._meta.auto_created else tuple(
+            f.attname for f in through._meta.get_fields()
+            if f.many_to_one and f.concrete and issubclass(host, f.related_model)
+        )
+        return ManyToManyLink(host, through, relation.name, explicit)
+    return None
 
 
 def _as_paths(spec: str | list[str] | tuple[str, ...] | None) -> list[str]:
@@ -166,6 +213,13 @@ class CatalogAdapter:
     def external_id(self, obj: models.Model) -> str:
         raw = self._read(obj, "external_id", self.mapping.get("external_id", "pk"))
         return f"{self.mapping.get('prefix', '')}{raw}"
+
+    def many_to_many_links(self) -> list[ManyToManyLink]:
+        """The many-to-many relations the mapping's paths start with, one per relation."""
+        model = self.model
+        names = {path.split(".", 1)[0] for _key, path in mapping_paths(self.mapping)}
+        links = [_many_to_many_link(model, name) for name in sorted(names)]
+        return list({link.through: link for link in links if link is not None}.values())
 
     def item_fields(self, obj: models.Model) -> dict[str, Any]:
         """The Item field values for ``obj`` (without the link to the host object).

@@ -1,5 +1,13 @@
 """Signal receivers that keep Items in sync when host objects are saved or deleted.
 
+Besides ``post_save`` / ``post_delete`` of each catalog model, a change of a
+many-to-many relation that the catalog mapping reads (``"categories":
+"categories.name"``) re-syncs the host objects it touched: ``m2m_changed`` of
+the relation's intermediate model, and ``post_save`` / ``post_delete`` of an
+explicit intermediate model (django-oscar's ``ProductCategory``), whose rows
+are written without ``m2m_changed``. Receivers look the mapping up when they
+run, so a model that left ``PERSONALIZE["CATALOG"]`` is no longer mirrored.
+
 A receiver never breaks the host's save: a mapping that cannot be read or a
 failed Item write is logged (naming the setting) and the host's own write
 stands. ``manage.py check`` reports the mapping mistakes the check can see
@@ -10,22 +18,23 @@ catalog again once they are fixed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
-from django.db import models, transaction
+from django.core.signals import setting_changed
+from django.db import models
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
-from personalize.catalog.adapter import (
-    CatalogMappingError,
-    fields_by_name,
-    get_adapters,
-    mapping_paths,
-)
+from personalize.catalog.adapter import CatalogMappingError, ManyToManyLink, get_adapters
 from personalize.catalog.sync import remove_object, sync_object, sync_objects
 
 logger = logging.getLogger(__name__)
+
+#: Host pks linked to an object whose relation is being cleared, from
+#: ``pre_clear`` to ``post_clear`` (``post_clear`` no longer knows them).
+_clearing = threading.local()
 
 
 def _guarded(label: str, what: str, action: Callable[[], Any]) -> None:
@@ -64,66 +73,96 @@ def _on_delete(sender: type[models.Model], instance: models.Model, **kwargs: Any
              partial(remove_object, instance))
 
 
-def _on_m2m_changed(
-    catalog_model: type[models.Model],
-    lookup: str,
-    sender: type[models.Model],
-    instance: models.Model,
-    action: str,
-    model: type[models.Model],
-    pk_set: set[Any] | None,
-    **kwargs: Any,
-) -> None:
-    """Re-mirror the catalog objects on either side of a changed many-to-many relation.
-
-    The admin saves a product's many-to-many fields after its ``post_save``, so
-    categories read through ``tags.name`` are right only once this runs.
-    """
-    label = _label(catalog_model)
-    what = f"change of {label} {action.split('_', 1)[1]} relation"
-    if isinstance(instance, catalog_model) and action.startswith("post_"):
-        _guarded(label, what, partial(sync_object, instance))
-    if not issubclass(model, catalog_model):
-        return
-    if action in ("post_add", "post_remove") and pk_set:
-        _guarded(label, what, partial(sync_objects, catalog_model, set(pk_set)))
-    elif action == "pre_clear" and not isinstance(instance, catalog_model):
-        # After the clear the rows are gone: note whose they were now, mirror after commit.
-        pks = list(catalog_model._base_manager.filter(**{lookup: instance})
-                   .values_list("pk", flat=True))
-        transaction.on_commit(
-            partial(_guarded, label, what, partial(sync_objects, catalog_model, pks))
-        )
-
-
-def _many_to_many_links(model: type[models.Model], mapping: dict[str, Any]
-                        ) -> dict[type[models.Model], str]:
-    """Through model -> lookup from ``model`` for every many-to-many relation a path starts with."""
-    fields = fields_by_name(model)
-    links: dict[type[models.Model], str] = {}
-    for _key, path in mapping_paths(mapping):
-        field = fields.get(path.split(".")[0])
-        if field is None or not field.many_to_many:
+def many_to_many_links(through: type[models.Model]) -> list[ManyToManyLink]:
+    """The catalog's many-to-many relations whose intermediate model is ``through``, now."""
+    links: list[ManyToManyLink] = []
+    for adapter in get_adapters():
+        try:
+            links.extend(link for link in adapter.many_to_many_links() if link.through is through)
+        except LookupError:  # a model that is not installed: personalize.E003 says so
             continue
-        if field.concrete:  # a ManyToManyField on the catalog model
-            links[field.remote_field.through] = field.name
-        else:  # the other model's ManyToManyField, reached through its accessor
-            links[field.through] = field.name
     return links
 
 
+def _resync(host: type[models.Model], pks: Iterable[Any]) -> None:
+    def resync() -> None:
+        report = sync_objects(host, pks)
+        logger.debug("Catalog relation changed: %s items of %s re-synced (%s)",
+                     report.created + report.updated, host._meta.label, report)
+
+    _guarded(_label(host), f"change of a {_label(host)} relation", resync)
+
+
+def _on_m2m_changed(
+    sender: type[models.Model], instance: models.Model, action: str,
+    model: type[models.Model], pk_set: set[Any] | None = None, **kwargs: Any,
+) -> None:
+    """``m2m_changed``: the host objects on either side of the change are synced again."""
+    if action not in ("pre_clear", "post_add", "post_remove", "post_clear"):
+        return
+    for link in many_to_many_links(sender):
+        host = link.host
+        if isinstance(instance, host):  # product.categories.add(...)
+            if action != "pre_clear":
+                _resync(host, [instance.pk])
+            continue
+        if not issubclass(model, host):
+            continue
+        # category.products.add(...): pk_set holds the products
+        key = (sender, link.lookup, instance.pk)
+        pending: dict[Any, list[Any]] = _clearing.__dict__.setdefault("pending", {})
+        if action == "pre_clear":
+            pending[key] = list(host._default_manager.filter(**{link.lookup: instance.pk})
+                                .values_list("pk", flat=True))
+        elif action == "post_clear":
+            _resync(host, pending.pop(key, []))
+        else:
+            _resync(host, pk_set or ())
+
+
+def _on_through_row_changed(
+    sender: type[models.Model], instance: models.Model, raw: bool = False, **kwargs: Any
+) -> None:
+    """``post_save`` / ``post_delete`` of an explicit intermediate model: sync its host object."""
+    if raw:
+        return
+    for link in many_to_many_links(sender):
+        pks = [getattr(instance, attname) for attname in link.host_fields]
+        _resync(link.host, [pk for pk in pks if pk is not None])
+
+
 def connect_catalog_signals() -> None:
-    """Connect the receivers for every configured catalog model (idempotent)."""
+    """Connect the receivers for every configured catalog model (idempotent).
+
+    Connected again whenever the ``PERSONALIZE`` setting changes, so a catalog
+    model added later (``override_settings`` in tests) is mirrored too.
+    """
+    setting_changed.connect(_reconnect_on_change, dispatch_uid="personalize-catalog-settings")
     for adapter in get_adapters():
         try:
             model = adapter.model
+            links = adapter.many_to_many_links()
         except LookupError:
             continue  # reported by the personalize.E003 system check
         uid = f"personalize-catalog-{adapter.label.lower()}"
         post_save.connect(_on_save, sender=model, dispatch_uid=uid + "-save")
         post_delete.connect(_on_delete, sender=model, dispatch_uid=uid + "-delete")
-        for through, lookup in _many_to_many_links(model, adapter.mapping).items():
-            m2m_changed.connect(
-                partial(_on_m2m_changed, model, lookup), sender=through, weak=False,
-                dispatch_uid=f"{uid}-m2m-{through._meta.label_lower}",
-            )
+        for link in links:
+            through = f"personalize-catalog-{link.through._meta.label_lower}"
+            m2m_changed.connect(_on_m2m_changed, sender=link.through,
+                                dispatch_uid=through + "-m2m")
+            if link.host_fields:
+                post_save.connect(_on_through_row_changed, sender=link.through,
+                                  dispatch_uid=through + "-save")
+                post_delete.connect(_on_through_row_changed, sender=link.through,
+                                    dispatch_uid=through + "-delete")
+
+
+def _reconnect_on_change(*, setting: str, **kwargs: Any) -> None:
+    # a catalog model added to the settings later (tests, override_settings) is mirrored too
+    if setting != "PERSONALIZE":
+        return
+    try:
+        connect_catalog_signals()
+    except Exception:  # invalid settings: the system checks (E001, E003) name the mistake
+        logger.debug("Catalog receivers not reconnected", exc_info=True)

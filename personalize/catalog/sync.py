@@ -1,4 +1,11 @@
-"""Keep Items in step with host objects: one object on save, or the whole catalog."""
+"""Keep Items in step with host objects: one object on save, some objects, or the whole catalog.
+
+The bulk paths (:func:`sync_catalog`, :func:`sync_objects`) write with
+``bulk_create`` / ``bulk_update``, which send no ``post_save``; they send
+``personalize.signals.items_changed`` instead, once per chunk after the commit,
+with the pks of the items they created, updated or deleted, so cached blocks
+and the serving catalog stop using the old rows at once.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ from django.db import models, transaction
 from personalize.catalog.adapter import CatalogAdapter, get_adapter_for, get_adapters
 from personalize.models import Item
 from personalize.models.catalog import content_hash
+from personalize.signals import items_changed
 
 logger = logging.getLogger(__name__)
 
@@ -85,17 +93,6 @@ def _sync_one(adapter: CatalogAdapter, obj: models.Model) -> Item:
     return item
 
 
-def sync_objects(model: type[models.Model], pks: Iterable[Any]) -> int:
-    """Re-mirror the objects of ``model`` with these primary keys; returns how many."""
-    if get_adapter_for(model) is None:
-        return 0
-    done = 0
-    for obj in model._base_manager.filter(pk__in=list(pks)).order_by("pk"):
-        sync_object(obj)
-        done += 1
-    return done
-
-
 def remove_object(obj: models.Model) -> int:
     """Delete the Item mirroring ``obj``; returns how many rows went (in a savepoint)."""
     if get_adapter_for(type(obj)) is None:
@@ -106,6 +103,33 @@ def remove_object(obj: models.Model) -> int:
             content_type=content_type, object_id=str(obj.pk)
         ).delete()
     return per_model.get(Item._meta.label, 0)
+
+
+def sync_objects(model: type[models.Model], pks: Iterable[Any]) -> SyncReport:
+    """Create or update the Items of some host objects of ``model`` in bulk.
+
+    For a change that touches many host objects at once (a category added to a
+    thousand products): one chunk of bulk writes per :data:`CHUNK_SIZE`
+    objects instead of a save per object. Pks of objects that do not exist
+    (any more) are ignored; their Items are left to :func:`remove_object` and
+    :func:`sync_catalog`.
+
+    Returns:
+        Counts of created, updated and unchanged items (``deleted`` is 0).
+    """
+    report = SyncReport()
+    adapter = get_adapter_for(model)
+    wanted = sorted(set(pks))
+    if adapter is None or not wanted:
+        return report
+    content_type = ContentType.objects.get_for_model(adapter.model)
+    seen: set[str] = set()
+    for start in range(0, len(wanted), CHUNK_SIZE):
+        chunk = list(adapter.model._default_manager.filter(
+            pk__in=wanted[start:start + CHUNK_SIZE]).order_by("pk"))
+        if chunk:
+            _sync_chunk(adapter, content_type, chunk, report, seen)
+    return report
 
 
 def count_catalog() -> int:
@@ -156,11 +180,20 @@ def sync_catalog(progress: Callable[[int], Any] | None = None) -> SyncReport:
             {oid for oid in stored.values_list("object_id", flat=True) if oid is not None} - seen
         )
         for start in range(0, len(stale_ids), CHUNK_SIZE):
-            _, per_model = Item.objects.filter(
+            stale = Item.objects.filter(
                 content_type=content_type, object_id__in=stale_ids[start : start + CHUNK_SIZE]
-            ).delete()
+            )
+            gone = list(stale.values_list("pk", flat=True))
+            _, per_model = Item.objects.filter(pk__in=gone).delete()
             report.deleted += per_model.get(Item._meta.label, 0)
+            _announce(gone)
     return report
+
+
+def _announce(item_pks: list[int]) -> None:
+    """``items_changed`` for ``item_pks`` once the current transaction commits."""
+    if item_pks:
+        transaction.on_commit(lambda: items_changed.send(sender=Item, item_ids=item_pks))
 
 
 def _sync_chunk(
@@ -201,6 +234,13 @@ def _sync_chunk(
     with transaction.atomic():
         Item.objects.bulk_create(to_create, batch_size=CHUNK_SIZE)
         Item.objects.bulk_update(to_update, UPDATE_FIELDS, batch_size=CHUNK_SIZE)
+        created = [item.pk for item in to_create]
+        if None in created:  # a database that does not return the new rows' pks
+            created = list(Item.objects.filter(
+                content_type=content_type,
+                object_id__in=[item.object_id for item in to_create],
+            ).values_list("pk", flat=True))
+        _announce(created + [item.pk for item in to_update])
     report.created += len(to_create)
     report.updated += len(to_update)
     for item in changed:

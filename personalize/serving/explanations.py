@@ -26,6 +26,7 @@ from django.utils.translation import gettext, gettext_noop
 from personalize.models import Item
 from personalize.serving.loader import ActiveModel
 from personalize.strategies import History
+from personalize.tracking.history import type_weight
 
 logger = logging.getLogger(__name__)
 
@@ -120,8 +121,9 @@ def source_event_types(
 ) -> list[str | None]:
     """What the subject did with each of ``sources`` (history items): the strongest event.
 
-    The event of the largest weight wins (a purchase over a view of the same
-    item); among equal weights, the latest. ``None`` for a source that is not
+    The event of the largest weight (``EVENT_WEIGHTS``, before the recency
+    decay) wins: a purchase over a view of the same item; among equal
+    weights, the latest. ``None`` for a source that is not
     in the history, or when the history's event types are unknown.
     """
     answers: list[str | None] = [None] * len(sources)
@@ -138,8 +140,12 @@ def source_event_types(
     rows = np.flatnonzero(np.isin(items, asked))
     if rows.size == 0:
         return answers
+    # the event's own weight, before the recency decay: a purchase outranks a later
+    # view, and a view never outranks a rating only because views decay faster
+    weights = np.fromiter((type_weight(kind) for kind in event_types), dtype=np.float64,
+                          count=len(event_types))
     # by item, then weight, then position: each item's last row is its strongest, latest event
-    order = rows[np.lexsort((rows, history.weight_array[rows], items[rows]))]
+    order = rows[np.lexsort((rows, weights[rows], items[rows]))]
     last = np.append(items[order][1:] != items[order][:-1], True)
     strongest = {int(items[row]): event_types[row] for row in order[last].tolist()}
     for n, source in zip(wanted, asked.tolist(), strict=True):

@@ -9,6 +9,7 @@ from personalize.dataset import Dataset
 from personalize.strategies.artifacts import Artifact, ArtifactFormatError
 from personalize.strategies.base import CannotRecommend, Options, Scored, Strategy
 from personalize.strategies.history import History, ItemId
+from personalize.strategies.progress import report_progress
 from personalize.strategies.ranking import top_k, top_k_rows
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "Options",
     "Scored",
     "Strategy",
+    "report_progress",
     "top_k",
     "top_k_rows",
 ]

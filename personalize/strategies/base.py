@@ -121,6 +121,19 @@ class Strategy(ABC):
         metadata core needs to serve it later.
         """
 
+    def refit(self, dataset: Dataset, previous: Artifact) -> Artifact:
+        """Train again on a new snapshot, reusing what still holds in ``previous``.
+
+        Training calls it instead of :meth:`fit` when the class overrides it
+        and a version of the strategy is live: ``previous`` is that version's
+        artifact, already accepted by :meth:`check_artifact` (it may have been
+        trained with other options). A content model reuses the vectors of items
+        whose text did not change, so a retraining on new events embeds
+        nothing again. The result must serve like :meth:`fit`'s on the same
+        snapshot. The default calls :meth:`fit`.
+        """
+        return self.fit(dataset)
+
     def new_artifact(self, arrays: dict[str, np.ndarray] | None = None, **meta: Any) -> Artifact:
         """An artifact stamped with this strategy's class path, layout version and options."""
         return Artifact(arrays=dict(arrays or {}), meta={

@@ -134,10 +134,12 @@ def history_matrix(artifact: Artifact, histories: Sequence[History],
                    binary: bool = False) -> HistoryRows:
     """Histories as a ``(len(histories), n_items)`` float32 CSR over the artifact's items.
 
-    Row ``r`` holds history ``r``'s summed weights (repeated items add up; 1.0
-    per item when ``binary``), on its known items only, with sorted columns:
-    what :func:`history_vector` gives for one history, for many in one pass.
-    A stored entry may be 0 (weights that cancel): every known item is stored.
+    Row ``r`` holds history ``r``'s summed weights (repeated items add up), on
+    its known items only, with sorted columns: what :func:`history_vector`
+    gives for one history, for many in one pass. With ``binary`` the event
+    weights are ignored: an item counts as 1 times the recency of its latest
+    interaction (``History.recency``; 1 without one). A stored entry may be 0
+    (weights that cancel): every known item is stored.
     """
     n = len(artifact["item_ids"])
     width = max(n, 1)
@@ -146,8 +148,14 @@ def history_matrix(artifact: Artifact, histories: Sequence[History],
     order = stable_order(keys, len(histories) * width)
     ordered = keys[order]
     first = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if keys.size else order
-    if binary:
+    if binary and all(h.recency is None for h in histories):
         values = np.ones(first.size, dtype=np.float32)
+    elif binary:
+        recency = np.concatenate([
+            np.asarray(h.recency if h.recency is not None else np.ones(len(h.item_ids)),
+                       dtype=np.float64) for h in histories])
+        values = (np.maximum.reduceat(recency[found][order], first) if first.size
+                  else np.empty(0)).astype(np.float32)
     else:
         weights = [h.weights if h.weights is not None else np.ones(len(h.item_ids))
                    for h in histories]

@@ -24,6 +24,10 @@ class History:
         ratings: explicit ratings keyed by item id, for rating models.
         subject_id: the dataset's id of the subject (``Subject.pk`` from the
             database), when known; factor models use it to find a trained vector.
+        recency: the recency factor in ``(0, 1]`` of each interaction, already
+            part of ``weights`` (serving's ``HISTORY_HALF_LIFE_HOURS``), or
+            ``None`` (every one 1). A strategy that ignores the event weights
+            (EASE's ``binary``) counts an item as its latest recency instead of 1.
     """
 
     item_ids: Sequence[ItemId] = ()
@@ -31,6 +35,7 @@ class History:
     timestamps: Sequence[float] | None = None
     ratings: dict[ItemId, float] = field(default_factory=dict)
     subject_id: Any = None
+    recency: Sequence[float] | None = None
 
     def __len__(self) -> int:
         return len(self.item_ids)

@@ -13,6 +13,9 @@ personalize.E033
     ``RATING_RANGE`` is not ``(low, high)`` with ``low < high``, or a size or time
     limit (``MAX_DWELL_SECONDS``, ``MAX_BODY_BYTES``, ``MAX_CONTEXT_BYTES``,
     ``TIMESTAMP_SKEW_SECONDS``) is not a positive number.
+personalize.E047
+    ``HISTORY_HALF_LIFE_HOURS`` is not a dict (or ``None``) of configured event
+    types to a number of hours > 0 or ``None``.
 personalize.W030
     ``VisitorMiddleware`` is not in ``MIDDLEWARE``: anonymous visitors cannot be
     tracked or personalized.
@@ -98,6 +101,7 @@ def tracking_checks() -> list[CheckMessage]:
                 hint="Use a positive number.",
                 obj=f"PERSONALIZE[{key!r}]", id="personalize.E033",
             ))
+    errors += _half_life_errors(s.HISTORY_HALF_LIFE_HOURS, s.event_weights)
     if MIDDLEWARE_PATH not in (getattr(settings, "MIDDLEWARE", None) or []):
         errors.append(Warning(
             "VisitorMiddleware is not installed: anonymous visitors get no subject, "
@@ -138,6 +142,29 @@ def sqlite_lock_warnings(alias: str, database: Mapping[str, Any]) -> list[CheckM
              "'init_command': 'PRAGMA journal_mode=WAL;'}, or use PostgreSQL.",
         obj=f"settings.DATABASES[{alias!r}]", id="personalize.W033",
     )]
+
+
+def _half_life_errors(value: Any, known: Mapping[str, Any]) -> list[CheckMessage]:
+    """personalize.E047: ``HISTORY_HALF_LIFE_HOURS`` names known types, each with hours > 0."""
+    obj = "PERSONALIZE['HISTORY_HALF_LIFE_HOURS']"
+    hint = ('Map event types to hours, e.g. {"view": 12, "purchase": 24}; None (or a type '
+            "left out) keeps an event's full weight, and {} switches the decay off.")
+    if value is None:
+        return []
+    if not isinstance(value, Mapping):
+        return [Error(f"{obj} is {value!r}, not a dict.", hint=hint, obj=obj,
+                      id="personalize.E047")]
+    errors: list[CheckMessage] = []
+    for kind, hours in value.items():
+        if kind not in known:
+            errors.append(Error(
+                f"{obj} names {kind!r}, which is not a configured event type.",
+                hint=f"Use types of EVENT_TYPES / EXTRA_EVENT_TYPES: {', '.join(sorted(known))}.",
+                obj=obj, id="personalize.E047"))
+        elif hours is not None and (not _is_number(hours) or not hours > 0):
+            errors.append(Error(f"{obj}[{kind!r}] is {hours!r}.", hint=hint, obj=obj,
+                                id="personalize.E047"))
+    return errors
 
 
 def _authentication_errors() -> list[CheckMessage]:

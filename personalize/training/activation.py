@@ -162,8 +162,16 @@ def rollback(name: str, version: int, *, note: str | None = None) -> ModelVersio
 def prune_artifacts(name: str, keep: int | None = None) -> int:
     """Delete the artifacts of old, non-live versions beyond the newest ``keep``.
 
-    The rows stay (with their metrics) for the admin's history; only the files
-    go, so those versions can no longer be rolled back to.
+    The retention rule (``KEEP_ARTIFACTS``, default 2): of each strategy, the
+    live version's file and those of the ``keep`` newest other versions that
+    still have one stay; every older file is deleted. Training runs it after
+    each version it makes, the item embedder after each version it derives.
+    The rows stay (with their metrics and sizes) for the admin's history; only
+    the files go, so those versions can no longer be rolled back to.
+
+    Args:
+        name: the strategy.
+        keep: overrides ``KEEP_ARTIFACTS`` (``None`` there: nothing is deleted).
 
     Returns:
         How many artifacts were deleted.

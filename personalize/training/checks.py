@@ -1,7 +1,8 @@
 """System checks for training settings (registered in ``personalize.checks``).
 
 personalize.E034
-    ``TRAINING_SCHEDULE`` is not a dict of Celery crontab fields, or a field is invalid.
+    ``TRAINING_SCHEDULE`` (or ``CATALOG_SYNC_SCHEDULE``, unless ``None``) is not
+    a dict of Celery crontab fields, or a field is invalid.
 personalize.E035
     ``ACTIVATION_TOLERANCE`` is not a number from 0 to 1.
 personalize.E036
@@ -10,8 +11,8 @@ personalize.E037
     ``ARTIFACT_STORAGE`` is not an alias in ``settings.STORAGES``.
 personalize.E038
     A count setting (``RETRAIN_AFTER_EVENTS``, ``HOLDOUT_MAX_SUBJECTS``,
-    ``KEEP_ARTIFACTS``, ``TASK_CHUNK_SIZE``) is not a whole number >= 1 (or
-    ``None`` where allowed).
+    ``KEEP_ARTIFACTS``, ``TASK_CHUNK_SIZE``) is not a whole number >= 1 (>= 0 for
+    ``KEEP_ARTIFACTS``; or ``None`` where allowed).
 personalize.E039
     A time setting (``TRAINING_LOCK_TTL``, ``ACTIVE_MODEL_CHECK_INTERVAL``,
     ``RETRAIN_CHECK_INTERVAL``, ``PRECOMPUTE_TTL``, ``EMBED_DEBOUNCE_SECONDS``,
@@ -47,7 +48,7 @@ PROCESS_LOCAL_CACHES = ("LocMemCache", "DummyCache")
 COUNT_SETTINGS: dict[str, tuple[bool, int]] = {
     "RETRAIN_AFTER_EVENTS": (True, 1),
     "HOLDOUT_MAX_SUBJECTS": (True, 1),
-    "KEEP_ARTIFACTS": (True, 1),
+    "KEEP_ARTIFACTS": (True, 0),  # 0: only the live version keeps its file
     "TASK_CHUNK_SIZE": (False, 1),
 }
 #: key -> (may be None, must be strictly positive)
@@ -65,23 +66,24 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _schedule_errors(schedule: Any) -> list[CheckMessage]:
-    obj = "PERSONALIZE['TRAINING_SCHEDULE']"
-    hint = ('Use Celery crontab fields, for example {"hour": 3, "minute": 0} '
+def _schedule_errors(schedule: Any, key: str = "TRAINING_SCHEDULE",
+                     example: str = '{"hour": 3, "minute": 0}') -> list[CheckMessage]:
+    obj = f"PERSONALIZE[{key!r}]"
+    hint = (f"Use Celery crontab fields, for example {example} "
             f"(keys: {', '.join(CRONTAB_FIELDS)}).")
     if not isinstance(schedule, dict):
-        return [Error(f"PERSONALIZE['TRAINING_SCHEDULE'] is {schedule!r}, not a dict.",
+        return [Error(f"{obj} is {schedule!r}, not a dict.",
                       hint=hint, obj=obj, id="personalize.E034")]
     unknown = sorted(set(schedule) - set(CRONTAB_FIELDS))
     if unknown:
-        return [Error(f"PERSONALIZE['TRAINING_SCHEDULE'] has unknown field {unknown[0]!r}.",
+        return [Error(f"{obj} has unknown field {unknown[0]!r}.",
                       hint=hint, obj=obj, id="personalize.E034")]
     from celery.schedules import crontab
 
     try:
         crontab(**schedule)
     except (ValueError, TypeError) as exc:
-        return [Error(f"PERSONALIZE['TRAINING_SCHEDULE'] is not a valid crontab: {exc}",
+        return [Error(f"{obj} is not a valid crontab: {exc}",
                       hint=hint, obj=obj, id="personalize.E034")]
     return []
 
@@ -90,6 +92,9 @@ def training_checks() -> list[CheckMessage]:
     """Every training-settings check (see the module docstring)."""
     s = personalize_settings
     errors = _schedule_errors(s.TRAINING_SCHEDULE)
+    if s.CATALOG_SYNC_SCHEDULE is not None:  # None: no scheduled catalog sync
+        errors += _schedule_errors(s.CATALOG_SYNC_SCHEDULE, "CATALOG_SYNC_SCHEDULE",
+                                   '{"hour": 2, "minute": 30}, or None for no sync')
     tolerance = s.ACTIVATION_TOLERANCE
     if not _number(tolerance) or not 0 <= tolerance <= 1:
         errors.append(Error(

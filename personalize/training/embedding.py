@@ -7,14 +7,16 @@ arrays and returns the artifact (or ``None`` when it changed it in place).
 
 Work is split in two so that a large catalog embeds on many workers:
 
-1. :func:`embed_part` (one Celery task per chunk of items): starts from an
-   *empty* copy of the live artifact (item-indexed arrays cut to zero rows,
-   everything else kept), lets the plugin embed the chunk into it and saves
-   that small partial artifact to storage;
+1. :func:`embed_part` (one Celery task per chunk of items): starts from a
+   copy of the live artifact cut to the chunk's rows (item-indexed arrays keep
+   only the rows of the chunk's items, everything else kept), lets the plugin
+   embed the chunk into it (the embeddings plugin re-encodes only the items
+   whose text changed) and saves that small partial artifact to storage;
 2. :func:`merge_parts` (the chord's callback): upserts every partial's rows
    into one copy of the live artifact, keyed by ``item_ids``, saves it as a
    new ModelVersion (same metrics, ``parameters["derived_from"]``) and
    activates it, so every web process loads it at its next pointer check.
+   When no row changed (items saved with the same text) no version is made.
 
 "Item-indexed" means: an array whose first dimension equals ``len(item_ids)``.
 Any other array the plugin removed from the partial (a derived ANN index) is
@@ -42,7 +44,12 @@ from personalize.models import Item, ModelVersion
 from personalize.models.training import ModelStatus
 from personalize.strategies import Artifact
 from personalize.strategies.registry import configured_strategy_specs, get_strategy
-from personalize.training.activation import activate_version, load_live, next_version
+from personalize.training.activation import (
+    activate_version,
+    load_live,
+    next_version,
+    prune_artifacts,
+)
 from personalize.training.locks import CacheLock, training_lock
 from personalize.training.storage import delete_artifact, load_artifact, save_artifact
 
@@ -64,9 +71,21 @@ def embedding_strategy_names() -> list[str]:
 
 def empty_like(artifact: Artifact) -> Artifact:
     """A copy of ``artifact`` whose item-indexed arrays have zero rows."""
-    n_items = len(artifact.arrays["item_ids"])
+    return rows_like(artifact, [])
+
+
+def rows_like(artifact: Artifact, item_ids: Iterable[Any]) -> Artifact:
+    """A copy of ``artifact`` whose item-indexed arrays keep only the rows of ``item_ids``.
+
+    The plugin then sees the items' current rows (their vectors and text
+    fingerprints) and re-encodes only those whose text changed.
+    """
+    ids = artifact.arrays["item_ids"]
+    wanted = list(item_ids)
+    keep = np.isin(ids, np.asarray(wanted, dtype=ids.dtype)) if wanted else np.zeros(
+        len(ids), dtype=bool)
     arrays = {
-        name: (array[:0].copy() if array.ndim >= 1 and array.shape[0] == n_items else array.copy())
+        name: (array[keep] if array.ndim >= 1 and array.shape[0] == len(ids) else array.copy())
         for name, array in artifact.arrays.items()
     }
     return Artifact(arrays=arrays, meta=dict(artifact.meta))
@@ -76,7 +95,9 @@ def upsert_rows(base: Artifact, part: Artifact) -> int:
     """Add or replace ``part``'s items in ``base``'s item-indexed arrays; returns rows changed.
 
     Rows are matched by ``item_ids``; new items are appended (zeros in item
-    arrays the part lacks). Vectorised: one ``searchsorted`` per part.
+    arrays the part lacks). Vectorised: one ``searchsorted`` per part. Rows
+    changed are the new ones and those whose values differ: an item saved with
+    the same text comes back with the same vector and counts for nothing.
     """
     base_ids, part_ids = base.arrays["item_ids"], part.arrays["item_ids"]
     if len(part_ids) == 0:
@@ -95,19 +116,23 @@ def upsert_rows(base: Artifact, part: Artifact) -> int:
     found[found] = base_ids[order][where[found]] == part_ids[found]
     rows = order[where[found]]
     new = ~found
+    differs = np.zeros(len(rows), dtype=bool)
     for name in item_arrays:
         array = base.arrays[name]
         incoming = part.arrays.get(name)
         if incoming is not None and incoming.shape[1:] == array.shape[1:]:
+            replaced = incoming[found].astype(array.dtype)
+            if len(rows):
+                differs |= (array[rows] != replaced).reshape(len(rows), -1).any(axis=1)
             array = array.copy()
-            array[rows] = incoming[found]
+            array[rows] = replaced
             added = incoming[new]
         else:
             added = np.zeros((int(new.sum()), *array.shape[1:]), dtype=array.dtype)
         base.arrays[name] = np.concatenate([array, added.astype(array.dtype)])
     base.arrays["item_ids"] = np.concatenate([base_ids, part_ids[new].astype(base_ids.dtype)])
     base.cache.clear()
-    return len(part_ids)
+    return int(differs.sum() + new.sum())
 
 
 def _items(item_ids: Iterable[Any]) -> list[Any]:
@@ -125,7 +150,7 @@ def embed_part(name: str, item_ids: list[Any]) -> str | None:
     items = _items(item_ids)
     if live is None or not live.strategy.implements("upsert_items") or not items:
         return None
-    part = empty_like(live.artifact)
+    part = rows_like(live.artifact, [item.pk for item in items])
     result = live.strategy.upsert_items(part, items)
     part = result if isinstance(result, Artifact) else part
     path, _ = save_artifact(part, f"{name}/parts/v{live.version}-{time.time_ns()}")
@@ -150,6 +175,8 @@ def merge_parts(name: str, paths: Iterable[str | None]) -> Any:
             delete_artifact(partial)
         except Exception:
             logger.warning("Cannot delete partial artifact %s", partial, exc_info=True)
+    if version is not None:  # a derived version is a version: the retention rule applies
+        prune_artifacts(name)
     return version
 
 
@@ -162,6 +189,9 @@ def _merge_locked(name: str, stored: list[str]) -> Any:
     changed = 0
     for path in stored:
         changed += upsert_rows(base, load_artifact(path))
+    if not changed:  # the items came back as they were: no version to make
+        logger.info("%s: the embedded items did not change v%s", name, live.version)
+        return None
     source = ModelVersion.objects.get(strategy=name, version=live.version)
     number = next_version(name)
     base.meta.update({"version": number, "derived_from": live.version})

@@ -1,4 +1,4 @@
-"""The Celery beat entries a site needs: nightly training, the retrain check, retention.
+"""The Celery beat entries a site needs: training, the retrain check, retention, catalog sync.
 
 Use it where the site configures Celery, either in its Celery module::
 
@@ -32,7 +32,9 @@ def beat_schedule(config: dict[str, Any] | None = None) -> dict[str, dict[str, A
         ``personalize-train-all`` at ``TRAINING_SCHEDULE`` (crontab fields),
         ``personalize-retrain-check`` every ``RETRAIN_CHECK_INTERVAL`` seconds
         (left out when ``RETRAIN_AFTER_EVENTS`` is ``None`` or the interval is
-        falsy), ``personalize-purge-expired-events`` daily at 04:30.
+        falsy), ``personalize-purge-expired-events`` daily at 04:30,
+        ``personalize-sync-catalog`` at ``CATALOG_SYNC_SCHEDULE`` (left out
+        when it is ``None`` or ``CATALOG`` is empty).
     """
     from celery.schedules import crontab
 
@@ -53,6 +55,12 @@ def beat_schedule(config: dict[str, Any] | None = None) -> dict[str, dict[str, A
             "schedule": crontab(**RETENTION_SCHEDULE),
         },
     }
+    sync_schedule = get("CATALOG_SYNC_SCHEDULE")
+    if sync_schedule is not None and get("CATALOG"):
+        entries["personalize-sync-catalog"] = {
+            "task": "personalize.catalog.tasks.sync_catalog",
+            "schedule": crontab(**sync_schedule),
+        }
     interval = get("RETRAIN_CHECK_INTERVAL")
     if get("RETRAIN_AFTER_EVENTS") and interval:
         entries["personalize-retrain-check"] = {

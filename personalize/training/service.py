@@ -34,12 +34,13 @@ from personalize.conf import personalize_settings
 from personalize.dataset import Dataset
 from personalize.models import Event, ModelVersion
 from personalize.models.training import ModelStatus
-from personalize.strategies import Strategy
+from personalize.strategies import Artifact, ArtifactFormatError, Strategy
 from personalize.strategies.registry import configured_strategy_specs, get_strategy
 from personalize.training import triggers
 from personalize.training.activation import (
     SERVABLE,
     activate_version,
+    load_live,
     next_version,
     prune_artifacts,
 )
@@ -207,7 +208,7 @@ def _run(name: str, strategy: Strategy, version: ModelVersion, started: float,
     train = holdout.train
     progress("snapshot")
     fit_started = time.perf_counter()
-    artifact = strategy.fit(train)
+    artifact = fit_strategy(name, strategy, train)
     version.fit_seconds = time.perf_counter() - fit_started
     progress("fit")
     metrics = evaluate_on_holdout(strategy, artifact, holdout)
@@ -249,6 +250,38 @@ def _run(name: str, strategy: Strategy, version: ModelVersion, started: float,
         version.save(update_fields=["status"])
     prune_artifacts(name)
     progress("save")
+
+
+def fit_strategy(name: str, strategy: Strategy, dataset: Dataset) -> Artifact:
+    """``strategy.refit(dataset, live artifact)`` where it can reuse one, else ``fit(dataset)``.
+
+    Only strategies that override :meth:`Strategy.refit` are given the live
+    version's artifact (read from storage): the embeddings plugin then encodes
+    only the texts that changed.
+    """
+    if strategy.implements("refit"):
+        previous = _live_artifact(name, strategy)
+        if previous is not None:
+            return strategy.refit(dataset, previous)
+    return strategy.fit(dataset)
+
+
+def _live_artifact(name: str, strategy: Strategy) -> Artifact | None:
+    """The live artifact of ``name`` if ``strategy`` can read it; ``None`` (logged) if not."""
+    try:
+        live = load_live(name)
+        if live is None:
+            return None
+        strategy.check_artifact(live.artifact)
+    except ArtifactFormatError as exc:
+        logger.info("%s: the live artifact cannot be reused (%s); fitting from scratch",
+                    name, exc)
+        return None
+    except Exception:  # a missing file: a full fit still works
+        logger.warning("%s: cannot read the live artifact; fitting from scratch", name,
+                       exc_info=True)
+        return None
+    return live.artifact
 
 
 def _record_failure(version: ModelVersion, exc: BaseException, started: float) -> None:

@@ -5,11 +5,9 @@ import logging
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
-from django.db.models.signals import m2m_changed
 from django.test import override_settings
 
 from personalize.catalog.adapter import resolve_path
-from personalize.catalog.signals import connect_catalog_signals
 from personalize.models import Item
 from tests.testapp.models import Category, Product, Tag
 
@@ -74,11 +72,8 @@ TAGGED = {"CATALOG": {"testapp.Product": {"title": "name", "categories": "tags.n
 @pytest.fixture
 def tagged():
     """The catalog maps categories through the many-to-many ``tags``."""
-    with override_settings(PERSONALIZE=TAGGED):
-        connect_catalog_signals()
+    with override_settings(PERSONALIZE=TAGGED):  # the receivers connect on the change
         yield
-    m2m_changed.disconnect(sender=Product.tags.through,
-                           dispatch_uid="personalize-catalog-testapp.product-m2m-testapp.product_tags")
 
 
 def categories(product):

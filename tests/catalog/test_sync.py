@@ -5,6 +5,9 @@ from django.test import override_settings
 from personalize.catalog import sync
 from personalize.catalog.sync import sync_catalog
 from personalize.models import Event, Item, Subject
+from personalize.serving.service import recommend
+from personalize.signals import items_changed
+from tests.serving.fixtures import active_models  # noqa: F401 - a fixture
 from tests.testapp.models import Category, Product
 
 pytestmark = pytest.mark.django_db
@@ -105,3 +108,68 @@ def test_mapped_attributes_are_stored_on_the_item(tools):
         product.save()
         item.refresh_from_db()
         assert item.attributes == {"price": 17.5, "department": "Tools"}
+
+
+def test_bulk_sync_announces_the_items_it_created_updated_and_deleted(
+    tools, django_capture_on_commit_callbacks
+):
+    announced = []
+
+    def receiver(sender, item_ids, **kwargs):
+        announced.append(sorted(item_ids))
+
+    items_changed.connect(receiver, dispatch_uid="test-bulk-sync")
+    try:
+        with override_settings(PERSONALIZE={"CATALOG": {}}):
+            products = [Product.objects.create(name=f"P{i}", category=tools) for i in range(3)]
+        with django_capture_on_commit_callbacks(execute=True):
+            sync_catalog()
+        created = sorted(Item.objects.values_list("pk", flat=True))
+        assert announced == [created]  # one signal for the chunk, after the commit
+
+        announced.clear()
+        with override_settings(PERSONALIZE={"CATALOG": {}}):
+            Product.objects.filter(pk=products[0].pk).update(in_stock=False)
+            Product.objects.filter(pk=products[1].pk).delete()
+        updated = Item.objects.get(object_id=str(products[0].pk)).pk
+        deleted = Item.objects.get(object_id=str(products[1].pk)).pk
+        with django_capture_on_commit_callbacks(execute=True):
+            sync_catalog()
+        assert announced == [[updated], [deleted]]
+
+        announced.clear()
+        with django_capture_on_commit_callbacks(execute=True):
+            sync_catalog()  # nothing changed: nothing announced
+        assert announced == []
+    finally:
+        items_changed.disconnect(dispatch_uid="test-bulk-sync")
+
+
+@pytest.mark.usefixtures("active_models")  # no trained model: the popular fill serves
+def test_a_cached_block_is_not_served_after_a_sync_that_changes_an_item(
+    tools, django_capture_on_commit_callbacks
+):
+    with override_settings(PERSONALIZE={"CATALOG": {}}):
+        products = [Product.objects.create(name=f"P{i}", category=tools) for i in range(4)]
+    sync_catalog()
+    before = [rec.item.object_id for rec in recommend(None, "home", limit=10)]
+    assert str(products[0].pk) in before
+
+    with override_settings(PERSONALIZE={"CATALOG": {}}):  # changed behind the signals' back
+        Product.objects.filter(pk=products[0].pk).update(in_stock=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sync_catalog().updated == 1
+    after = [rec.item.object_id for rec in recommend(None, "home", limit=10)]
+    assert str(products[0].pk) not in after
+    assert sorted(after) == sorted(str(p.pk) for p in products[1:])
+
+
+def test_the_scheduled_sync_task_repairs_what_no_signal_reported(tools):
+    from personalize.catalog.tasks import sync_catalog as sync_task
+
+    with override_settings(PERSONALIZE={"CATALOG": {}}):
+        product = Product.objects.create(name="Saw", category=tools)
+    assert sync_task.delay().get() == {"created": 1, "updated": 0, "unchanged": 0, "deleted": 0}
+    Product.objects.filter(pk=product.pk).update(name="Fret saw")  # update() sends no signal
+    assert sync_task.delay().get()["updated"] == 1
+    assert Item.objects.get(object_id=str(product.pk)).title == "Fret saw"

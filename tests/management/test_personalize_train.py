@@ -144,3 +144,13 @@ def test_an_unreachable_broker_means_no_worker(settings):
             assert tasks.workers_running(0.1) is True
     finally:
         app.conf.task_always_eager = True
+
+
+def test_long_steps_inside_a_fit_get_a_bar_of_their_own(settings, db):
+    use_strategies(settings, {"reuse": "tests.training.fakes.Reusing"})
+    make_events(create_catalog())
+    out, err = run("reuse")
+    assert "reuse v1: activated" in out
+    assert "reuse: counting pairs" in err and "3/3" in err
+    _, quiet = run("reuse", "--force", "--verbosity", "0")
+    assert quiet == ""

@@ -77,6 +77,15 @@ def test_the_optional_hooks_default_to_nothing():
     assert strategy.max_items() is None
 
 
+def test_refit_defaults_to_a_fit_from_scratch(monkeypatch):
+    fitted = []
+    monkeypatch.setattr(Echo, "fit", lambda self, dataset: fitted.append(dataset) or Artifact())
+    previous = Artifact(meta={"version": 3})
+    assert isinstance(Echo().refit("snapshot", previous), Artifact)
+    assert fitted == ["snapshot"]
+    assert not Echo.implements("refit")
+
+
 def test_new_artifact_is_stamped_and_checked():
     artifact = Echo().new_artifact({"item_ids": np.arange(3)}, n_items=3)
     assert artifact.meta == {"strategy": "tests.strategies.test_base.Echo",

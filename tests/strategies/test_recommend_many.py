@@ -170,3 +170,12 @@ def test_history_matrix_sums_repeats_and_keeps_known_items():
     assert binary.toarray().tolist() == [[1.0, 0.0, 1.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
 
 
+
+
+def test_binary_history_matrix_counts_each_item_by_its_latest_recency():
+    artifact = Artifact(arrays={"item_ids": np.array([1, 2, 3])})
+    histories = [History(item_ids=[1, 3, 1, 8], weights=[0.25, 4.0, 8.0, 1.0],
+                         recency=[0.25, 0.5, 1.0, 1.0]),
+                 History(item_ids=[2, 3], weights=[3.0, 1.0])]  # no recency: 1 per item
+    binary = history_matrix(artifact, histories, binary=True)
+    assert binary.toarray().tolist() == [[1.0, 0.0, 0.5], [0.0, 1.0, 1.0]]

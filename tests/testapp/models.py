@@ -30,3 +30,29 @@ class Product(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Book(models.Model):
+    """A catalog model whose categories are a many-to-many relation (saved after the row)."""
+
+    title = models.CharField(max_length=200)
+    genres = models.ManyToManyField(Category, blank=True, related_name="books")
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Gadget(models.Model):
+    """Categories through an explicit intermediate model, as django-oscar's ProductCategory."""
+
+    name = models.CharField(max_length=200)
+    categories = models.ManyToManyField(Category, blank=True, through="GadgetCategory",
+                                        related_name="gadgets")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class GadgetCategory(models.Model):
+    gadget = models.ForeignKey(Gadget, on_delete=models.CASCADE)
+    category = models.ForeignKey(Category, on_delete=models.CASCADE)

@@ -1,4 +1,4 @@
-"""System checks personalize.E030-E033, W030 and W033."""
+"""System checks personalize.E030-E033, E047, W030 and W033."""
 
 from __future__ import annotations
 
@@ -130,3 +130,22 @@ def test_e030_bot_list_is_not_a_bool(settings):
              "BOT_USER_AGENT_PATTERN).",
         obj="PERSONALIZE['BOT_USER_AGENT_LIST']", id="personalize.E030",
     )]
+
+
+def test_e047_history_half_lives(settings):
+    obj = "PERSONALIZE['HISTORY_HALF_LIFE_HOURS']"
+    hint = ('Map event types to hours, e.g. {"view": 12, "purchase": 24}; None (or a type '
+            "left out) keeps an event's full weight, and {} switches the decay off.")
+    assert run(settings, HISTORY_HALF_LIFE_HOURS=24) == [Error(
+        f"{obj} is 24, not a dict.", hint=hint, obj=obj, id="personalize.E047")]
+    assert run(settings, HISTORY_HALF_LIFE_HOURS={"view": 0, "purchase": "1d", "like": None}) == [
+        Error(f"{obj}['view'] is 0.", hint=hint, obj=obj, id="personalize.E047"),
+        Error(f"{obj}['purchase'] is '1d'.", hint=hint, obj=obj, id="personalize.E047"),
+    ]
+    [unknown] = run(settings, HISTORY_HALF_LIFE_HOURS={"veiw": 12})
+    assert unknown.id == "personalize.E047" and "'veiw'" in unknown.msg
+    assert unknown.hint.startswith("Use types of EVENT_TYPES / EXTRA_EVENT_TYPES: add_to_cart,")
+    assert run(settings, HISTORY_HALF_LIFE_HOURS={"wishlist": 48.0},
+               EXTRA_EVENT_TYPES={"wishlist": 3.0}) == []
+    assert run(settings, HISTORY_HALF_LIFE_HOURS=None) == []
+    assert run(settings, HISTORY_HALF_LIFE_HOURS={}) == []

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
+from django.utils import timezone
 
 from personalize.models import Event, Subject
-from personalize.tracking.history import subject_events, subject_history
+from personalize.tracking.history import recency_factors, subject_events, subject_history
 
 T0 = datetime(2024, 5, 1, 9, 30, 0, 123456, tzinfo=UTC)
 
@@ -32,7 +34,13 @@ def history_events(items):
     return {"ann": ann, "bob": bob, "items": items}
 
 
-def test_preference_events_oldest_first_with_their_weights(history_events):
+@pytest.fixture
+def without_decay(settings):
+    """The weights of the event types alone (HISTORY_HALF_LIFE_HOURS off)."""
+    settings.PERSONALIZE = {**settings.PERSONALIZE, "HISTORY_HALF_LIFE_HOURS": {}}
+
+
+def test_preference_events_oldest_first_with_their_weights(history_events, without_decay):
     items = history_events["items"]
     history = subject_history(history_events["ann"].pk)
     assert history.subject_id == history_events["ann"].pk
@@ -101,7 +109,7 @@ def test_events_of_a_type_no_longer_configured_are_left_out(items):
     assert events.event_types == ["view", "click"] and events.complete
 
 
-def test_unconfigured_events_at_the_limit_do_not_push_out_older_preferences(items):
+def test_unconfigured_events_at_the_limit_do_not_push_out_older_preferences(items, without_decay):
     subject = Subject.objects.create()
     _add(subject, items, ("sku-1", "view", 0), ("sku-2", "click", 1),
          ("sku-3", "retired", 2), ("sku-4", "retired", 3), ("sku-1", "purchase", 4))
@@ -117,3 +125,71 @@ def test_no_preference_type_at_all_gives_an_empty_history(history_events, settin
     settings.PERSONALIZE = {**settings.PERSONALIZE, "EVENT_TYPES": {"view": 0.0, "click": 0.0}}
     events = subject_events(history_events["ann"].pk)
     assert len(events.history) == 0 and events.complete
+
+
+# --- recency: HISTORY_HALF_LIFE_HOURS -------------------------------------------------
+
+HOUR = 3600.0
+
+
+def test_recency_factors_halve_per_half_life_of_each_type():
+    now = 1_000_000.0
+    factors = recency_factors(
+        ["purchase", "view", "view", "purchase"],
+        [now - 48 * HOUR, now - 12 * HOUR, now, now],
+        now, {"purchase": 24.0, "view": 12.0},
+    )
+    assert np.allclose(factors, [0.25, 0.5, 1.0, 1.0])
+
+
+def test_recency_factors_keep_types_without_a_half_life_and_future_events_whole():
+    now = 1_000_000.0
+    factors = recency_factors(["like", "view", "view"], [now - 1000 * HOUR, now - HOUR, now + 60],
+                              now, {"like": None, "view": 1.0})
+    assert np.allclose(factors, [1.0, 0.5, 1.0])
+    assert recency_factors([], [], now, {"view": 1.0}).shape == (0,)
+    assert np.array_equal(recency_factors(["view"], [0.0], now, {}), [1.0])
+
+
+def test_a_long_absence_rescales_instead_of_underflowing():
+    now = 1_000_000_000.0
+    years = 3 * 365 * 24 * HOUR
+    factors = recency_factors(["purchase", "purchase"], [now - years - 24 * HOUR, now - years],
+                              now, {"purchase": 24.0})
+    # 2 ** -1095 underflows; relative to the newest event the proportions stay
+    assert np.allclose(factors, [0.5, 1.0])
+
+
+def test_serving_weights_are_decayed_by_age_and_type(items, settings):
+    settings.PERSONALIZE = {**settings.PERSONALIZE,
+                            "HISTORY_HALF_LIFE_HOURS": {"purchase": 24.0, "view": 12.0}}
+    subject = Subject.objects.create()
+    now = timezone.now()
+    Event.objects.bulk_create([
+        Event(subject=subject, item=items["sku-1"], event_type="purchase",
+              timestamp=now - timedelta(days=3)),
+        Event(subject=subject, item=items["sku-2"], event_type="view",
+              timestamp=now - timedelta(hours=12)),
+        Event(subject=subject, item=items["sku-3"], event_type="view",
+              timestamp=now - timedelta(seconds=1)),
+        Event(subject=subject, item=items["sku-4"], event_type="like",  # no half-life: kept
+              timestamp=now - timedelta(days=300)),
+    ])
+    history = subject_history(subject.pk)
+    assert history.item_ids == [items[s].pk for s in ("sku-4", "sku-1", "sku-2", "sku-3")]
+    assert np.allclose(history.weights, [4.0, 1.0, 0.5, 1.0], rtol=1e-3)  # 8 / 2**3 = 1
+
+
+def test_the_documented_defaults_let_three_fresh_views_outweigh_old_purchases(items):
+    subject = Subject.objects.create()
+    now = timezone.now()
+    Event.objects.bulk_create(
+        [Event(subject=subject, item=items["sku-1"], event_type="purchase",
+               timestamp=now - timedelta(days=3 + n)) for n in range(20)]
+        + [Event(subject=subject, item=items["sku-2"], event_type="view",
+                 timestamp=now - timedelta(minutes=n)) for n in range(3)]
+    )
+    events = subject_events(subject.pk)
+    weights = np.asarray(events.history.weights)
+    kinds = np.asarray(events.event_types)
+    assert weights[kinds == "view"].sum() > weights[kinds == "purchase"].sum()

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,6 +21,7 @@ from django.db import OperationalError
 from personalize.strategies.artifacts import Artifact
 from personalize.strategies.base import CannotRecommend, Options, Strategy
 from personalize.strategies.history import History
+from personalize.strategies.progress import report_progress
 from personalize.strategies.ranking import top_k
 
 #: Set by a test to make a blocking fit wait; ``STARTED`` tells the test the fit began.
@@ -191,3 +193,19 @@ class Embedder(CoCount):
         target = artifact["item_vectors"][rows].mean(axis=0)
         scores = 100.0 - np.abs(artifact["item_vectors"] - target).sum(axis=1).astype(np.float64)
         return _finish(artifact, scores, np.array(rows), k, exclude)
+
+
+class Reusing(CoCount):
+    """A CoCount that reuses the live artifact (``refit``) and reports progress while fitting."""
+
+    #: The ``meta["version"]`` of every artifact ``refit`` was given.
+    refits: ClassVar[list[object]] = []
+
+    def fit(self, dataset) -> Artifact:
+        for done in range(1, 4):
+            report_progress("counting pairs", done, 3)
+        return super().fit(dataset)
+
+    def refit(self, dataset, previous: Artifact) -> Artifact:
+        Reusing.refits.append(previous.meta.get("version"))
+        return self.fit(dataset)

@@ -37,6 +37,22 @@ def test_e034_unknown_field_and_invalid_value(settings):
                          "crontab pattern.  Valid range is 0-23. '25' was found.")
 
 
+def test_e034_catalog_sync_schedule(settings):
+    obj = "PERSONALIZE['CATALOG_SYNC_SCHEDULE']"
+    _with(settings, CATALOG_SYNC_SCHEDULE="daily")
+    assert check_training() == [Error(
+        f"{obj} is 'daily', not a dict.",
+        hint='Use Celery crontab fields, for example {"hour": 2, "minute": 30}, or None for '
+             "no sync (keys: minute, hour, day_of_week, day_of_month, month_of_year).",
+        obj=obj, id="personalize.E034",
+    )]
+    _with(settings, CATALOG_SYNC_SCHEDULE={"minute": 61})
+    [error] = check_training()
+    assert error.id == "personalize.E034" and error.msg.startswith(f"{obj} is not a valid crontab")
+    _with(settings, CATALOG_SYNC_SCHEDULE=None)
+    assert check_training() == []
+
+
 @pytest.mark.parametrize("value", [-0.1, 1.5, "0.01", None])
 def test_e035_activation_tolerance(settings, value):
     _with(settings, ACTIVATION_TOLERANCE=value)
@@ -81,7 +97,8 @@ def test_e037_artifact_storage_missing(settings):
 @pytest.mark.parametrize(("key", "value", "hint"), [
     ("RETRAIN_AFTER_EVENTS", 0, "Use a whole number of at least 1 or None to switch it off."),
     ("HOLDOUT_MAX_SUBJECTS", 10.5, "Use a whole number of at least 1 or None to switch it off."),
-    ("KEEP_ARTIFACTS", True, "Use a whole number of at least 1 or None to switch it off."),
+    ("KEEP_ARTIFACTS", True, "Use a whole number of at least 0 or None to switch it off."),
+    ("KEEP_ARTIFACTS", -1, "Use a whole number of at least 0 or None to switch it off."),
     ("TASK_CHUNK_SIZE", None, "Use a whole number of at least 1."),
 ])
 def test_e038_counts(settings, key, value, hint):

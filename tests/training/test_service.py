@@ -14,6 +14,7 @@ from personalize.serving.loader import get_active_model
 from personalize.strategies.history import History
 from personalize.training import activation, gate, service
 from personalize.training.storage import artifact_storage, load_artifact
+from tests.training import fakes
 from tests.training.conftest import START, make_events, set_options, use_strategies
 
 pytestmark = pytest.mark.django_db
@@ -248,3 +249,54 @@ def test_evaluation_is_the_same_as_recommending_one_subject_at_a_time(data_dir, 
 def test_fingerprint_counts_every_event_and_names_the_newest(shop):
     newest = Event.objects.create(subject=shop["subjects"][0], item=None, event_type="search")
     assert service.data_fingerprint() == {"events": 321, "last_event_id": newest.pk}
+
+
+# --- reusing the live artifact, and the retention rule ---------------------------
+
+
+@pytest.fixture
+def reusing(settings, shop):
+    use_strategies(settings, {"reuse": "tests.training.fakes.Reusing",
+                              "cooc": "tests.training.fakes.CoCount"})
+    fakes.Reusing.refits.clear()
+    yield settings
+    fakes.Reusing.refits.clear()
+
+
+def test_a_strategy_that_refits_is_given_the_live_artifact(reusing):
+    assert service.train_strategy("reuse").status == "active"
+    assert fakes.Reusing.refits == []  # nothing live yet: fit
+    service.train_strategy("reuse", force=True)
+    assert fakes.Reusing.refits == [1]
+    service.train_strategy("reuse", force=True)
+    assert fakes.Reusing.refits == [1, 2]
+    assert not fakes.CoCount.implements("refit")  # others keep plain fit: nothing is read
+
+
+def test_a_live_artifact_it_cannot_read_means_a_fit_from_scratch(reusing):
+    first = service.train_strategy("reuse")
+    other = service.train_strategy("cooc")
+    strategy, dataset = fakes.Reusing(), service.take_snapshot()
+    # written by another class (the name now points elsewhere): not offered to refit
+    ModelVersion.objects.filter(pk=first.pk).update(artifact=other.artifact)
+    assert service.fit_strategy("reuse", strategy, dataset).meta["strategy"] == (
+        "tests.training.fakes.Reusing")
+    artifact_storage().delete(other.artifact)  # gone from storage: the same
+    service.fit_strategy("reuse", strategy, dataset)
+    assert fakes.Reusing.refits == []
+
+
+def test_the_live_version_and_the_two_newest_others_keep_their_files_by_default(reusing):
+    versions = [service.train_strategy("cooc", force=True) for _ in range(5)]
+    kept = {v.version: bool(v.artifact) for v in ModelVersion.objects.filter(strategy="cooc")}
+    assert kept == {1: False, 2: False, 3: True, 4: True, 5: True}
+    assert [artifact_storage().exists(v.artifact) for v in versions] == [
+        False, False, True, True, True]
+
+
+def test_keep_artifacts_zero_keeps_only_the_live_file(reusing, settings):
+    settings.PERSONALIZE = {**settings.PERSONALIZE, "KEEP_ARTIFACTS": 0}
+    for _ in range(3):
+        service.train_strategy("cooc", force=True)
+    with_files = ModelVersion.objects.filter(strategy="cooc").exclude(artifact="")
+    assert list(with_files.values_list("version", "status")) == [(3, "active")]

@@ -197,11 +197,19 @@ def test_beat_schedule_defaults_and_overrides(settings):
     assert entries["personalize-purge-expired-events"]["task"] == (
         "personalize.consent.tasks.purge_expired_events")
 
+    assert entries["personalize-sync-catalog"] == {
+        "task": "personalize.catalog.tasks.sync_catalog", "schedule": crontab(hour=2, minute=30)}
+
     custom = beat_schedule({"TRAINING_SCHEDULE": {"hour": 1, "minute": 15, "day_of_week": "sun"},
                             "RETRAIN_AFTER_EVENTS": None})
     assert custom["personalize-train-all"]["schedule"] == crontab(hour=1, minute=15,
                                                                   day_of_week="sun")
     assert "personalize-retrain-check" not in custom
+    assert "personalize-sync-catalog" not in custom  # no CATALOG in that config
+    hourly = beat_schedule({"CATALOG": {"shop.Product": {}}, "CATALOG_SYNC_SCHEDULE": {"minute": 5}})
+    assert hourly["personalize-sync-catalog"]["schedule"] == crontab(minute=5)
+    assert "personalize-sync-catalog" not in beat_schedule(
+        {"CATALOG": {"shop.Product": {}}, "CATALOG_SYNC_SCHEDULE": None})
 
 
 def test_every_scheduled_task_is_registered():
@@ -250,3 +258,22 @@ def test_a_merge_blocked_by_a_running_training_keeps_its_parts_for_the_retry(emb
     assert embedding.merge_parts("content", [part]).version == 2
     assert not artifact_storage().exists(part)
     assert new.pk in get_active_model("content").artifact.index_of("item_ids")
+
+
+def test_items_that_come_back_unchanged_make_no_new_version(embedder, catalog):
+    tasks.embed_items.delay([item.pk for item in catalog["Garden"][:3]]).get()
+    assert list(ModelVersion.objects.filter(strategy="content").values_list(
+        "version", flat=True)) == [1]
+    assert get_active_model("content").version == 1
+
+
+def test_derived_versions_follow_the_retention_rule(embedder, catalog):
+    embedder.PERSONALIZE = {**embedder.PERSONALIZE, "KEEP_ARTIFACTS": 1}
+    for n in range(3):
+        new = Item.objects.create(external_id=f"garden-new-{n}", title="Hose",
+                                  categories=["Garden"])
+        tasks.embed_items.delay([new.pk]).get()
+    files = dict(ModelVersion.objects.filter(strategy="content").values_list(
+        "version", "artifact"))
+    assert [version for version, path in sorted(files.items()) if path] == [3, 4]
+    assert get_active_model("content").version == 4

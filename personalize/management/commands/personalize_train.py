@@ -17,7 +17,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from tqdm import tqdm
 
-from personalize.management.progress import ProgressFile
+from personalize.management.progress import ProgressFile, StepBars
+from personalize.strategies.progress import reporting
 from personalize.strategies.registry import StrategyConfigError, strategy_names
 from personalize.training import service, tasks
 from personalize.training.locks import TrainingInProgress
@@ -85,8 +86,11 @@ class Command(BaseCommand):
                     done.append(stage)
                     bar.update(1)
 
+                # long steps inside fit (encoding a catalog) get a bar of their own
+                steps = StepBars(self.stderr, f"{name}: ", disable=verbosity == 0)
                 try:
-                    version = service.train_strategy(name, force=force, progress=step)
+                    with reporting(steps.report):
+                        version = service.train_strategy(name, force=force, progress=step)
                 except TrainingInProgress:
                     bar.update(len(service.STAGES) - len(done))
                     bar.write(f"{name}: already running elsewhere; skipped.", file=self.stdout)
@@ -98,6 +102,8 @@ class Command(BaseCommand):
                         bar.write(traceback.format_exc(), file=self.stdout)
                     failed.append(name)
                     continue
+                finally:
+                    steps.close()
                 bar.update(len(service.STAGES) - len(done))
                 bar.write(self._describe(version, started), file=self.stdout)
                 if version.status == "failed":

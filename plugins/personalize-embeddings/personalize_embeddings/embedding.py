@@ -22,12 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from personalize.strategies import Artifact
+from personalize.strategies import Artifact, report_progress
 from personalize_embeddings import model as model_module
 from personalize_embeddings.model import DEFAULT_MODEL
 
 #: Bumped when the artifact layout of the embeddings strategy changes.
 ARTIFACT_VERSION = 1
+#: Batches encoded between two progress reports (``report_progress``).
+BATCHES_PER_REPORT = 16
+#: What the progress reports call the encoding step.
+PROGRESS_STEP = "embedding item texts"
 
 
 @dataclass(frozen=True)
@@ -154,8 +158,8 @@ def embed_items(
         if digest and digest not in reusable and digest not in todo:
             todo[digest] = entry.text
     if todo:
-        fresh = model_module.encode(list(todo.values()), model=model, device=device,
-                                    batch_size=batch_size, normalize=normalize)
+        fresh = _encode_reporting(list(todo.values()), model=model, device=device,
+                                  batch_size=batch_size, normalize=normalize)
         reusable.update(zip(todo, fresh, strict=True))
     dim = _dim(reusable, previous_artifact, model, device)
     vectors = np.zeros((len(entries), dim), dtype=np.float32)
@@ -166,6 +170,23 @@ def embed_items(
         item_ids=id_array([e.item_id for e in entries]), vectors=vectors,
         text_hashes=hashes, encoded=len(todo),
     )
+
+
+def _encode_reporting(texts: list[str], *, model: str, device: str, batch_size: int,
+                      normalize: bool) -> np.ndarray:
+    """``model.encode`` in slices of :data:`BATCHES_PER_REPORT` batches, reporting progress.
+
+    Encoding a catalog takes minutes on a CPU; whoever runs the training shows
+    the reports (``manage.py personalize_train`` draws a bar).
+    """
+    size = max(int(batch_size), 1) * BATCHES_PER_REPORT
+    report_progress(PROGRESS_STEP, 0, len(texts))
+    parts = []
+    for start in range(0, len(texts), size):
+        parts.append(model_module.encode(texts[start:start + size], model=model, device=device,
+                                         batch_size=batch_size, normalize=normalize))
+        report_progress(PROGRESS_STEP, min(start + size, len(texts)), len(texts))
+    return np.concatenate(parts)
 
 
 def _compatible(artifact: Artifact, model: str, normalize: bool) -> bool:

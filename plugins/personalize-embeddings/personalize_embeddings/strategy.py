@@ -163,6 +163,15 @@ class Embeddings(Strategy):
             artifact.arrays["hnsw_index"] = self._build_index(artifact)
         return artifact
 
+    def refit(self, dataset: Dataset, previous: Artifact) -> Artifact:
+        """:meth:`fit`, reusing ``previous``'s vector of every item whose text did not change.
+
+        Training passes the live version's artifact: retraining on new events
+        with an unchanged catalog encodes nothing. Vectors are reused only from
+        an artifact made with the same ``model`` and ``normalize``.
+        """
+        return self.fit(dataset, previous_artifact=previous)
+
     def _build_index(self, artifact: Artifact) -> np.ndarray:
         return ann.build_index(
             artifact["vectors"], np.flatnonzero(self._has_vector(artifact)),

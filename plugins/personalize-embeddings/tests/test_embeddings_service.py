@@ -147,3 +147,39 @@ def test_works_with_the_training_packages_partial_upserts(catalog_artifact):
     recs = Embeddings().recommend(live, History(item_ids=["latex"]), k=2)
     assert "tape" in [item for item, _ in recs]
     assert Embeddings().similar(live, "scope", k=1)
+
+
+def test_refit_on_an_unchanged_catalog_encodes_nothing(catalog_artifact, count_encodes):
+    """What training does on new events: the live artifact's vectors are reused."""
+    again = Embeddings().refit(make_dataset(CATALOG), copy_of(catalog_artifact))
+    assert count_encodes == []
+    assert again.meta["encoded"] == 0
+    np.testing.assert_array_equal(again["vectors"], catalog_artifact["vectors"])
+
+
+def test_encoding_reports_its_progress(model, count_encodes, monkeypatch):
+    from personalize_embeddings import embedding
+
+    from personalize.strategies.progress import reporting
+
+    monkeypatch.setattr(embedding, "BATCHES_PER_REPORT", 1)
+    reports = []
+    with reporting(lambda step, done, total: reports.append((step, done, total))):
+        result = embed_items(list(CATALOG.items()), batch_size=3)
+    assert reports == [("embedding item texts", n, 8) for n in (0, 3, 6, 8)]
+    assert [len(call) for call in count_encodes] == [3, 3, 2]
+    np.testing.assert_allclose(result.vectors, embed_items(list(CATALOG.items())).vectors,
+                               atol=1e-6)
+
+
+def test_a_partial_upsert_re_encodes_only_changed_texts(catalog_artifact, count_encodes):
+    """The training package hands the plugin the live rows of the items it embeds."""
+    from personalize.training.embedding import rows_like, upsert_rows
+
+    live = copy_of(catalog_artifact)
+    part = rows_like(live, ["meter", "tape"])
+    edited = SimpleNamespace(pk="tape", title="", categories=[], text="Duct tape, silver.")
+    Embeddings().upsert_items(part, [SimpleNamespace(pk="meter", title="", categories=[],
+                                                     text=CATALOG["meter"]), edited])
+    assert count_encodes == [["Duct tape, silver."]]
+    assert upsert_rows(live, copy_of(part)) == 1  # the meter came back unchanged

@@ -138,3 +138,12 @@ def test_missing_data_is_a_clear_error(shop_settings, tmp_path):
     with pytest.raises(CommandError, match="No Amazon Scientific data"):
         call_command("seed_shop", "--data-dir", str(tmp_path), "--no-train", "--no-progress",
                      stdout=StringIO())
+
+
+def test_every_long_step_shows_a_progress_bar(shop_settings, data_dir):
+    err = StringIO()
+    call_command("seed_shop", "--data-dir", str(data_dir), "--limit-users", str(N_USERS),
+                 "--no-train", stdout=StringIO(), stderr=err)
+    bars = err.getvalue()
+    for step in ("Products", "Users", "Catalog", "Purchase histories"):
+        assert f"{step}: 100%" in bars, step
