@@ -29,7 +29,7 @@ from typing import Any
 from django.db import router, transaction
 from django.http import HttpRequest
 
-from personalize.backends.cache import personalize_cache
+from personalize.backends.cache import personalize_cache, warn_unreachable
 from personalize.backends.database import store_for
 from personalize.conf import personalize_settings
 from personalize.consent.cache import consent_cache_key
@@ -175,8 +175,8 @@ def _latest(subject_id: int) -> _Latest:
     try:
         cache = personalize_cache()
         cached = cache.get(key)
-    except Exception:  # a cache outage must not break a page: read the ledger
-        logger.warning("Consent cache unavailable; reading the ledger", exc_info=True)
+    except Exception as exc:  # a cache outage must not break a page: read the ledger
+        warn_unreachable("reading consent from the ledger", exc)
         return _load_latest(subject_id)
     if cached is not None:
         return dict(cached)
@@ -187,8 +187,8 @@ def _load_and_cache(subject_id: int, cache: Any) -> _Latest:
     latest = _load_latest(subject_id)
     try:
         cache.set(consent_cache_key(subject_id), latest, personalize_settings.CONSENT_CACHE_TTL)
-    except Exception:
-        logger.warning("Could not cache consent state of subject %s", subject_id, exc_info=True)
+    except Exception as exc:
+        warn_unreachable("consent state not cached", exc)
     return latest
 
 
@@ -303,8 +303,8 @@ def has_consent_reading(
     try:
         cache = personalize_cache()
         values = cache.get_many([key, *also])
-    except Exception:
-        logger.warning("Consent cache unavailable; reading the ledger", exc_info=True)
+    except Exception as exc:
+        warn_unreachable("reading consent from the ledger", exc)
         return has_consent(subject_id, purpose, request), None
     cached = values.pop(key, None)
     latest = dict(cached) if cached is not None else _load_and_cache(subject_id, cache)
@@ -335,8 +335,8 @@ def _latest_many(subject_ids: set[int]) -> dict[int, _Latest]:
     try:
         cache = personalize_cache()
         cached = cache.get_many(list(keys))
-    except Exception:
-        logger.warning("Consent cache unavailable; reading the ledger", exc_info=True)
+    except Exception as exc:
+        warn_unreachable("reading consent from the ledger", exc)
         cache, cached = None, {}
     found: dict[int, _Latest] = {keys[key]: dict(value) for key, value in cached.items()}
     loaded = _load_latest_many(subject_ids - found.keys())
@@ -346,8 +346,8 @@ def _latest_many(subject_ids: set[int]) -> dict[int, _Latest]:
                 {consent_cache_key(pk): value for pk, value in loaded.items()},
                 personalize_settings.CONSENT_CACHE_TTL,
             )
-        except Exception:
-            logger.warning("Could not cache consent state", exc_info=True)
+        except Exception as exc:
+            warn_unreachable("consent state not cached", exc)
     return {**found, **loaded}
 
 

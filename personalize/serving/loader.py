@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from personalize.backends.cache import is_process_local, personalize_cache
+from personalize.backends.cache import is_process_local, personalize_cache, warn_unreachable
 from personalize.conf import personalize_settings
 from personalize.models import ModelVersion
 from personalize.models.training import ModelStatus
@@ -95,8 +95,8 @@ def _read_shared_state(name: str) -> tuple[dict[str, Any], Any]:
     try:
         # one round trip for both: a request that falls on a check pays for it
         values = personalize_cache().get_many([key, ERASED_GEN_KEY])
-    except Exception:  # the cache is an accelerator: fall back to the database
-        logger.warning("Cannot read the model pointer from the cache", exc_info=True)
+    except Exception as exc:  # the cache is an accelerator: fall back to the database
+        warn_unreachable("reading the live model version from the database", exc)
         return pointer_from_db(name), _erased_gen
     pointer = values.get(key)
     if pointer is None:
@@ -104,8 +104,8 @@ def _read_shared_state(name: str) -> tuple[dict[str, Any], Any]:
         try:
             # add, not set: an activation that wrote a newer pointer meanwhile wins.
             personalize_cache().add(key, pointer, timeout=POINTER_TTL)
-        except Exception:
-            logger.warning("Cannot write the model pointer to the cache", exc_info=True)
+        except Exception as exc:
+            warn_unreachable("the live model version not cached", exc)
     return pointer, values.get(ERASED_GEN_KEY)
 
 
@@ -189,8 +189,8 @@ def _sync_erased(generation: Any) -> None:
         return
     try:
         shared = personalize_cache().get(ERASED_KEY) or {}
-    except Exception:
-        logger.warning("Cannot read erased subjects from the cache", exc_info=True)
+    except Exception as exc:
+        warn_unreachable("erasures from other processes applied at the next check", exc)
         return
     fresh = {sid: at for sid, at in shared.items() if sid not in _erased}
     _erased.update(shared)

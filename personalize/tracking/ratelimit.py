@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 
-from personalize.backends.cache import personalize_cache
+from personalize.backends.cache import personalize_cache, warn_unreachable
 from personalize.conf import personalize_settings
 
 logger = logging.getLogger(__name__)
@@ -92,8 +92,8 @@ def hit(
     except ValueError:  # the key expired between add and incr
         cache.set(key, amount, timeout=period + 1)
         count = amount
-    except Exception:
-        logger.warning("Rate-limit cache unavailable; letting the request through", exc_info=True)
+    except Exception as exc:
+        warn_unreachable("letting requests through without a rate limit", exc)
         return None
     if count > limit:
         retry_after = max(1, math.ceil((window + 1) * period - now))
