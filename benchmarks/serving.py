@@ -278,8 +278,8 @@ def _timed_misses(subject: Any, n: int) -> tuple[list[float], dict[str, list[flo
                 spent[part] = spent.get(part, 0.0) + (time.perf_counter_ns() - started) / 1e6
         return timed
 
-    def explainer(model: Any, used: Any) -> Any:
-        return timing("explain()", original_explainer(model, used))
+    def explainer(*args: Any, **kwargs: Any) -> Any:
+        return timing("explain()", original_explainer(*args, **kwargs))
 
     patched = [
         (pipeline, "_ranked", "strategies"),
