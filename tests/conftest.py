@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+from django.test import Client
+from django.utils.crypto import get_random_string
 
 from personalize.conf import personalize_settings
 
@@ -30,3 +32,13 @@ def _clear_cache():
     for alias in caches:
         caches[alias].clear()
     yield
+
+
+@pytest.fixture
+def browser():
+    """A client that must send CSRF tokens the way a page does (``enforce_csrf_checks``)."""
+    client = Client(enforce_csrf_checks=True)
+    token = get_random_string(32)  # a CSRF secret: 32 letters and digits
+    client.cookies["csrftoken"] = token
+    client.csrf = token
+    return client

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from django.middleware.csrf import _get_new_csrf_string
-from django.test import Client
 
 from personalize.models import ConsentRecord, Subject
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.templatetags.consent_urls")]
 
 URL = "/personalize/consent/"
-
-
-@pytest.fixture
-def browser():
-    client = Client(enforce_csrf_checks=True)
-    token = _get_new_csrf_string()
-    client.cookies["csrftoken"] = token
-    client.csrf = token
-    return client
 
 
 def submit(client, data, **headers):

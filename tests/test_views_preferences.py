@@ -6,7 +6,6 @@ import re
 
 import pytest
 from django.conf import settings
-from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client, override_settings
 
 from personalize.consent.service import grant_consent, revoke_consent
@@ -20,15 +19,6 @@ COOKIE = "personalize_vid"
 
 def personalize(**overrides):
     return override_settings(PERSONALIZE={**settings.PERSONALIZE, **overrides})
-
-
-@pytest.fixture
-def browser():
-    client = Client(enforce_csrf_checks=True)
-    token = _get_new_csrf_string()
-    client.cookies["csrftoken"] = token
-    client.csrf = token
-    return client
 
 
 @pytest.fixture

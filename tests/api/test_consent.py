@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.middleware.csrf import _get_new_csrf_string
-from django.test import Client, override_settings
+from django.test import override_settings
 
 from personalize.consent.service import has_consent
 from personalize.models import ConsentRecord, Event, Item, Subject
@@ -20,16 +19,6 @@ COOKIE = "personalize_vid"
 
 def personalize(**overrides):
     return override_settings(PERSONALIZE={**settings.PERSONALIZE, **overrides})
-
-
-@pytest.fixture
-def browser():
-    """A browser client that must send CSRF tokens like a real page would."""
-    client = Client(enforce_csrf_checks=True)
-    token = _get_new_csrf_string()
-    client.cookies["csrftoken"] = token
-    client.csrf = token
-    return client
 
 
 def post(client, data, **extra):

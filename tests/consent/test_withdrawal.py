@@ -16,8 +16,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse
-from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client, override_settings
+from django.utils.crypto import get_random_string
 
 from personalize.consent.rights import export_subject
 from personalize.consent.service import grant_consent, has_consent
@@ -47,7 +47,7 @@ def browser_of(subject: Subject) -> Client:
     response = HttpResponse()
     response.set_signed_cookie("personalize_vid", subject.visitor_id, salt=COOKIE_SALT)
     client.cookies["personalize_vid"] = response.cookies["personalize_vid"].value
-    client.csrf = _get_new_csrf_string()
+    client.csrf = get_random_string(32)  # a CSRF secret
     client.cookies["csrftoken"] = client.csrf
     return client
 
