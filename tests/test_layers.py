@@ -27,7 +27,11 @@ LAYERS: list[set[str]] = [
     {"tracking"},
     {"evaluation"},
     {"training"},
+    # A/B tests: assignment (which serving asks), statistics, the bandit, reports
+    {"experiments"},
     {"serving"},
+    # what blocks earn: exposure logging (after serving), attribution, rollups
+    {"outcomes"},
     # the edges: thin callers of the services, imported by nothing below them
     {"api", "templatetags", "admin", "management", "checks", "apps", "tasks", "urls", "views",
      "testing", "__init__"},

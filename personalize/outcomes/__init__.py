@@ -1,0 +1,1 @@
+"""What recommendation blocks earn: exposures, clicks and conversions attributed, rollups."""
