@@ -4,4 +4,4 @@ Importing this package registers every screen (Django's admin autodiscovery
 imports ``personalize.admin``).
 """
 
-from personalize.admin import data, placements, training  # noqa: F401
+from personalize.admin import data, experiments, placements, training  # noqa: F401

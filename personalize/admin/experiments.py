@@ -1,0 +1,129 @@
+"""Experiments (with their variants inline), and the exposures and rollups they are read from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from personalize.admin.common import ReadOnlyAdmin, datetime_column
+from personalize.experiments import lifecycle
+from personalize.models import DailyRollup, Experiment, Exposure, Variant
+from personalize.serving.experiment_forms import ExperimentForm, VariantForm, VariantFormSet
+
+STATUS_COLOURS = {"running": "#2e7d32", "stopped": "#616161", "draft": "#ef6c00"}
+
+
+class VariantInline(admin.TabularInline):
+    """The variants; fixed once the experiment has started (the analysis depends on them)."""
+
+    model = Variant
+    form = VariantForm
+    formset = VariantFormSet
+    extra = 0
+    min_num = 2
+
+    def _editable(self, obj: Experiment | None) -> bool:
+        return obj is None or obj.status == Experiment.Status.DRAFT
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._editable(obj) and super().has_delete_permission(request, obj)
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    """Experiments: drafted here, started and stopped with the actions."""
+
+    form = ExperimentForm
+    inlines = [VariantInline]
+    list_display = ["name", "placement", "status_badge", "primary_metric", "allocation",
+                    "variant_keys", "started", "ended"]
+    list_filter = ["status", "placement", "primary_metric"]
+    search_fields = ["name", "placement", "description"]
+    actions = ["start_experiments", "stop_experiments"]
+    fieldsets = [
+        (None, {"fields": ["name", "description", "placement"]}),
+        (_("Analysis"), {"fields": ["primary_metric", "minimum_detectable_effect", "alpha",
+                                    "power"]}),
+        (_("Traffic"), {"fields": ["allocation", "bandit_floor"]}),
+        (_("Status"), {"fields": ["status", "started_at", "ended_at"]}),
+    ]
+    started = datetime_column("started_at", _("started"))
+    ended = datetime_column("ended_at", _("ended"))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fixed = ["status", "started_at", "ended_at"]
+        if obj is not None and obj.status != Experiment.Status.DRAFT:
+            # a started test keeps its design: the report is computed against it
+            fixed += ["placement", "primary_metric", "minimum_detectable_effect", "alpha",
+                      "power", "allocation", "bandit_floor"]
+        return fixed
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).prefetch_related("variants")
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_badge(self, obj: Experiment) -> str:
+        return format_html('<b style="color:{}">{}</b>', STATUS_COLOURS.get(obj.status, "inherit"),
+                           obj.get_status_display())
+
+    @admin.display(description=_("variants"))
+    def variant_keys(self, obj: Experiment) -> str:
+        return ", ".join(f"{v.key}{'*' if v.is_control else ''}" for v in obj.variants.all())
+
+    def _change_status(self, request: HttpRequest, queryset: Any, change: Any,
+                       done: str) -> None:
+        for experiment in queryset:
+            try:
+                change(experiment)
+            except lifecycle.ExperimentError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(request, done % {"name": experiment.name}, messages.SUCCESS)
+
+    @admin.action(description=_("Start (draft experiments)"))
+    def start_experiments(self, request: HttpRequest, queryset: Any) -> None:
+        self._change_status(request, queryset, lifecycle.start, str(_("%(name)s started.")))
+
+    @admin.action(description=_("Stop (running experiments)"))
+    def stop_experiments(self, request: HttpRequest, queryset: Any) -> None:
+        self._change_status(request, queryset, lifecycle.stop, str(_("%(name)s stopped.")))
+
+
+@admin.register(Exposure)
+class ExposureAdmin(ReadOnlyAdmin):
+    """Blocks shown to subjects (impressions), one row per rendered block."""
+
+    list_display = ["id", "time", "subject", "placement", "strategy", "model_version",
+                    "experiment", "variant", "source", "item_count"]
+    list_filter = ["placement", "source", "experiment"]
+    search_fields = ["=id", "subject__key", "subject__user__username"]
+    list_select_related = ["subject", "experiment", "variant"]
+    time = datetime_column("created_at", _("time"))
+
+    @admin.display(description=_("items"))
+    def item_count(self, obj: Exposure) -> int:
+        return len(obj.items or [])
+
+
+@admin.register(DailyRollup)
+class DailyRollupAdmin(ReadOnlyAdmin):
+    """What each placement, strategy and variant earned per day (counts only)."""
+
+    list_display = ["day", "placement", "strategy", "experiment", "variant", "impressions",
+                    "subjects", "clicks", "ctr", "add_to_carts", "conversions", "revenue"]
+    list_filter = ["placement", "strategy", "experiment"]
+    date_hierarchy = "day"
+
+    @admin.display(description=_("CTR"))
+    def ctr(self, obj: DailyRollup) -> str:
+        return f"{obj.clicks / obj.impressions:.2%}" if obj.impressions else "-"
