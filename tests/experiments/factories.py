@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from personalize.models import ConsentRecord, Experiment, Subject, Variant
+from personalize.consent.service import grant_consent
+from personalize.models import Experiment, Subject, Variant
 
 
 def make_experiment(
@@ -34,8 +35,7 @@ def make_experiment(
 
 def grant_analytics(subject: Subject) -> None:
     """Record an ``analytics`` grant (exposures, experiments) for ``subject``."""
-    ConsentRecord.objects.create(subject=subject, purpose="analytics", granted=True,
-                                 policy_version="1", source="server")
+    grant_consent(subject, "analytics")
 
 
 def variant(experiment: Experiment, key: str) -> Variant:
