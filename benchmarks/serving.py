@@ -284,7 +284,7 @@ def _timed_misses(subject: Any, n: int) -> tuple[list[float], dict[str, list[flo
     patched = [
         (pipeline, "_ranked", "strategies"),
         (pipeline, "subject_events", "history query"),
-        (block_cache, "read_with_consent", "cache round trips"),
+        (block_cache, "read_with_consents", "cache round trips"),
         (block_cache, "write", "cache round trips"),
     ]
     originals = [(module, name, getattr(module, name)) for module, name, _ in patched]

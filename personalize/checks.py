@@ -17,7 +17,7 @@ from personalize.catalog.checks import catalog_checks
 from personalize.conf import DEFAULTS, REMOVED_SETTINGS, class_list_errors, personalize_settings
 from personalize.consent.checks import consent_checks
 from personalize.consent.service import REQUIRED_PURPOSES
-from personalize.serving.checks import placement_checks, serving_checks
+from personalize.serving.checks import experiment_checks, placement_checks, serving_checks
 from personalize.strategies.registry import StrategyConfigError, configured_strategy_specs
 from personalize.tracking.checks import tracking_checks
 from personalize.training.checks import catalog_size_errors, training_checks
@@ -305,7 +305,7 @@ def check_consent_and_retention(app_configs: Any = None, **kwargs: Any) -> list[
 
 @register(Tags.compatibility)
 def check_serving(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """personalize.E040-E043 and W040-W044: serving settings, schema, cache, templates."""
+    """personalize.E040-E043, E049 and W040-W044: serving and exposure settings, cache, ..."""
     if not _settings_ok():
         return []
     return serving_checks()
@@ -318,6 +318,15 @@ def check_placements(app_configs: Any = None, databases: Any = None,
     if not databases or not _settings_ok():
         return []
     return placement_checks()
+
+
+@register(Tags.database)
+def check_experiments(app_configs: Any = None, databases: Any = None,
+                      **kwargs: Any) -> list[CheckMessage]:
+    """personalize.E048: running experiments that cannot run (only with ``check --database``)."""
+    if not databases or not _settings_ok():
+        return []
+    return experiment_checks()
 
 
 @register(Tags.compatibility)

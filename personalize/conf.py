@@ -148,6 +148,11 @@ DEFAULTS: dict[str, Any] = {
     "DIVERSITY_EMBEDDINGS_STRATEGY": "embeddings",
     "SERVING_ITEM_CACHE_SIZE": 20_000,
     "HISTORY_HALF_LIFE_HOURS": DEFAULT_HISTORY_HALF_LIFE_HOURS,
+    # --- exposures: blocks rendered, written in the background (docs/serving.md) ---
+    "EXPOSURE_LOGGING": True,
+    "EXPOSURE_FLUSH_INTERVAL": 2.0,
+    "EXPOSURE_BATCH_SIZE": 500,
+    "EXPOSURE_BUFFER_SIZE": 10_000,
     # --- REST API ---
     "API_RENDERER_CLASSES": None,
 }

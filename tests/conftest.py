@@ -23,15 +23,21 @@ def data_dir() -> Path:
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    """Every test starts with an empty cache (locmem or the test's Redis prefix)."""
+    """Every test starts with an empty cache (locmem or the test's Redis prefix).
+
+    And with an empty exposure buffer: rows one test logged are never written by another.
+    """
     from django.core.cache import caches
 
     from personalize.backends.cache import reset_outages
+    from personalize.outcomes.exposures import exposures
 
     reset_outages()  # a cache failure simulated by an earlier test is not remembered
+    exposures.clear()  # nor exposures an earlier test left unwritten
     for alias in caches:
         caches[alias].clear()
     yield
+    exposures.clear()
 
 
 @pytest.fixture

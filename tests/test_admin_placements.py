@@ -136,6 +136,19 @@ def test_preview_shows_the_block_and_explanations(admin_client, ada):
     assert ada.key in page
 
 
+def test_a_preview_is_not_an_exposure(admin_client, ada):
+    from personalize.models import Exposure
+    from tests.experiments.factories import grant_analytics
+
+    grant_analytics(ada)
+    placement = Placement.objects.create(name="home", limit=3)
+    url = reverse("admin:personalize_placement_preview", args=[placement.pk])
+    page = admin_client.get(url, {"subject": "ada"}).content.decode()
+    assert 'data-personalize-placement="home"' in page
+    assert "data-personalize-impression" not in page
+    assert not Exposure.objects.exists()
+
+
 def test_preview_of_an_unknown_subject_is_a_form_error(admin_client, ada):
     placement = Placement.objects.create(name="home")
     url = reverse("admin:personalize_placement_preview", args=[placement.pk])

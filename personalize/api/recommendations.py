@@ -7,6 +7,12 @@
 ``GET /api/personalize/items/<external_id>/similar/?limit=6``
     Items similar to one item, the same for everyone.
 
+Each block answered is an exposure (:mod:`personalize.outcomes.exposures`)
+when the visitor allows ``analytics``: its impression id is the answer's
+``"impression"`` (``null`` when nothing was logged), and each result carries
+its 1-based ``"position"``; a click sends both back in its ``context``.
+A staff member's ``subject=`` answer is a preview and logs nothing.
+
 Every query parameter goes through a serializer; an invalid one gives 400
 with the parameter's name as the key of the error. A placement that does not
 exist gives 404 naming the known ones: the API never creates placements, and
@@ -18,6 +24,7 @@ defaults unless ``PERSONALIZE["API_RENDERER_CLASSES"]`` names others.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from drf_spectacular.utils import OpenApiExample, extend_schema
@@ -32,6 +39,7 @@ from personalize.api.renderers import ConfiguredRenderers
 from personalize.api.schema import INVALID_FIELDS, DocumentedView, error_response
 from personalize.conf import personalize_settings
 from personalize.models import Subject
+from personalize.outcomes.exposures import API, log_exposure
 from personalize.serving import cache as block_cache
 from personalize.serving.cache import Row
 from personalize.serving.placements import (
@@ -39,7 +47,7 @@ from personalize.serving.placements import (
     placement_exists,
     unknown_placement_message,
 )
-from personalize.serving.service import recommend_rows, resolve_item, similar_rows
+from personalize.serving.service import resolve_item, serve_block, serve_similar_block
 from personalize.strategies.registry import strategy_names
 
 #: Staff with this permission may read any subject's recommendations.
@@ -119,6 +127,8 @@ class RecommendationSerializer(serializers.Serializer):
     """One recommended item (describes the response; not run per request)."""
 
     item = serializers.CharField(help_text="The item's external id.")
+    position = serializers.IntegerField(
+        min_value=1, help_text="1-based position in the block (send it with a click).")
     title = serializers.CharField()
     url = serializers.CharField(allow_null=True)
     categories = serializers.ListField(child=serializers.CharField())
@@ -138,13 +148,19 @@ class BlockSerializer(serializers.Serializer):
     placement = serializers.CharField()
     heading = serializers.CharField()
     personalized = serializers.BooleanField(help_text="Whether any item is personalized.")
+    impression = serializers.UUIDField(
+        allow_null=True,
+        help_text="The impression id of this block (send it with a click on one of its "
+                  "items); null when it was not logged (no analytics consent, no subject yet, "
+                  "or a staff preview).")
     results = RecommendationSerializer(many=True)
 
 
-def recommendation_data(row: Row) -> dict[str, Any]:
-    """The JSON form of one recommended item."""
+def recommendation_data(row: Row, position: int) -> dict[str, Any]:
+    """The JSON form of one recommended item at its 1-based ``position``."""
     return {
         "item": row.external_id,
+        "position": position,
         "title": row.title,
         "url": row.url,
         "categories": row.categories,
@@ -156,13 +172,15 @@ def recommendation_data(row: Row) -> dict[str, Any]:
     }
 
 
-def block_data(placement: str, heading: str, rows: list[Row]) -> dict[str, Any]:
+def block_data(placement: str, heading: str, rows: list[Row],
+               impression: uuid.UUID | None = None) -> dict[str, Any]:
     """The JSON form of a block."""
     return {
         "placement": placement,
         "heading": heading,
         "personalized": any(r.personalized for r in rows),
-        "results": [recommendation_data(r) for r in rows],
+        "impression": str(impression) if impression is not None else None,
+        "results": [recommendation_data(r, n) for n, r in enumerate(rows, 1)],
     }
 
 
@@ -227,7 +245,8 @@ def may_view_any(user: Any) -> bool:
     },
     examples=[OpenApiExample("A block", response_only=True, value={
         "placement": "home", "heading": "Recommended for You", "personalized": True,
-        "results": [{"item": "sku-42", "title": "Cordless drill", "url": "/p/42/",
+        "impression": "3f0c5b9e-8a41-4c53-9d7e-2b1f6c0a9e12",
+        "results": [{"item": "sku-42", "position": 1, "title": "Cordless drill", "url": "/p/42/",
                      "categories": ["Tools"],
                      "attributes": {"price": 89.0, "brand": "Makita", "image": "/media/drill.jpg"},
                      "score": 0.83, "strategy": "item_knn",
@@ -257,10 +276,13 @@ class RecommendationsView(DatabaseOutageHandling, DocumentedView, ConfiguredRend
         placement = params["placement"]
         context = {"item": params["item"]} if "item" in params else None
         writes: list[tuple[str, Any, int]] = []
-        rows = recommend_rows(who, placement, limit=params.get("limit"), context=context,
-                              store=lambda *entry: writes.append(entry))
-        response = BlockResponse(block_data(placement, get_placement(placement).heading, rows),
-                                 writes)
+        served = serve_block(who, placement, limit=params.get("limit"), context=context,
+                             store=lambda *entry: writes.append(entry))
+        # another subject's block, read by staff, is a preview: nobody was exposed
+        impression = log_exposure(served, API) if who is request else None
+        response = BlockResponse(
+            block_data(placement, get_placement(placement).heading, served.rows, impression),
+            writes)
         response["Cache-Control"] = "private, no-store"
         return response
 
@@ -287,9 +309,12 @@ class SimilarItemsView(DatabaseOutageHandling, DocumentedView, ConfiguredRendere
             raise exceptions.NotFound("Unknown item.")
         placement = params.get("placement")
         writes: list[tuple[str, Any, int]] = []
-        rows = similar_rows(external_id, params.get("limit", 10), strategy=params.get("strategy"),
-                            placement=placement, store=lambda *entry: writes.append(entry))
+        served = serve_similar_block(
+            external_id, params.get("limit", 10), strategy=params.get("strategy"),
+            placement=placement, store=lambda *entry: writes.append(entry), audience=request)
         config = get_placement(placement) if placement else None
         heading = config.heading if config is not None and config.configured else "Similar items"
-        return BlockResponse(block_data(placement or "similar", heading, rows), writes)
+        return BlockResponse(
+            block_data(placement or "similar", heading, served.rows, log_exposure(served, API)),
+            writes)
 

@@ -43,8 +43,10 @@ logger = logging.getLogger(__name__)
 
 #: The purpose that gates tracking and personalized recommendations.
 PERSONALIZATION = "personalization"
+#: The purpose that gates exposure logging and taking part in experiments.
+ANALYTICS = "analytics"
 #: Purposes every site must offer (system check personalize.E013).
-REQUIRED_PURPOSES = (PERSONALIZATION, "analytics")
+REQUIRED_PURPOSES = (PERSONALIZATION, ANALYTICS)
 
 #: How a state was decided.
 EXPLICIT, DEFAULT, SIGNAL = "explicit", "default", "signal"
@@ -273,44 +275,47 @@ def has_consent(
     return _state(purpose, _latest(subject_id)).granted
 
 
-def has_consent_reading(
+def consents_reading(
     subject_id: int,
-    purpose: str,
+    purposes: Sequence[str],
     request: HttpRequest | Any | None,
     also: Sequence[str],
-) -> tuple[bool, dict[str, Any] | None]:
-    """:func:`has_consent` for a subject pk, reading other keys of the cache in the same trip.
+) -> tuple[dict[str, bool], dict[str, Any] | None]:
+    """:func:`has_consent` for a subject pk and purposes, reading other keys in the same trip.
 
-    Serving reads a block's cache keys with it, so a computed block does not
-    pay a second round trip for the consent.
+    Serving reads a block's cache keys with it, so a computed block pays no
+    second round trip for ``personalization`` (may the block use the
+    subject's history) and ``analytics`` (may its exposure be logged): both
+    come from the one cached ledger state.
 
     Args:
         subject_id: a live subject's pk (merges are not followed).
-        purpose: a configured purpose.
+        purposes: configured purposes.
         request: the current request, for the GPC / DNT headers.
         also: more keys of the personalize cache to read.
 
     Returns:
-        ``(allowed, values)``: ``values`` maps the keys of ``also`` that were
-        found to their values; ``None`` if the cache could not be read (the
-        decision then came from the ledger).
+        ``({purpose: allowed}, values)``: ``values`` maps the keys of ``also``
+        that were found to their values; ``None`` if the cache could not be
+        read (the decisions then came from the ledger).
 
     Raises:
         ValueError: for an unknown purpose.
     """
-    validate_purpose(purpose)
+    for purpose in purposes:
+        validate_purpose(purpose)
     key = consent_cache_key(subject_id)
     try:
         cache = personalize_cache()
         values = cache.get_many([key, *also])
     except Exception as exc:
         warn_unreachable("reading consent from the ledger", exc)
-        return has_consent(subject_id, purpose, request), None
+        return {p: has_consent(subject_id, p, request) for p in purposes}, None
     cached = values.pop(key, None)
     latest = dict(cached) if cached is not None else _load_and_cache(subject_id, cache)
     if request is not None and browser_signal(request):
-        return False, values
-    return _state(purpose, latest).granted, values
+        return dict.fromkeys(purposes, False), values
+    return {p: _state(p, latest).granted for p in purposes}, values
 
 
 def _load_latest_many(subject_ids: Iterable[int]) -> dict[int, _Latest]:

@@ -14,9 +14,13 @@ under:
 * the active model version of the placement's strategy and the site's consent
   configuration.
 
+A placement that runs an experiment keeps one entry per variant: the key ends
+with ``:variant:<pk>``, and a subject reads the entry of the variant they are
+assigned (:mod:`personalize.experiments.assignment`).
+
 A lookup is a single ``get_many`` of the global generation, the subject's
 generation and the entry (with the subject's cached consent state, which a
-miss needs: :func:`read_with_consent`); the entry (a :class:`BlockEntry`)
+miss needs: :func:`read_with_consents`); the entry (a :class:`BlockEntry`)
 counts only if everything it carries still matches, so invalidating a
 subject's blocks is one ``set`` however many blocks they have, and nothing ever
 scans keys. Generations are random tokens, not counters: an evicted counter
@@ -46,7 +50,11 @@ from personalize.backends.cache import (
     read_many,
     warn_unreachable,
 )
-from personalize.consent.service import PERSONALIZATION, has_consent_reading
+from personalize.consent.service import (
+    ANALYTICS,
+    PERSONALIZATION,
+    consents_reading,
+)
 
 PREFIX = "personalize:rec"
 GLOBAL_GEN_KEY = f"{PREFIX}:gen"
@@ -123,6 +131,7 @@ def block_key(
     limit: int | None,
     context_item: int | None,
     language: str | None,
+    variant: int | None = None,
 ) -> str:
     """Where one recommendation block is cached.
 
@@ -132,12 +141,15 @@ def block_key(
         limit: the limit asked for (``None``: the placement's).
         context_item: the pk of the page's item, if any.
         language: the active language (explanations are translated).
+        variant: the pk of the experiment variant the block serves, if the
+            placement runs an experiment (each variant's block is its own entry).
     """
     who = "anon" if subject_id is None else f"subject:{int(subject_id)}"
-    return (
+    key = (
         f"{PREFIX}:v{ENTRY_FORMAT}:{who}:{placement}:{'d' if limit is None else int(limit)}:"
         f"{'-' if context_item is None else int(context_item)}:{language or '-'}"
     )
+    return key if variant is None else f"{key}:variant:{int(variant)}"
 
 
 def similar_key(
@@ -155,27 +167,30 @@ def read(keys: list[str]) -> dict[str, Any] | None:
     return read_many(keys, "computing recommendations directly")
 
 
-def read_with_consent(subject_id: int, keys: list[str]) -> tuple[bool, dict[str, Any] | None]:
-    """:func:`read` plus the subject's ``personalization`` consent, in the same ``get_many``.
+def read_with_consents(
+    subject_id: int, keys: list[str]
+) -> tuple[bool, bool, dict[str, Any] | None]:
+    """:func:`read` plus the subject's ``personalization`` and ``analytics`` consent.
 
-    A block computed on a miss needs the consent; reading its cached state
-    (see :func:`personalize.consent.service.has_consent_reading`) with the
-    generations saves that computation a round trip. The caller has already
-    served a request with a GPC / DNT signal the shared non-personalized
-    block, so no request is consulted here.
+    A block computed on a miss needs the ``personalization`` consent, and every
+    block its ``analytics`` consent (the exposure, the experiment); reading the
+    cached ledger state (see :func:`personalize.consent.service.consents_reading`)
+    in the same ``get_many`` saves a round trip. The caller has already served a
+    request with a GPC / DNT signal the shared non-personalized block, so no
+    request is consulted here.
 
     Args:
         subject_id: a live subject's pk.
         keys: the keys to read.
 
     Returns:
-        ``(consent, values)``; ``values`` is ``None`` when the cache is
-        unreachable (the consent then came from the ledger).
+        ``(personalization, analytics, values)``; ``values`` is ``None`` when
+        the cache is unreachable (the consent then came from the ledger).
     """
-    consent, values = has_consent_reading(subject_id, PERSONALIZATION, None, keys)
+    granted, values = consents_reading(subject_id, (PERSONALIZATION, ANALYTICS), None, keys)
     if values is None:
         warn_unreachable("computing recommendations directly")
-    return consent, values
+    return granted[PERSONALIZATION], granted[ANALYTICS], values
 
 
 def write(key: str, value: Any, ttl: int) -> None:

@@ -14,6 +14,14 @@ personalize.E044 (``manage.py check --database default``)
     A placement's ``filters`` JSON is invalid.
 personalize.E045 (``manage.py check --database default``)
     A placement names a strategy or fallback that is not configured.
+personalize.E048 (``manage.py check --database default``)
+    A running experiment cannot be served: no variants, not exactly one
+    control, no positive traffic weight, a variant without its strategy, an
+    invalid variant configuration, or a strategy that is not configured.
+personalize.E049
+    ``EXPOSURE_LOGGING`` is not a boolean, ``EXPOSURE_FLUSH_INTERVAL`` not a
+    number >= 0, or ``EXPOSURE_BATCH_SIZE`` / ``EXPOSURE_BUFFER_SIZE`` not a
+    whole number >= 1 (or the buffer smaller than a batch).
 personalize.W040
     ``POPULARITY_STRATEGY`` is not a configured strategy: popular items are
     counted from the database instead of a trained model.
@@ -40,8 +48,10 @@ from django.core.checks import CheckMessage, Error, Warning
 from django.db import DatabaseError, connection
 
 from personalize.conf import personalize_settings
-from personalize.models import Placement
+from personalize.experiments.assignment import experiment_problems
+from personalize.models import Experiment, Placement, Variant
 from personalize.serving.filters import FilterError, parse_filters
+from personalize.serving.variants import VariantConfigError, parse_variant_config
 from personalize.strategies.registry import StrategyConfigError, configured_strategy_specs
 
 #: The apps the API docs page needs: drf-spectacular's template, the sidecar's Swagger UI.
@@ -123,7 +133,38 @@ def serving_checks() -> list[CheckMessage]:
                      f"of: {', '.join(sorted(names))}.",
                 obj="PERSONALIZE['SIMILAR_STRATEGY']", id="personalize.W041",
             ))
+    errors.extend(_exposure_checks())
     errors.extend(_environment_checks())
+    return errors
+
+
+def _exposure_checks() -> list[CheckMessage]:
+    s = personalize_settings
+    errors: list[CheckMessage] = []
+
+    def error(key: str, hint: str) -> None:
+        errors.append(Error(f"PERSONALIZE[{key!r}] is {getattr(s, key)!r}.", hint=hint,
+                            obj=f"PERSONALIZE[{key!r}]", id="personalize.E049"))
+
+    if not isinstance(s.EXPOSURE_LOGGING, bool):
+        error("EXPOSURE_LOGGING", "Use True (log each rendered block) or False.")
+    interval = s.EXPOSURE_FLUSH_INTERVAL
+    if (isinstance(interval, bool) or not isinstance(interval, int | float)
+            or not 0 <= interval < float("inf")):
+        error("EXPOSURE_FLUSH_INTERVAL", "Use a number of seconds >= 0 (0 writes each "
+                                         "exposure during the request).")
+    sizes_ok = True
+    for key in ("EXPOSURE_BATCH_SIZE", "EXPOSURE_BUFFER_SIZE"):
+        if not _whole(getattr(s, key), 1):
+            sizes_ok = False
+            error(key, "Use a whole number of exposures >= 1.")
+    if sizes_ok and s.EXPOSURE_BUFFER_SIZE < s.EXPOSURE_BATCH_SIZE:
+        errors.append(Error(
+            f"PERSONALIZE['EXPOSURE_BUFFER_SIZE'] ({s.EXPOSURE_BUFFER_SIZE}) is below "
+            f"PERSONALIZE['EXPOSURE_BATCH_SIZE'] ({s.EXPOSURE_BATCH_SIZE}).",
+            hint="The buffer must hold at least one batch: raise EXPOSURE_BUFFER_SIZE.",
+            obj="PERSONALIZE['EXPOSURE_BUFFER_SIZE']", id="personalize.E049",
+        ))
     return errors
 
 
@@ -198,4 +239,39 @@ def placement_checks() -> list[CheckMessage]:
                     hint=f"Choose one of: {', '.join(sorted(names))}.",
                     obj=f"Placement {placement.name!r}", id="personalize.E045",
                 ))
+    return errors
+
+
+def experiment_checks() -> list[CheckMessage]:
+    """Checks of the running experiments (run with ``manage.py check --database default``)."""
+    errors: list[CheckMessage] = []
+    try:
+        if Experiment._meta.db_table not in connection.introspection.table_names():
+            return []
+        rows = list(Experiment.objects.filter(status=Experiment.Status.RUNNING)
+                    .prefetch_related("variants").order_by("name"))
+    except DatabaseError:
+        return []
+    names = _configured_names()
+    for experiment in rows:
+        variants = sorted(experiment.variants.all(), key=lambda v: v.pk)
+        problems = experiment_problems(experiment, variants)
+        for variant in variants:
+            try:
+                config = (parse_variant_config(variant.config)
+                          if variant.kind == Variant.Kind.CONFIG else {})
+            except VariantConfigError as exc:
+                problems.append(f"variant {variant.key!r}: invalid configuration ({exc})")
+                continue
+            used = [variant.strategy] if variant.kind == Variant.Kind.STRATEGY else []
+            used += [config[k] for k in ("strategy", "fallback") if k in config]
+            if names is not None:
+                problems += [f"variant {variant.key!r} uses strategy {name!r}, which is not "
+                             "configured" for name in used if name and name not in names]
+        for problem in dict.fromkeys(problems):  # each once, in order
+            errors.append(Error(
+                f"Experiment {experiment.name!r} cannot run: {problem}.",
+                hint="Fix the experiment in the admin (docs/serving.md, \"Experiments\").",
+                obj=f"Experiment {experiment.name!r}", id="personalize.E048",
+            ))
     return errors

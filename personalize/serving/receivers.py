@@ -5,10 +5,11 @@
 * ``subject_erased``, a Subject deleted or merged into another: its
   generation moves too, and every loaded model forgets the subject
   (:func:`personalize.serving.loader.forget_subject`).
-* ``items_changed``, ``model_activated``, an Item or Placement saved or
-  deleted: the global generation moves (after the transaction commits, once
-  per transaction however many rows changed). An activated ModelVersion makes
-  this process re-read the strategy's version pointer at once.
+* ``items_changed``, ``model_activated``, an Item, Placement, Experiment,
+  Variant or AllocationSnapshot saved or deleted: the global generation moves
+  (after the transaction commits, once per transaction however many rows
+  changed). An activated ModelVersion makes this process re-read the
+  strategy's version pointer at once.
 * A change of the ``PERSONALIZE``, ``STORAGES`` or ``CACHES`` setting (tests):
   the loaded models are dropped, to be loaded again under the new settings.
 """
@@ -24,7 +25,17 @@ from django.db.models.signals import post_delete, post_save
 
 from personalize import signals
 from personalize.backends.cache import CacheBatch
-from personalize.models import ConsentRecord, Item, ModelVersion, Placement, Subject
+from personalize.experiments.assignment import forget_assignments
+from personalize.models import (
+    AllocationSnapshot,
+    ConsentRecord,
+    Experiment,
+    Item,
+    ModelVersion,
+    Placement,
+    Subject,
+    Variant,
+)
 from personalize.models.training import ModelStatus
 from personalize.serving import cache as block_cache
 from personalize.serving import loader
@@ -79,9 +90,16 @@ def on_subject_deleted(sender: Any, instance: Any = None, **kwargs: Any) -> None
 
 
 def on_subject_saved(sender: Any, instance: Any = None, raw: bool = False, **kwargs: Any) -> None:
-    """``post_save`` of Subject: the blocks of a subject merged into another stop matching."""
+    """``post_save`` of Subject: the blocks of a subject merged into another stop matching.
+
+    The merge keeps the earlier experiment assignment of the two subjects: the
+    cached assignments of both are dropped once it has committed, and read
+    back from the database.
+    """
     if instance is not None and getattr(instance, "merged_into_id", None) is not None:
         block_cache.bump_subjects([int(instance.pk)])
+        subjects = [int(instance.pk), int(instance.merged_into_id)]
+        transaction.on_commit(lambda: forget_assignments(subjects))
 
 
 def on_model_version_saved(sender: Any, instance: Any = None, **kwargs: Any) -> None:
@@ -100,7 +118,7 @@ def on_catalog_or_model_change(sender: Any = None, **kwargs: Any) -> None:
 
 
 def on_row_changed(sender: Any, instance: Any = None, raw: bool = False, **kwargs: Any) -> None:
-    """``post_save`` / ``post_delete`` of Item and Placement."""
+    """``post_save`` / ``post_delete`` of Item, Placement and the experiment models."""
     _bump_global_after_commit()
 
 
@@ -131,7 +149,7 @@ def connect_serving_signals() -> None:
     signals.items_changed.connect(on_catalog_or_model_change, dispatch_uid=f"{uid}.items")
     signals.model_activated.connect(on_catalog_or_model_change, dispatch_uid=f"{uid}.model")
     signals.model_activated.connect(loader.on_model_activated, dispatch_uid=f"{uid}.pointer")
-    for model in (Item, Placement):
+    for model in (Item, Placement, Experiment, Variant, AllocationSnapshot):
         label = model._meta.label_lower
         post_save.connect(on_row_changed, sender=model, dispatch_uid=f"{uid}.save.{label}")
         post_delete.connect(on_row_changed, sender=model, dispatch_uid=f"{uid}.delete.{label}")

@@ -18,127 +18,69 @@
 :class:`~personalize.models.Item`; :func:`recommend_rows` gives the cached
 :class:`~personalize.serving.cache.Row` tuples themselves, which carry
 everything the REST API renders, so a cached block goes to JSON without
-touching an Item.
+touching an Item. :func:`serve_block` and :func:`serve_similar_block` give the
+rows as a :class:`Served` block: with what an exposure of it records (the
+strategy, its model version, the experiment and variant, whether the subject
+allows ``analytics``), for the template tags and the REST API, which log
+exposures (:mod:`personalize.outcomes.exposures`).
+
+* **Experiment**: when the placement runs one
+  (:func:`personalize.experiments.assignment.running_experiment`), the
+  subject's variant changes the placement's configuration
+  (:mod:`personalize.serving.variants`); each variant's block is cached under
+  its own key, and the subject's assignment is read with it, in the same round
+  trip. A holdout variant serves an empty block.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from django.contrib.contenttypes.models import ContentType
-from django.db import models
 from django.utils import translation
 
 from personalize.conf import personalize_settings
 from personalize.consent.service import PERSONALIZATION, browser_signal, has_consent
+from personalize.experiments.assignment import (
+    Arm,
+    ExperimentConfig,
+    assign,
+    assignment_key,
+    held_experiment,
+    running_experiment,
+)
 from personalize.identity import resolve_subject
 from personalize.identity.subjects import as_http_request
-from personalize.models import Item, Subject
+from personalize.models import Subject
 from personalize.serving import cache as block_cache
 from personalize.serving.block import Trace
-from personalize.serving.cache import BlockEntry, ModelKey, Row, SimilarEntry
-from personalize.serving.catalog import ANY, CatalogIndex, catalog_index, get_items
+from personalize.serving.cache import UNKNOWN, BlockEntry, Row, SimilarEntry
+from personalize.serving.catalog import catalog_index
 from personalize.serving.loader import ActiveModel
 from personalize.serving.pipeline import active_model, compute_block, compute_similar
 from personalize.serving.placements import PlacementConfig, get_placement, load_placement
 from personalize.serving.popularity import popularity
+from personalize.serving.served import (
+    Recommendation,
+    Served,
+    Store,
+    clamp_limit,
+    consent_config,
+    materialise,
+    materialise_rows,
+    model_key,
+    model_version_of,
+    resolve_item,
+)
 from personalize.serving.stats import stats
+from personalize.serving.variants import apply_variant
 
-
-@dataclass(frozen=True)
-class Recommendation:
-    """One recommended item.
-
-    Attributes:
-        item: the catalog item.
-        score: the score of the stage that picked it (strategy score, popularity, ...);
-            comparable only within one strategy.
-        strategy: the name of what picked it: a strategy name, the popularity
-            strategy for fallback fills, or ``"pinned"``.
-        personalized: whether the subject's own history chose it.
-        explanation: a short, translated reason ("Because you bought X").
-        url: the host object's ``get_absolute_url()`` (or ``attributes["url"]``), if any.
-        attributes: the item's catalog attributes (the ``attributes`` of the
-            ``CATALOG`` mapping: ``rec.attributes.price`` in a template).
-    """
-
-    item: Item
-    score: float
-    strategy: str
-    personalized: bool
-    explanation: str
-    url: str | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def external_id(self) -> str:
-        return self.item.external_id
-
-    @property
-    def title(self) -> str:
-        return self.item.title or self.item.external_id
-
-
-#: Stores a computed block's cache entry: ``store(key, entry, ttl)``.
-Store = Callable[[str, Any, int], None]
-
-
-def _consent_config() -> tuple[Any, ...]:
-    # A settings change that alters what counts as consent must not serve old entries.
-    s = personalize_settings
-    return (s.CONSENT_MODE, s.CONSENT_POLICY_VERSION, bool(s.CONSENT_REASK_ON_POLICY_CHANGE))
-
-
-def _model_key(model: ActiveModel | None) -> ModelKey:
-    return None if model is None else (model.name, int(model.version))
-
-
-def _clamp_limit(limit: Any, default: int) -> int:
-    wanted = default if limit is None else limit
-    return max(0, min(int(wanted), int(personalize_settings.MAX_LIMIT)))
-
-
-def resolve_item(obj: Any, index: CatalogIndex | None = None) -> int | None:
-    """The ``Item.pk`` behind an Item, a host catalog object, an external id or a pk.
-
-    Returns:
-        The pk, or ``None`` when nothing in the catalog matches.
-    """
-    if obj is None:
-        return None
-    if isinstance(obj, Item):
-        return obj.pk
-    index = index or catalog_index(ANY)
-    if isinstance(obj, str):
-        return index.external_ids.get(obj)
-    if isinstance(obj, int) and not isinstance(obj, bool):
-        rows, _ = index.positions([obj])
-        return obj if rows.size else None
-    if isinstance(obj, models.Model) and obj.pk is not None:
-        content_type = ContentType.objects.get_for_model(obj)
-        pk = index.host_keys.get((content_type.pk, str(obj.pk)))
-        if pk is None:  # an object created after the index was built
-            pk = (
-                Item.objects.filter(content_type=content_type, object_id=str(obj.pk))
-                .values_list("pk", flat=True)
-                .first()
-            )
-        return pk
-    return None
-
-
-def _materialise(rows: Sequence[Row], generation: Any) -> list[Recommendation]:
-    if not rows:
-        return []
-    items = get_items([r.pk for r in rows], generation)
-    return [
-        Recommendation(items[r.pk], r.score, r.strategy, r.personalized, r.explanation, r.url,
-                       r.attributes)
-        for r in rows
-        if r.pk in items
-    ]
+__all__ = [
+    "Recommendation", "Served", "Store", "materialise", "preview", "recommend",
+    "recommend_rows", "resolve_item", "serve_block", "serve_similar_block", "similar_items",
+    "similar_rows",
+]
 
 
 def recommend(
@@ -162,10 +104,10 @@ def recommend(
 
     Returns:
         Up to ``limit`` :class:`Recommendation` objects; an empty list for an
-        empty catalog or a disabled placement.
+        empty catalog, a disabled placement or a holdout variant of an
+        experiment. Logs no exposure (the template tags and the REST API do).
     """
-    rows, generation = _serve(request_or_subject, placement, limit, context)
-    return _materialise(rows, generation)
+    return materialise(serve_block(request_or_subject, placement, limit, context))
 
 
 def recommend_rows(
@@ -176,68 +118,128 @@ def recommend_rows(
     *,
     store: Store | None = None,
 ) -> list[Row]:
-    """:func:`recommend` as :class:`Row` tuples, without loading the items (the REST API's).
+    """:func:`recommend` as :class:`Row` tuples, without loading the items.
 
     Takes the same arguments as :func:`recommend` and serves the same cached
     block; a row carries the item's pk, external id, title, categories and
-    attributes instead of the :class:`~personalize.models.Item`.
-
-    ``store`` receives a computed block's cache entry instead of it being
-    written at once (``block_cache.write`` takes the same arguments): the REST
-    view writes it after the response has gone out. An entry written late is
-    as safe as one written at once: it counts only while the generations it
-    carries are current.
+    attributes instead of the :class:`~personalize.models.Item`. ``store`` as
+    in :func:`serve_block`.
     """
-    return _serve(request_or_subject, placement, limit, context, store)[0]
+    return serve_block(request_or_subject, placement, limit, context, store=store).rows
 
 
-def _subject_id(request_or_subject: Any) -> int | None:
-    """The pk of the subject behind the argument of :func:`recommend` (never created)."""
+def _subject(request_or_subject: Any) -> Subject | None:
+    """The subject behind the argument of :func:`recommend` (never created)."""
     if request_or_subject is None:
         return None
-    subject = resolve_subject(request_or_subject, create=False)
-    return subject.pk if subject is not None else None
+    return resolve_subject(request_or_subject, create=False)
 
 
-def _serve(
-    request_or_subject: Any, placement: str, limit: int | None,
-    context: dict[str, Any] | None, store: Store | None = None,
-) -> tuple[list[Row], Any]:
-    """The block's rows, from the cache or computed (and cached), and the global generation."""
+def _audience(request_or_subject: Any) -> Subject | None:
+    """The subject a block is served to; ``None`` with a GPC / DNT signal on the request."""
     request = as_http_request(request_or_subject)
-    # With a browser privacy signal, the shared non-personalized block is served.
-    signal = browser_signal(request) if request is not None else None
-    subject_id = None if signal else _subject_id(request_or_subject)
+    if request is not None and browser_signal(request):
+        return None  # the shared non-personalized block, and nothing recorded
+    return _subject(request_or_subject)
+
+
+def serve_block(
+    request_or_subject: Any,
+    placement: str = "home",
+    limit: int | None = None,
+    context: dict[str, Any] | None = None,
+    *,
+    store: Store | None = None,
+) -> Served:
+    """:func:`recommend_rows` as a :class:`Served` block (for the tags and the REST API).
+
+    Takes the same arguments as :func:`recommend`. ``store`` receives a
+    computed block's cache entry instead of it being written at once
+    (``block_cache.write`` takes the same arguments): the REST view writes it
+    after the response has gone out. An entry written late is as safe as one
+    written at once: it counts only while the generations it carries are current.
+    """
+    subject = _audience(request_or_subject)
+    subject_id = subject.pk if subject is not None else None
     context_item = resolve_item((context or {}).get("item"))
-    entry_key = block_cache.block_key(placement, subject_id, limit, context_item,
-                                      translation.get_language())
+    language = translation.get_language()
+
+    def entry_key(variant: int | None) -> str:
+        return block_cache.block_key(placement, subject_id, limit, context_item, language,
+                                     variant)
+
+    # The experiment this process holds, to read each variant's entry and the
+    # subject's assignment in the same round trip; confirmed once the
+    # generation is known (another one means a miss, never a wrong block).
+    held = held_experiment(placement)
+    keys = [block_cache.GLOBAL_GEN_KEY, *_variant_keys(held, subject_id, entry_key)]
     subject_key = block_cache.subject_gen_key(subject_id) if subject_id is not None else ""
-    keys = [block_cache.GLOBAL_GEN_KEY, entry_key, *([subject_key] if subject_key else [])]
+    if subject_key:
+        keys.append(subject_key)
     if subject_id is None:
-        consent, values = False, block_cache.read(keys)
+        consent, analytics, values = False, False, block_cache.read(keys)
     else:
-        consent, values = block_cache.read_with_consent(subject_id, keys)
+        consent, analytics, values = block_cache.read_with_consents(subject_id, keys)
     generation = block_cache.global_generation(values)
     config = get_placement(placement, generation)
+    experiment = running_experiment(placement, None if generation is UNKNOWN else generation)
+    arm: Arm | None = None
+    if experiment is not None:
+        cached = None
+        if values is not None and subject_id is not None:
+            cached = values.get(assignment_key(experiment.id, subject_id))
+        arm = assign(experiment, subject_id, subject.key if subject is not None else None,
+                     enrolled=analytics, cached=cached)
+    variant = arm.variant if arm is not None else None
+    config = apply_variant(config, variant)
+    # only enrolled subjects are in the experiment (their exposure records it)
+    enrolled = arm if arm is not None and arm.enrolled else None
+
+    def served(rows: list[Row], model: ActiveModel | None = None, **extra: Any) -> Served:
+        return Served(
+            rows, generation, placement, config.strategy, model_version_of(model, rows),
+            subject_id, analytics,
+            experiment_id=enrolled.experiment.id if enrolled is not None else None,
+            variant_id=enrolled.variant.id if enrolled is not None else None,
+            assignment_recorded=enrolled.recorded if enrolled is not None else True, **extra,
+        )
+
+    if variant is not None and variant.is_holdout:
+        # no recommendations; the exposure still counts the subject in its variant
+        return replace(served([]), strategy="", holdout=config.enabled)
+    key = entry_key(variant.id if variant is not None else None)
     model = active_model(config.strategy)
     subject_generation = values.get(subject_key) if values is not None and subject_key else None
-    entry = values.get(entry_key) if values is not None else None
+    entry = values.get(key) if values is not None else None
     if isinstance(entry, BlockEntry) and (
         entry.generation, entry.subject_generation, entry.model, entry.consent
-    ) == (generation, subject_generation, _model_key(model), _consent_config()):
+    ) == (generation, subject_generation, model_key(model), consent_config()):
         stats.record_hit(placement)
-        return list(entry.rows), generation
+        return served(list(entry.rows), model)
     if not config.enabled:
-        return [], generation
-    n = _clamp_limit(limit, config.limit)
+        return served([])
+    n = clamp_limit(limit, config.limit)
     rows, diversity, fallback = compute_block(config, subject_id, consent, n, context_item,
                                               generation)
     stats.record_computed(placement, diversity=diversity, n_items=len(rows), fallback=fallback)
     if values is not None:
-        computed = BlockEntry(generation, subject_generation, _model_key(model),
-                              _consent_config(), tuple(rows))
-        (store or block_cache.write)(entry_key, computed, config.cache_ttl)
-    return rows, generation
+        computed = BlockEntry(generation, subject_generation, model_key(model),
+                              consent_config(), tuple(rows))
+        (store or block_cache.write)(key, computed, config.cache_ttl)
+    return served(rows, model)
+
+
+def _variant_keys(
+    experiment: ExperimentConfig | None, subject_id: int | None,
+    entry_key: Callable[[int | None], str],
+) -> list[str]:
+    """The cache keys of a block: its entry, or each variant's entry and the assignment."""
+    if experiment is None:
+        return [entry_key(None)]
+    if subject_id is None:  # no subject, no assignment: the control
+        return [entry_key(experiment.control.id)]
+    return [*(entry_key(v.id) for v in experiment.variants),
+            assignment_key(experiment.id, subject_id)]
 
 
 def preview(
@@ -257,9 +259,9 @@ def preview(
     trace = Trace(consent=consent, subject=subject.key if subject is not None else None,
                   source=popularity(catalog_index(generation))[1])
     context_item = resolve_item((context or {}).get("item"))
-    n = _clamp_limit(limit, config.limit)
+    n = clamp_limit(limit, config.limit)
     rows, _, _ = compute_block(config, subject_id, consent, n, context_item, generation, trace)
-    return _materialise(rows, generation), trace, config
+    return materialise_rows(rows, generation), trace, config
 
 
 def similar_items(
@@ -283,8 +285,7 @@ def similar_items(
         popular items of the item's category when the strategy cannot answer;
         an empty list when ``item`` is not in the catalog.
     """
-    rows, generation = _serve_similar(item, limit, strategy, placement)
-    return _materialise(rows, generation)
+    return materialise(serve_similar_block(item, limit, strategy=strategy, placement=placement))
 
 
 def similar_rows(
@@ -297,9 +298,10 @@ def similar_rows(
 ) -> list[Row]:
     """:func:`similar_items` as :class:`Row` tuples, without loading the items (the REST API's).
 
-    ``store`` as in :func:`recommend_rows`.
+    ``store`` as in :func:`serve_block`.
     """
-    return _serve_similar(item, limit, strategy, placement, store)[0]
+    return serve_similar_block(item, limit, strategy=strategy, placement=placement,
+                               store=store).rows
 
 
 def _similar_strategy(strategy: str | None, config: PlacementConfig | None) -> str:
@@ -311,38 +313,70 @@ def _similar_strategy(strategy: str | None, config: PlacementConfig | None) -> s
     return str(personalize_settings.SIMILAR_STRATEGY)
 
 
-def _serve_similar(
-    item: Any, limit: int, strategy: str | None, placement: str | None,
+def serve_similar_block(
+    item: Any,
+    limit: int = 10,
+    *,
+    strategy: str | None = None,
+    placement: str | None = None,
     store: Store | None = None,
-) -> tuple[list[Row], Any]:
-    """The similar-items block's rows, from the cache or computed, and the global generation."""
+    audience: Any = None,
+) -> Served:
+    """:func:`similar_rows` as a :class:`Served` block (for the tags and the REST API).
+
+    Args:
+        item: as in :func:`similar_items`.
+        limit: as in :func:`similar_items`.
+        strategy: as in :func:`similar_items`.
+        placement: as in :func:`similar_items`.
+        store: as in :func:`serve_block`.
+        audience: the request (or subject) the block is shown to: its subject
+            and ``analytics`` consent are read with the block, for the exposure.
+            ``None``: nobody in particular (no exposure can be logged).
+
+    Similar items are the same for every visitor: a placement's experiment does
+    not apply to them (experiments act on :func:`recommend` blocks).
+    """
+    name_of_placement = placement or "similar"
+    subject = _audience(audience) if audience is not None else None
+    subject_id = subject.pk if subject is not None else None
     item_pk = resolve_item(item)
     if item_pk is None:
-        return [], None
-    n = _clamp_limit(limit, limit)
+        return Served([], None, name_of_placement, strategy or "", subject_id=subject_id)
+    n = clamp_limit(limit, limit)
     language = translation.get_language()
     config = get_placement(placement) if placement else None
     name = _similar_strategy(strategy, config)
     key = block_cache.similar_key(item_pk, name, placement, n, language)
-    values = block_cache.read([block_cache.GLOBAL_GEN_KEY, key])
+    keys = [block_cache.GLOBAL_GEN_KEY, key]
+    if subject_id is None:
+        analytics, values = False, block_cache.read(keys)
+    else:
+        _, analytics, values = block_cache.read_with_consents(subject_id, keys)
     generation = block_cache.global_generation(values)
     if placement:  # the placement as of this generation (an edit moves it)
         config = get_placement(placement, generation)
         name = _similar_strategy(strategy, config)
         key = block_cache.similar_key(item_pk, name, placement, n, language)
     if config is not None and not config.enabled:
-        return [], generation
+        return Served([], generation, name_of_placement, name, subject_id=subject_id,
+                      analytics=analytics)
     model = active_model(name)
+
+    def served(rows: list[Row]) -> Served:
+        return Served(rows, generation, name_of_placement, name, model_version_of(model, rows),
+                      subject_id, analytics)
+
     entry = values.get(key) if values is not None else None
     if isinstance(entry, SimilarEntry) and (entry.generation, entry.model) == (
-            generation, _model_key(model)):
+            generation, model_key(model)):
         stats.record_hit(placement or "similar")
-        return list(entry.rows), generation
+        return served(list(entry.rows))
     rows = compute_similar(item_pk, name, config, n, generation)
     stats.record_computed(placement or "similar", diversity=None, n_items=len(rows),
                           fallback=False)
     if values is not None:
         ttl = config.cache_ttl if config is not None else int(personalize_settings.CACHE_TTL)
-        (store or block_cache.write)(key, SimilarEntry(generation, _model_key(model),
+        (store or block_cache.write)(key, SimilarEntry(generation, model_key(model),
                                                        tuple(rows)), ttl)
-    return rows, generation
+    return served(rows)

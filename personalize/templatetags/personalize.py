@@ -11,8 +11,12 @@
 
 Each tag is a thin caller of :mod:`personalize.serving.service`. A tag never
 breaks a page: on any error it renders nothing (or gives an empty list) and
-logs the exception. A placement a tag names that does not exist yet is
-created with the default settings on that first render
+logs the exception. Each block a tag renders (or gives to the template) is an
+exposure (:func:`personalize.outcomes.exposures.log_exposure`): the block's
+markup carries its impression id as ``data-personalize-impression``, and a
+list from ``get_recommendations`` / ``get_similar_items`` as ``recs.impression``.
+A placement a tag names that does not exist yet is created with the default
+settings on that first render
 (:func:`~personalize.serving.placements.ensure_placement`), so it shows up in
 the admin ready to configure.
 """
@@ -20,7 +24,8 @@ the admin ready to configure.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django import template
@@ -28,8 +33,14 @@ from django.template.loader import get_template
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 
+from personalize.outcomes.exposures import TAG, log_exposure
 from personalize.serving.placements import ensure_placement, get_placement
-from personalize.serving.service import Recommendation, recommend, similar_items
+from personalize.serving.service import (
+    Recommendation,
+    materialise,
+    serve_block,
+    serve_similar_block,
+)
 
 logger = logging.getLogger(__name__)
 register = template.Library()
@@ -37,6 +48,20 @@ register = template.Library()
 BLOCK_TEMPLATE = "personalize/recommended_for_you.html"
 ITEM_TEMPLATE = "personalize/recommendation_item.html"
 TRACKER_TEMPLATE = "personalize/tracker.html"
+
+
+class Recommendations(list[Recommendation]):
+    """The recommendations of one block, with its impression id (``recs.impression``).
+
+    Put it on the block's markup, ``data-personalize-impression="{{ recs.impression }}"``,
+    so that the tracker's clicks name the block they came from; ``None`` when
+    the block was not logged as an exposure (no ``analytics`` consent).
+    """
+
+    def __init__(self, recommendations: Iterable[Recommendation] = (),
+                 impression: uuid.UUID | None = None) -> None:
+        super().__init__(recommendations)
+        self.impression = impression
 
 
 def block_strategy(recommendations: Sequence[Recommendation], preferred: str) -> str:
@@ -54,8 +79,13 @@ def render_block(
     strategy: str,
     template_name: str | None = None,
     item_template: str | None = None,
+    impression: uuid.UUID | None = None,
 ) -> SafeString:
-    """Render a block of recommendations with the (overridable) block and item templates."""
+    """Render a block of recommendations with the (overridable) block and item templates.
+
+    ``impression`` is the block's impression id (``data-personalize-impression``),
+    ``None`` for a block that was not logged (admin previews, no consent).
+    """
     if not recommendations:
         return mark_safe("")
     html = get_template(template_name or BLOCK_TEMPLATE).render({
@@ -63,6 +93,7 @@ def render_block(
         "placement": placement,
         "heading": heading,
         "strategy": strategy,
+        "impression": impression,
         # resolved once here rather than by {% include %} for every item
         "item_template": get_template(item_template or ITEM_TEMPLATE),
     })
@@ -99,37 +130,68 @@ def recommended_for_you(
     """
     try:
         ensure_placement(placement)
-        recs = recommend(_request(context), placement, limit=limit,
-                         context={"item": item} if item is not None else None)
+        recs = _recommendations(context, placement, limit, item)
         config = get_placement(placement)
         return render_block(
             recs, placement=placement,
             heading=config.heading if heading is None else heading,
-            strategy=block_strategy(recs, config.strategy),
-            template_name=template, item_template=item_template,
+            strategy=block_strategy(recs, recs.strategy or config.strategy),
+            template_name=template, item_template=item_template, impression=recs.impression,
         )
     except Exception:
         logger.exception("recommended_for_you %r could not render", placement)
         return mark_safe("")
 
 
+class _Block(Recommendations):
+    """A block's recommendations and the strategy that produced it."""
+
+    def __init__(self, recommendations: Iterable[Recommendation],
+                 impression: uuid.UUID | None, strategy: str) -> None:
+        super().__init__(recommendations, impression)
+        self.strategy = strategy
+
+
+def _recommendations(context: template.Context, placement: str, limit: int | None,
+                     item: Any) -> _Block:
+    """Serve the block, log its exposure."""
+    served = serve_block(_request(context), placement, limit,
+                         {"item": item} if item is not None else None)
+    return _Block(materialise(served), log_exposure(served, TAG), served.strategy)
+
+
 @register.simple_tag(takes_context=True)
 def get_recommendations(
     context: template.Context, placement: str = "home", limit: int | None = None,
     item: Any = None,
-) -> list[Recommendation]:
-    """``{% get_recommendations "home" limit=8 as recs %}``: the list, for custom markup."""
+) -> Recommendations:
+    """``{% get_recommendations "home" limit=8 as recs %}``: the list, for custom markup.
+
+    Rendering it is an exposure: put ``recs.impression`` on the block's markup
+    as ``data-personalize-impression``.
+    """
     try:
         ensure_placement(placement)
-        return recommend(_request(context), placement, limit=limit,
-                         context={"item": item} if item is not None else None)
+        recs = _recommendations(context, placement, limit, item)
+        return Recommendations(recs, recs.impression)
     except Exception:
         logger.exception("get_recommendations %r failed", placement)
-        return []
+        return Recommendations()
 
 
-@register.simple_tag(name="similar_items")
+def _similar(context: template.Context, product: Any, limit: int, placement: str | None,
+             strategy: str | None) -> _Block:
+    """Serve the similar items, log their exposure."""
+    if placement:
+        ensure_placement(placement)
+    served = serve_similar_block(product, limit, strategy=strategy, placement=placement,
+                                 audience=_request(context))
+    return _Block(materialise(served), log_exposure(served, TAG), served.strategy)
+
+
+@register.simple_tag(takes_context=True, name="similar_items")
 def similar_items_tag(
+    context: template.Context,
     product: Any,
     limit: int = 6,
     placement: str | None = None,
@@ -141,6 +203,7 @@ def similar_items_tag(
     """Render items similar to ``product`` (the same for every visitor).
 
     Args:
+        context: the template context (its request is the visitor, for the exposure).
         product: an Item, a host catalog object or an external id.
         limit: how many items.
         placement: a placement whose heading, filters, diversity and strategy apply.
@@ -151,9 +214,7 @@ def similar_items_tag(
         item_template: overrides ``personalize/recommendation_item.html``.
     """
     try:
-        if placement:
-            ensure_placement(placement)
-        recs = similar_items(product, limit, strategy=strategy, placement=placement)
+        recs = _similar(context, product, limit, placement, strategy)
         if heading is None:
             config = get_placement(placement) if placement else None
             heading = (config.heading if config is not None and config.configured
@@ -162,25 +223,28 @@ def similar_items_tag(
         return render_block(
             recs, placement=placement or "similar", heading=heading,
             strategy=block_strategy(recs, used), template_name=template,
-            item_template=item_template,
+            item_template=item_template, impression=recs.impression,
         )
     except Exception:
         logger.exception("similar_items could not render for %r", product)
         return mark_safe("")
 
 
-@register.simple_tag
+@register.simple_tag(takes_context=True)
 def get_similar_items(
-    product: Any, limit: int = 6, placement: str | None = None, strategy: str | None = None,
-) -> list[Recommendation]:
-    """``{% get_similar_items product limit=6 as recs %}``: the list, for custom markup."""
+    context: template.Context, product: Any, limit: int = 6, placement: str | None = None,
+    strategy: str | None = None,
+) -> Recommendations:
+    """``{% get_similar_items product limit=6 as recs %}``: the list, for custom markup.
+
+    Rendering it is an exposure: ``recs.impression`` as in ``get_recommendations``.
+    """
     try:
-        if placement:
-            ensure_placement(placement)
-        return similar_items(product, limit, strategy=strategy, placement=placement)
+        recs = _similar(context, product, limit, placement, strategy)
+        return Recommendations(recs, recs.impression)
     except Exception:
         logger.exception("get_similar_items failed for %r", product)
-        return []
+        return Recommendations()
 
 
 @register.simple_tag

@@ -97,7 +97,10 @@ def track(
             ``TIMESTAMP_SKEW_SECONDS``.
         source: stored in ``Event.source``.
         **context: a small flat JSON object stored with the event
-            (``placement="home"``, ``strategy="item_knn"``).
+            (``placement="home"``, ``strategy="item_knn"``). A click on a
+            recommended item names its block: ``impression=`` (the block's
+            impression id, a UUID or its text) and ``position=`` (the item's
+            1-based position), which attribute what follows to the block.
 
     Returns:
         The stored event, or ``None`` when nothing was stored: the subject has

@@ -10,6 +10,12 @@ An event as JSON (every field but ``type`` optional)::
     {"event_id": "1b4e28ba-2fa1-11d2-883f-0016d3cca427", "type": "rating",
      "item": "sku-123", "value": 4.5, "timestamp": "2025-01-31T12:00:00Z",
      "context": {"placement": "home"}, "subject": "<subject key or user id>"}
+
+Two context keys tie an event to a rendered block (a click, for attribution):
+``"impression"``, the block's impression id (a UUID, stored in its canonical
+text; a ``uuid.UUID`` from ``track()`` too), and ``"position"``, the item's
+1-based position in it. Anything else there is rejected, naming
+``context.impression`` or ``context.position``.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ MAX_ITEM_ID_LENGTH = 255
 MAX_CONTEXT_KEY_LENGTH = 64
 #: Longest subject key (``Subject.key``).
 MAX_SUBJECT_KEY_LENGTH = 32
+#: Context keys naming the rendered block an event comes from (see the module docstring).
+IMPRESSION, POSITION = "impression", "position"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -216,9 +224,15 @@ class EventValidator:
         if context is None:
             context = {}
         else:
+            if isinstance(context, dict) and isinstance(context.get(IMPRESSION), uuid.UUID):
+                context = {**context, IMPRESSION: str(context[IMPRESSION])}  # from track()
             problem = self.check_context(context)
             if problem is not None:
                 return problem
+            cleaned = clean_block_reference(context)
+            if isinstance(cleaned, Problem):
+                return cleaned
+            context = cleaned
 
         uid: str | None = None
         if event_id is not None:
@@ -248,6 +262,31 @@ class EventValidator:
         if b"\\u0000" in encoded:
             return Problem("context", "contains a NUL character")
         return None
+
+
+def clean_block_reference(context: dict[str, Any]) -> dict[str, Any] | Problem:
+    """Check (and normalise) the ``impression`` and ``position`` keys of a context.
+
+    ``impression`` must be a UUID (or null) and is stored as its canonical
+    text; ``position`` a whole number >= 1 (or null).
+    """
+    if IMPRESSION not in context and POSITION not in context:
+        return context
+    impression, position = context.get(IMPRESSION), context.get(POSITION)
+    cleaned = dict(context)
+    if impression is not None:
+        canonical = canonical_uuid(impression)
+        if canonical is None:
+            return Problem(f"context.{IMPRESSION}",
+                           "must be the impression id of a block (a UUID)")
+        cleaned[IMPRESSION] = canonical
+    if position is not None:
+        number = _number(position)
+        if number is None or number != int(number) or number < 1:
+            return Problem(f"context.{POSITION}",
+                           "must be the item's 1-based position in its block (a whole number)")
+        cleaned[POSITION] = int(number)
+    return cleaned
 
 
 def canonical_uuid(value: Any) -> str | None:

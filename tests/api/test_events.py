@@ -122,6 +122,21 @@ def test_all_rejected_is_400_with_reasons(consenting, items):  # noqa: F811
     assert response.json()["results"][0]["reason"] == "unknown event type 'nope'"
 
 
+def test_a_malformed_impression_id_is_a_400_naming_the_field(consenting, items):  # noqa: F811
+    client, token, _ = consenting
+    response = post(client, {"type": "click", "item": "sku-1",
+                             "context": {"impression": "block-7", "position": 2}}, token)
+    assert response.status_code == 400
+    assert response.json()["results"][0] == {
+        "index": 0, "status": "rejected", "field": "context.impression",
+        "reason": "must be the impression id of a block (a UUID)"}
+    impression = str(uuid.uuid4())
+    response = post(client, {"type": "click", "item": "sku-1",
+                             "context": {"impression": impression.upper(), "position": 2}}, token)
+    assert response.status_code == 200
+    assert Event.objects.get().context == {"impression": impression, "position": 2}
+
+
 def test_browser_may_not_name_a_subject(consenting, items):  # noqa: F811
     client, token, _ = consenting
     other = Subject.objects.create()

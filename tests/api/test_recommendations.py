@@ -61,8 +61,10 @@ def test_anonymous_visitor_gets_the_popular_block(catalog_items, active_models):
     assert data["personalized"] is False
     assert [r["item"] for r in data["results"]] == ["b1", "b2", "b3"]
     first = data["results"][0]
-    assert set(first) == {"item", "title", "url", "categories", "attributes", "score",
-                          "strategy", "personalized", "explanation"}
+    assert set(first) == {"item", "position", "title", "url", "categories", "attributes",
+                          "score", "strategy", "personalized", "explanation"}
+    assert [r["position"] for r in data["results"]] == [1, 2, 3]
+    assert data["impression"] is None  # no subject: nothing logged
     assert first["categories"] == ["Books"] and first["strategy"] == "popular"
     assert response["Cache-Control"] == "private, no-store"
 
@@ -384,3 +386,40 @@ def test_the_schema_documents_every_answer(db):
     strategy = next(p for p in paths["/api/personalize/items/{external_id}/similar/"]["get"][
         "parameters"] if p["name"] == "strategy")
     assert {"popular", "item_knn", "ease"} <= set(strategy["schema"]["enum"])
+
+
+# --- exposures: the impression id and positions ---------------------------------
+
+
+def test_the_answer_carries_the_impression_id_of_its_logged_exposure(shopper, catalog_items):
+    from personalize.models import Exposure
+    from tests.experiments.factories import grant_analytics
+
+    client, subject = shopper
+    assert client.get(URL, {"limit": 2}).json()["impression"] is None  # no analytics consent
+    assert not Exposure.objects.exists()
+    grant_analytics(subject)
+    data = client.get(URL, {"limit": 2}).json()
+    exposure = Exposure.objects.get()
+    assert data["impression"] == str(exposure.id)
+    assert [(r["item"], r["position"]) for r in data["results"]] == [("t3", 1), ("b2", 2)]
+    assert exposure.items == [catalog_items["t3"].pk, catalog_items["b2"].pk]
+    assert (exposure.subject, exposure.source, exposure.strategy) == (subject, "api", "item_knn")
+    similar = client.get(similar_url("b1"), {"limit": 2}).json()
+    assert similar["impression"] == str(Exposure.objects.get(placement="similar").id)
+    assert [r["position"] for r in similar["results"]] == [1, 2]
+
+
+def test_a_staff_preview_of_another_subject_is_not_an_exposure(shopper):
+    from personalize.models import Exposure
+    from tests.experiments.factories import grant_analytics
+
+    _, subject = shopper
+    grant_analytics(subject)
+    staff = User.objects.create_user("staff", password="pw", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_any_recommendations"))
+    client = Client()
+    client.force_login(staff)
+    data = client.get(URL, {"limit": 2, "subject": subject.key}).json()
+    assert data["personalized"] is True and data["impression"] is None
+    assert not Exposure.objects.exists()

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from personalize.backends.cache import reset_warning_throttle
+from personalize.experiments import assignment
 from personalize.models import ConsentRecord, Item, Subject
 from personalize.serving import catalog, placements, popularity
 from personalize.serving.loader import ActiveModel
@@ -81,6 +82,7 @@ def fresh_serving_state():
     """Per-process serving state starts empty in every test."""
     catalog.clear()
     placements.clear()
+    assignment.clear()
     popularity.clear()
     stats.reset()
     reset_warning_throttle()
@@ -88,6 +90,7 @@ def fresh_serving_state():
     yield
     catalog.clear()
     placements.clear()
+    assignment.clear()
     popularity.clear()
 
 

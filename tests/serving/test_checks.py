@@ -156,3 +156,60 @@ def test_placement_checks_are_quiet_before_migrations(monkeypatch):
     monkeypatch.setattr(connection.introspection, "table_names", lambda *a, **k: [])
     Placement.objects.create(name="bad", filters={"colour": "red"})
     assert checks.check_placements(databases=["default"]) == []
+
+
+@pytest.mark.parametrize(("settings", "message", "hint"), [
+    ({"EXPOSURE_LOGGING": "yes"}, "PERSONALIZE['EXPOSURE_LOGGING'] is 'yes'.",
+     "Use True (log each rendered block) or False."),
+    ({"EXPOSURE_FLUSH_INTERVAL": -1}, "PERSONALIZE['EXPOSURE_FLUSH_INTERVAL'] is -1.",
+     "Use a number of seconds >= 0 (0 writes each exposure during the request)."),
+    ({"EXPOSURE_FLUSH_INTERVAL": float("nan")},
+     "PERSONALIZE['EXPOSURE_FLUSH_INTERVAL'] is nan.",
+     "Use a number of seconds >= 0 (0 writes each exposure during the request)."),
+    ({"EXPOSURE_BATCH_SIZE": 0}, "PERSONALIZE['EXPOSURE_BATCH_SIZE'] is 0.",
+     "Use a whole number of exposures >= 1."),
+    ({"EXPOSURE_BUFFER_SIZE": 2.5}, "PERSONALIZE['EXPOSURE_BUFFER_SIZE'] is 2.5.",
+     "Use a whole number of exposures >= 1."),
+])
+def test_e049_exposure_settings(settings, message, hint):
+    key = next(iter(settings))
+    assert run(**settings) == [Error(message, hint=hint, obj=f"PERSONALIZE[{key!r}]",
+                                     id="personalize.E049")]
+
+
+def test_e049_the_buffer_holds_a_batch():
+    assert run(EXPOSURE_BATCH_SIZE=500, EXPOSURE_BUFFER_SIZE=100) == [Error(
+        "PERSONALIZE['EXPOSURE_BUFFER_SIZE'] (100) is below PERSONALIZE['EXPOSURE_BATCH_SIZE'] "
+        "(500).", hint="The buffer must hold at least one batch: raise EXPOSURE_BUFFER_SIZE.",
+        obj="PERSONALIZE['EXPOSURE_BUFFER_SIZE']", id="personalize.E049")]
+    assert run(EXPOSURE_FLUSH_INTERVAL=0, EXPOSURE_LOGGING=False) == []
+
+
+def test_e048_running_experiments_that_cannot_run():
+    from personalize.models import Experiment, Variant
+    from tests.experiments.factories import make_experiment
+
+    make_experiment("home", name="fine")
+    make_experiment("home", name="draft", status=Experiment.Status.DRAFT, variants=[])
+    make_experiment("cart", name="broken", variants=[
+        {"key": "a", "strategy": "gone", "is_control": True},
+        {"key": "b", "strategy": "ease", "is_control": True},
+        {"key": "c", "kind": Variant.Kind.CONFIG, "config": {"limit": 0}},
+        {"key": "d", "kind": Variant.Kind.CONFIG, "config": {"fallback": "missing"}},
+        {"key": "e", "kind": Variant.Kind.STRATEGY, "strategy": ""},
+    ])
+    with override_settings(PERSONALIZE=BASE):
+        assert checks.check_experiments() == []  # only with --database
+        result = checks.check_experiments(databases=["default"])
+    hint = 'Fix the experiment in the admin (docs/serving.md, "Experiments").'
+    assert result == [
+        Error(f"Experiment 'broken' cannot run: {problem}.", hint=hint,
+              obj="Experiment 'broken'", id="personalize.E048")
+        for problem in [
+            "it needs exactly one control variant, it has 2 (a, b)",
+            "variant 'e' serves a strategy but names none",
+            "variant 'a' uses strategy 'gone', which is not configured",
+            "variant 'c': invalid configuration (limit: must be a whole number from 1 to 100)",
+            "variant 'd' uses strategy 'missing', which is not configured",
+        ]
+    ]

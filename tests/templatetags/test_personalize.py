@@ -92,8 +92,8 @@ def test_errors_render_nothing_and_are_logged(catalog_items, active_models, monk
     def boom(*args, **kwargs):
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr("personalize.templatetags.personalize.recommend", boom)
-    monkeypatch.setattr("personalize.templatetags.personalize.similar_items", boom)
+    monkeypatch.setattr("personalize.templatetags.personalize.serve_block", boom)
+    monkeypatch.setattr("personalize.templatetags.personalize.serve_similar_block", boom)
     with caplog.at_level(logging.ERROR):
         html = render(
             'before{% recommended_for_you "home" %}'
@@ -244,3 +244,86 @@ def test_a_database_that_refuses_the_placement_still_renders(
     html = render('{% recommended_for_you "sidebar" %}', request=request_for())
     assert html.count("data-personalize-item=") == 8
     assert "Cannot create placement 'sidebar'" in caplog.text
+
+
+# --- exposures: the rendered block's impression id -------------------------------
+
+
+@pytest.fixture
+def counted(catalog_items, active_models, consenting_subject):
+    """The consenting subject also allows analytics: their blocks are exposures."""
+    from tests.experiments.factories import grant_analytics
+
+    grant_analytics(consenting_subject)
+    Event.objects.create(subject=consenting_subject, item=catalog_items["b1"], event_type="view")
+    active_models["item_knn"] = make_model("item_knn", [catalog_items["b2"].pk])
+    return consenting_subject
+
+
+def impression_of(html: str) -> str:
+    return html.split('data-personalize-impression="')[1].split('"')[0]
+
+
+def test_the_block_carries_the_impression_id_of_its_logged_exposure(counted, request_for,
+                                                                    catalog_items):
+    from personalize.models import Exposure
+
+    html = render('{% recommended_for_you "home" limit=2 %}', request=request_for(counted))
+    exposure = Exposure.objects.get()
+    assert impression_of(html) == str(exposure.id)
+    assert (exposure.subject, exposure.placement, exposure.source) == (counted, "home", "tag")
+    assert exposure.items[0] == catalog_items["b2"].pk and len(exposure.items) == 2
+    html = render('{% recommended_for_you "home" limit=2 %}', request=request_for(counted))
+    assert Exposure.objects.count() == 2 and impression_of(html) != str(exposure.id)
+
+
+def test_no_exposure_and_no_impression_without_analytics_consent(
+        catalog_items, active_models, consenting_subject, request_for):
+    from personalize.models import Exposure
+
+    for subject in (consenting_subject, None):
+        html = render('{% recommended_for_you "home" limit=2 %}', request=request_for(subject))
+        assert 'data-personalize-item="' in html and "data-personalize-impression" not in html
+    assert not Exposure.objects.exists()
+
+
+def test_custom_markup_gets_the_impression_id_of_its_list(counted, request_for):
+    from personalize.models import Exposure
+
+    html = render('{% get_recommendations "home" limit=2 as recs %}'
+                  '<div data-personalize-impression="{{ recs.impression }}">{{ recs|length }}'
+                  '</div>', request=request_for(counted))
+    exposure = Exposure.objects.get()
+    assert html == f'<div data-personalize-impression="{exposure.id}">2</div>'
+
+
+def test_similar_items_are_an_exposure_of_the_visitor(counted, request_for, active_models,
+                                                      catalog_items):
+    from personalize.models import Exposure
+
+    active_models["item_knn"] = make_model(
+        "item_knn", [], similar={catalog_items["b1"].pk: [catalog_items["b4"].pk]})
+    html = render('{% similar_items "b1" limit=2 placement="product" %}'
+                  '{% get_similar_items "b1" limit=1 as sims %}{{ sims.impression }}',
+                  request=request_for(counted))
+    first, second = Exposure.objects.order_by("created_at")
+    assert impression_of(html) == str(first.id) and html.endswith(str(second.id))
+    assert (first.placement, first.strategy, first.subject) == ("product", "item_knn", counted)
+    assert first.items[0] == catalog_items["b4"].pk
+    assert (second.placement, second.items) == ("similar", [catalog_items["b4"].pk])
+    render('{% similar_items "b1" limit=2 %}')  # no request: nobody to expose
+    assert Exposure.objects.count() == 2
+
+
+def test_a_holdout_renders_nothing_but_is_counted(counted, request_for):
+    from personalize.models import Exposure, Variant
+    from tests.experiments.factories import make_experiment
+
+    experiment = make_experiment("home", [
+        {"key": "none", "kind": Variant.Kind.HOLDOUT, "is_control": True},
+        {"key": "b", "strategy": "ease", "weight": 0}])
+    html = render('{% recommended_for_you "home" limit=2 %}', request=request_for(counted))
+    assert html == ""
+    exposure = Exposure.objects.get()
+    assert (exposure.items, exposure.experiment, exposure.variant.key) == (
+        [], experiment, "none")

@@ -99,6 +99,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 PERSONALIZE = {
     "DATA_DIR": os.environ.get("PERSONALIZE_DATA_DIR", str(REPO_DIR.parent / "shared" / "data")),
+    # exposures written during the request, in the test's transaction (no writer thread);
+    # tests/outcomes/test_buffer.py runs the thread
+    "EXPOSURE_FLUSH_INTERVAL": 0,
     "CATALOG": {
         "testapp.Product": {
             "title": "name",

@@ -51,6 +51,18 @@ def test_tracks_with_an_item(subject, items):
     assert stored.source == EventSource.SERVER
 
 
+def test_a_server_side_click_names_the_block_it_came_from(subject, items):
+    impression = uuid.uuid4()
+    track(browser_request(), "view", items["sku-1"])  # (nobody: no subject, nothing stored)
+    event = track(subject, "click", item=items["sku-1"], impression=impression, position=3,
+                  placement="home")
+    assert Event.objects.get(pk=event.pk).context == {
+        "impression": str(impression), "position": 3, "placement": "home"}
+    with pytest.raises(InvalidEvent) as raised:
+        track(subject, "click", item=items["sku-1"], impression="block-7")
+    assert raised.value.field == "context.impression"
+
+
 def test_tracks_with_an_external_id_and_a_host_object(subject, items):
     assert track(subject, "click", "sku-2").item == items["sku-2"]
     product = Product.objects.create(name="Lamp")  # mirrored by the catalog signal

@@ -16,6 +16,8 @@ from personalize.models import Event, Item, Subject
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE.parent.parent / "personalize" / "static" / "personalize" / "track.js"
 NODE = shutil.which("node")
+#: The impression id of the harness's block (``data-personalize-impression``).
+IMPRESSION = "5d2c7f4e-9b1a-4c8e-a0f3-6e2d1b9c8a70"
 
 pytestmark = pytest.mark.skipif(NODE is None, reason="needs Node.js to run the script")
 
@@ -44,8 +46,12 @@ def test_impressions_once_per_block_and_clicks_flush(result):
         ("impression", "sku-1"), ("impression", "sku-2"), ("impression", "sku-3"),
         ("click", "sku-2"),
     ]
-    assert events[1]["context"] == {"placement": "home", "strategy": "ease", "position": 2}
+    assert events[1]["context"] == {"placement": "home", "strategy": "ease", "position": 2,
+                                    "impression": IMPRESSION}
     assert events[0]["context"]["strategy"] == "item_knn"  # the block's strategy
+    # the click names the block it came from (its impression id) and the item's position
+    assert events[3]["context"] == {"placement": "home", "strategy": "ease", "position": 2,
+                                    "impression": IMPRESSION}
     assert len({e["event_id"] for e in events}) == 4
     assert result["granted"]["threshold"] == {"threshold": [0.5]}
 
@@ -106,3 +112,5 @@ def test_the_endpoint_accepts_what_the_tracker_sends(result, browser):
         assert answer.json()["rejected"] == 0
     assert sorted(Event.objects.values_list("event_type", flat=True)) == [
         "click", "dwell", "impression", "impression", "impression"]
+    click = Event.objects.get(event_type="click")
+    assert (click.context["impression"], click.context["position"]) == (IMPRESSION, 2)

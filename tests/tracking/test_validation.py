@@ -137,3 +137,41 @@ def test_event_ids_are_compared_in_canonical_form():
     forms = [str(uid), str(uid).upper(), "{" + str(uid) + "}", uid.hex, f"urn:uuid:{uid}", uid]
     assert {canonical_uuid(f) for f in forms} == {str(uid)}
     assert canonical_uuid("nope") is None and canonical_uuid(5) is None
+
+
+# --- the block a click comes from: context.impression and context.position ---------
+
+
+IMPRESSION = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+
+
+@pytest.mark.parametrize(
+    ("context", "field", "reason"),
+    [
+        ({"impression": "not-a-uuid"}, "context.impression", "impression id of a block"),
+        ({"impression": 42}, "context.impression", "impression id of a block"),
+        ({"impression": ""}, "context.impression", "impression id of a block"),
+        ({"impression": IMPRESSION, "position": 0}, "context.position", "1-based position"),
+        ({"impression": IMPRESSION, "position": -3}, "context.position", "1-based position"),
+        ({"impression": IMPRESSION, "position": 1.5}, "context.position", "1-based position"),
+        ({"impression": IMPRESSION, "position": "2"}, "context.position", "1-based position"),
+        ({"impression": IMPRESSION, "position": True}, "context.position", "1-based position"),
+    ],
+)
+def test_a_click_names_its_block_with_an_impression_id_and_a_position(context, field, reason):
+    problem = clean({"type": "click", "item": "a", "context": context})
+    assert isinstance(problem, Problem)
+    assert problem.field == field and reason in problem.reason
+
+
+def test_impression_ids_are_stored_in_their_canonical_form():
+    event = clean({"type": "click", "item": "a", "context": {
+        "impression": "{" + IMPRESSION.upper() + "}", "position": 3.0, "placement": "home"}})
+    assert isinstance(event, CleanEvent)
+    assert event.context == {"impression": IMPRESSION, "position": 3, "placement": "home"}
+    # a UUID object (from track()) is accepted too, and null means no block
+    event = EventValidator(NOW).clean_fields("click", "a", None, None,
+                                             {"impression": uuid.UUID(IMPRESSION)}, None)
+    assert isinstance(event, CleanEvent) and event.context == {"impression": IMPRESSION}
+    event = clean({"type": "click", "item": "a", "context": {"impression": None}})
+    assert isinstance(event, CleanEvent) and event.context == {"impression": None}

@@ -25,7 +25,8 @@ function setup({ consent = "denied", beaconOk = true, withObserver = true, repli
     ...(n === 2 ? { "data-personalize-item-strategy": "ease" } : {}),
   }));
   const block = element({ "data-personalize-placement": "home",
-                          "data-personalize-strategy": "item_knn" }, {
+                          "data-personalize-strategy": "item_knn",
+                          "data-personalize-impression": "5d2c7f4e-9b1a-4c8e-a0f3-6e2d1b9c8a70" }, {
     querySelectorAll: (sel) => (sel === "[data-personalize-item]" ? items : []),
   });
   items.forEach((item) => {

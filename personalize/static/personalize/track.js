@@ -10,9 +10,12 @@
  * Attribute contract (see docs/tracking.md):
  *   <script src=".../track.js" data-personalize-endpoint="/api/personalize/events/"
  *           data-personalize-csrf="{{ csrf_token }}" defer></script>
- *   a block:  <section data-personalize-placement="home" data-personalize-strategy="item_knn">
+ *   a block:  <section data-personalize-placement="home" data-personalize-strategy="item_knn"
+ *                      data-personalize-impression="<the block's impression id>">
  *   an item:  <a data-personalize-item="sku-1" data-personalize-position="1"
  *                data-personalize-item-strategy="item_knn">   (inside a block)
+ * Impressions and clicks of a block's items carry its placement, strategy, impression id
+ * and the item's position in their context; the server attributes conversions with them.
  *   an item page: <main data-personalize-page-item="sku-1">   (dwell time)
  *
  * Events are queued and sent in batches as {"csrfmiddlewaretoken": ..., "events": [...]}:
@@ -149,9 +152,11 @@
     var context = { placement: attr(block, "data-personalize-placement") };
     var strategy = attr(itemEl, "data-personalize-item-strategy") ||
       attr(block, "data-personalize-strategy");
+    var impressionId = attr(block, "data-personalize-impression");
     var position = parseInt(attr(itemEl, "data-personalize-position"), 10);
     if (strategy) context.strategy = strategy;
-    if (!isNaN(position)) context.position = position;
+    if (impressionId) context.impression = impressionId;
+    if (!isNaN(position) && position > 0) context.position = position;
     return context;
   }
 
