@@ -43,12 +43,13 @@ def _codes(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return inverse.reshape(-1).astype(np.int64), [str(u) for u in uniques]
 
 
-def _per_cell(cell: np.ndarray, values: np.ndarray, n_cells: int) -> np.ndarray:
-    """Distinct ``values`` per cell, counted: one sort, no loop."""
+def _pairs(cell: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct ``(cell, value)`` pairs, sorted by cell: one sort of packed keys."""
     if not len(cell):
-        return np.zeros(n_cells, dtype=np.int64)
-    pairs = np.unique(np.stack([cell, values], axis=1), axis=0)
-    return np.bincount(pairs[:, 0], minlength=n_cells)
+        return cell, values
+    base = np.int64(values.max(initial=0)) + 1
+    packed = np.unique(cell.astype(np.int64) * base + values)
+    return packed // base, packed % base
 
 
 class DailyCells:
@@ -95,7 +96,7 @@ class DailyCells:
             return np.bincount(cell, weights=values[inside], minlength=n)
 
         impressions = np.bincount(cell, minlength=n)
-        subjects = _per_cell(cell, exposures.subjects[inside], n)
+        subjects = np.bincount(_pairs(cell, exposures.subjects[inside])[0], minlength=n)
         clicks, carts = total(attribution.clicks), total(attribution.add_to_carts)
         conversions, revenue = total(attribution.conversions), total(attribution.revenue)
         # the items of every block shown, as (cell, item) pairs, sorted by cell
@@ -103,8 +104,8 @@ class DailyCells:
         cell_of[inside] = cell
         item_cell = cell_of[exposures.owners()]
         shown = item_cell >= 0
-        pairs = np.unique(np.stack([item_cell[shown], exposures.items[shown]], axis=1), axis=0)
-        cuts = np.searchsorted(pairs[:, 0], np.arange(n + 1))
+        item_cells, items = _pairs(item_cell[shown], exposures.items[shown])
+        cuts = np.searchsorted(item_cells, np.arange(n + 1))
         for c, (d, p, s, experiment, variant) in enumerate(cells.tolist()):
             key: Cell = (self.days[d], placements[p], strategies[s],
                          None if experiment < 0 else experiment, None if variant < 0 else variant)
@@ -115,7 +116,7 @@ class DailyCells:
             counts.add_to_carts += round(carts[c])
             counts.conversions += round(conversions[c])
             counts.revenue += float(revenue[c])
-            counts.items = np.union1d(counts.items, pairs[cuts[c]:cuts[c + 1], 1])
+            counts.items = np.union1d(counts.items, items[cuts[c]:cuts[c + 1]])
         self.exposures += len(inside)
         return len(inside)
 

@@ -82,10 +82,25 @@ def _db_time(moment: datetime) -> datetime:
     return timezone.make_naive(moment) if timezone.is_aware(moment) else moment
 
 
-def chunks(values: Sequence[int], size: int) -> Iterator[list[int]]:
-    """``values`` cut into lists of at most ``size``."""
-    for start in range(0, len(values), max(1, size)):
-        yield list(values[start:start + size])
+def groups(counts: Iterable[tuple[int, int]], budget: int, most: int) -> Iterator[list[int]]:
+    """Subjects cut into groups of about ``budget`` exposures and at most ``most`` subjects.
+
+    Args:
+        counts: ``(subject pk, exposures)`` pairs, in the order the groups take them.
+        budget: exposures per group: what bounds the memory of one read (a
+            subject with more is a group of its own).
+        most: subjects per group (the length of one ``IN`` list).
+    """
+    group: list[int] = []
+    held = 0
+    for subject, n in counts:
+        if group and (held + n > budget or len(group) >= most):
+            yield group
+            group, held = [], 0
+        group.append(subject)
+        held += n
+    if group:
+        yield group
 
 
 @dataclass(frozen=True)

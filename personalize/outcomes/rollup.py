@@ -29,7 +29,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Max, Min
+from django.db.models import Count, Max, Min
 from django.utils import timezone
 
 from personalize.backends.cache import CacheUnavailable
@@ -38,8 +38,8 @@ from personalize.outcomes.allocation import update_allocations
 from personalize.outcomes.attribution import attribute
 from personalize.outcomes.daily import DailyCells
 from personalize.outcomes.reader import (
-    chunks,
     day_start,
+    groups,
     local_day,
     read_activity,
     rules_from_settings,
@@ -49,10 +49,13 @@ from personalize.training.locks import CacheLock, LockHeld
 
 logger = logging.getLogger(__name__)
 
-#: Subjects read and attributed together.
-SUBJECTS_PER_GROUP = 2000
-#: Days whose cells are built together (the events around them are read once per span).
-DAYS_PER_SPAN = 7
+#: Exposures of the subjects read and attributed together (bounds a run's memory).
+EXPOSURES_PER_GROUP = 50_000
+#: Subjects read together at most (the length of one IN list).
+SUBJECTS_PER_GROUP = 10_000
+#: Days whose cells are built together: the events around a span (the
+#: attribution reach on either side) are read once per span.
+DAYS_PER_SPAN = 31
 #: Runs kept in the history (the latest; older ones are pruned).
 RUNS_KEPT = 500
 #: Seconds the rollup lock outlives a worker that died mid-run.
@@ -134,11 +137,12 @@ def rollup_days(first: date, last: date, *,
     spans = [DailyCells(a, b) for a, b in _spans(first, last, DAYS_PER_SPAN)]
     done = 0
     for cells in spans:
-        subjects = sorted(set(
+        counts = (
             Exposure.objects.filter(created_at__gte=cells.start, created_at__lt=cells.end)
-            .order_by().values_list("subject_id", flat=True).distinct()
-        ))
-        for group in chunks(subjects, SUBJECTS_PER_GROUP):
+            .values("subject_id").annotate(n=Count("id")).order_by("subject_id")
+            .values_list("subject_id", "n")
+        )
+        for group in groups(counts, EXPOSURES_PER_GROUP, SUBJECTS_PER_GROUP):
             activity = read_activity(group, cells.start - reach, cells.end + reach)
             attribution = attribute(activity.exposures, activity.clicks,
                                     activity.conversions, rules)

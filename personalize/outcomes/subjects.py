@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import numpy as np
-from django.db.models import Min
+from django.db.models import Count, Min
 from django.utils import timezone
 
 from personalize.models import (
@@ -35,14 +35,17 @@ from personalize.models import (
 from personalize.outcomes.attribution import ADD_TO_CART, PURCHASE, Rules, attribute
 from personalize.outcomes.reader import (
     CONVERSION_TYPES,
-    chunks,
+    groups,
     micros,
     read_activity,
     rules_from_settings,
 )
 
-#: Subjects whose outcomes are computed together (one read of their activity).
-SUBJECTS_PER_GROUP = 2000
+#: Exposures of the subjects whose outcomes are computed together (one read of their
+#: activity: it bounds the memory).
+EXPOSURES_PER_GROUP = 50_000
+#: Subjects computed together at most (the length of one IN list).
+SUBJECTS_PER_GROUP = 10_000
 
 #: The statuses whose experiments have outcomes (a draft never assigned anyone).
 ANALYSED = (Experiment.Status.RUNNING, Experiment.Status.STOPPED)
@@ -184,7 +187,10 @@ def update_outcomes(since: datetime | None, *,
     done = written = 0
     for experiment, subjects in plan:
         every_conversion = counts_every_conversion(experiment)
-        for group in chunks(subjects, SUBJECTS_PER_GROUP):
+        shown = dict(Exposure.objects.filter(experiment=experiment).values("subject_id")
+                     .annotate(n=Count("id")).order_by().values_list("subject_id", "n"))
+        sized = ((subject, shown.get(subject, 1)) for subject in subjects)
+        for group in groups(sized, EXPOSURES_PER_GROUP, SUBJECTS_PER_GROUP):
             rows = compute_outcomes(experiment, group, rules, every_conversion=every_conversion)
             written += save_outcomes(experiment, group, rows)
             done += len(group)

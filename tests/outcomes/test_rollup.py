@@ -10,6 +10,7 @@ from personalize.backends.cache import CacheUnavailable
 from personalize.consent.rights import erase_subject
 from personalize.models import DailyRollup, RollupRun
 from personalize.outcomes import rollup
+from personalize.outcomes.reader import groups
 from personalize.outcomes.rollup import RollupInProgress, plan_run, run_rollup
 from personalize.training.locks import CacheLock
 from tests.outcomes.conftest import at, cells
@@ -106,7 +107,7 @@ def test_running_twice_gives_the_same_rows(timeline):
 
 def test_small_groups_and_one_day_spans_give_the_same_rows(timeline, monkeypatch):
     # the margins read around each span must find the clicks that compete across days
-    monkeypatch.setattr(rollup, "SUBJECTS_PER_GROUP", 1)
+    monkeypatch.setattr(rollup, "EXPOSURES_PER_GROUP", 1)
     monkeypatch.setattr(rollup, "DAYS_PER_SPAN", 1)
     run_rollup()
     assert cells() == EXPECTED
@@ -243,3 +244,10 @@ def test_spans_cover_the_range_exactly():
     assert rollup._spans(date(2024, 3, 2), date(2024, 3, 1), 7) == []
     assert sum((b - a).days + 1 for a, b in spans) == 16
     assert all(b - a < timedelta(days=7) for a, b in spans)
+
+
+def test_groups_hold_about_a_budget_of_exposures():
+    counts = [(1, 3), (2, 3), (3, 10), (4, 1), (5, 1), (6, 1)]
+    assert list(groups(counts, budget=6, most=10)) == [[1, 2], [3], [4, 5, 6]]
+    assert list(groups(counts, budget=100, most=4)) == [[1, 2, 3, 4], [5, 6]]
+    assert list(groups([], budget=5, most=5)) == []

@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 
 from personalize.models import Experiment, SubjectOutcome, Variant
+from personalize.outcomes import subjects as subjects_module
 from personalize.outcomes.reader import rules_from_settings
 from personalize.outcomes.rollup import run_rollup
 from personalize.outcomes.subjects import (
@@ -150,3 +151,24 @@ def test_a_subject_whose_variant_was_deleted_is_left_out(shop, clock):
     Variant.objects.filter(pk=b.pk).delete()     # exposures keep experiment, lose variant
     assert update_outcomes(None) == 0
     assert Experiment.objects.get(pk=experiment.pk).exposures.count() == 1
+
+
+def test_small_groups_give_the_same_outcomes(shop, clock, monkeypatch):
+    experiment = shop.experiment("a", "b")
+    a, b = experiment.variants.order_by("id")
+    for n in range(6):
+        subject = shop.subject()
+        variant = (a, b)[n % 2]
+        shop.assign(subject, variant)
+        block = shop.show(subject, n, [0, 1], variant=variant)
+        shop.show(subject, n + 1, [2], placement="product")
+        if n % 3:
+            shop.click(subject, block, 1, n + 0.5)
+            shop.buy(subject, 1, n + 0.7, value=n)
+    update_outcomes(None)
+    together = outcomes(experiment)
+    SubjectOutcome.objects.all().delete()
+    monkeypatch.setattr(subjects_module, "EXPOSURES_PER_GROUP", 1)
+    update_outcomes(None)
+    assert outcomes(experiment) == together
+    assert sum(row[4] for row in together.values()) == 4
