@@ -75,8 +75,8 @@ def local_day(moment: datetime) -> date:
     return timezone.localtime(_aware(moment), timezone.get_default_timezone()).date()
 
 
-def _db_time(moment: datetime) -> datetime:
-    # what a query compares with: naive local time where the site stores naive times
+def db_time(moment: datetime) -> datetime:
+    """``moment`` as a query compares it: naive local time where the site stores naive times."""
     if settings.USE_TZ:
         return _aware(moment)
     return timezone.make_naive(moment) if timezone.is_aware(moment) else moment
@@ -139,9 +139,9 @@ def _block_items(blocks: list[Any]) -> tuple[np.ndarray, np.ndarray]:
 def read_exposures(subject_ids: Sequence[int], start: datetime,
                    end: datetime | None) -> tuple[Exposures, dict[str, np.ndarray]]:
     """The subjects' exposures shown in ``[start, end]`` (``end=None``: up to now)."""
-    query = Exposure.objects.filter(subject_id__in=subject_ids, created_at__gte=_db_time(start))
+    query = Exposure.objects.filter(subject_id__in=subject_ids, created_at__gte=db_time(start))
     if end is not None:
-        query = query.filter(created_at__lte=_db_time(end))
+        query = query.filter(created_at__lte=db_time(end))
     rows = query.order_by("created_at", "id").values_list(
         "id", "subject_id", "created_at", "items", "placement", "strategy", "experiment_id",
         "variant_id",
@@ -188,11 +188,11 @@ def read_events(subject_ids: Sequence[int], start: datetime,
                 end: datetime | None) -> tuple[Clicks, Conversions]:
     """The subjects' clicks and conversions in ``[start, end]``, in the order they were stored."""
     query = Event.objects.filter(
-        subject_id__in=subject_ids, timestamp__gte=_db_time(start),
+        subject_id__in=subject_ids, timestamp__gte=db_time(start),
         event_type__in=[CLICK, *CONVERSION_TYPES],
     )
     if end is not None:
-        query = query.filter(timestamp__lte=_db_time(end))
+        query = query.filter(timestamp__lte=db_time(end))
     rows = query.order_by("id").values_list(
         "event_type", "subject_id", "item_id", "timestamp", "value", "context__impression",
         "context__position",

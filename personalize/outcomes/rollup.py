@@ -39,6 +39,7 @@ from personalize.outcomes.attribution import attribute
 from personalize.outcomes.daily import DailyCells
 from personalize.outcomes.reader import (
     day_start,
+    db_time,
     groups,
     local_day,
     read_activity,
@@ -131,14 +132,16 @@ def rollup_days(first: date, last: date, *,
     reach = timedelta(microseconds=rules.reach)
     total = 0
     if progress is not None:
-        total = Exposure.objects.filter(created_at__gte=day_start(first),
-                                        created_at__lt=day_start(last + timedelta(days=1))
-                                        ).count()
+        total = Exposure.objects.filter(
+            created_at__gte=db_time(day_start(first)),
+            created_at__lt=db_time(day_start(last + timedelta(days=1))),
+        ).count()
     spans = [DailyCells(a, b) for a, b in _spans(first, last, DAYS_PER_SPAN)]
     done = 0
     for cells in spans:
         counts = (
-            Exposure.objects.filter(created_at__gte=cells.start, created_at__lt=cells.end)
+            Exposure.objects.filter(created_at__gte=db_time(cells.start),
+                                    created_at__lt=db_time(cells.end))
             .values("subject_id").annotate(n=Count("id")).order_by("subject_id")
             .values_list("subject_id", "n")
         )
@@ -192,7 +195,7 @@ def plan_run(now: datetime, since: date | None = None, until: date | None = None
             return None
         return Plan(min(local_day(needed), today), today, caught_up=True)
     last = until or today
-    caught_up = last >= today and (needed is None or day_start(since) <= needed)
+    caught_up = last >= today and (needed is None or db_time(day_start(since)) <= needed)
     return Plan(since, last, caught_up)
 
 

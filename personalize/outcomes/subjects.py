@@ -35,6 +35,7 @@ from personalize.models import (
 from personalize.outcomes.attribution import ADD_TO_CART, PURCHASE, Rules, attribute
 from personalize.outcomes.reader import (
     CONVERSION_TYPES,
+    db_time,
     groups,
     micros,
     read_activity,
@@ -70,6 +71,7 @@ def subjects_to_update(experiment: Experiment, since: datetime | None) -> list[i
     exposed = Exposure.objects.filter(experiment=experiment).order_by()
     if since is None:
         return sorted(set(exposed.values_list("subject_id", flat=True).distinct()))
+    since = db_time(since)
     found = set(exposed.filter(created_at__gte=since)
                 .values_list("subject_id", flat=True).distinct())
     merged_into = (Subject.objects.filter(merged_into__isnull=False, last_seen_at__gte=since)

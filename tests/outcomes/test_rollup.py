@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 
 from personalize.backends.cache import CacheUnavailable
 from personalize.consent.rights import erase_subject
-from personalize.models import DailyRollup, RollupRun
+from personalize.models import DailyRollup, Event, Exposure, RollupRun, SubjectOutcome
 from personalize.outcomes import rollup
 from personalize.outcomes.reader import groups
 from personalize.outcomes.rollup import RollupInProgress, plan_run, run_rollup
@@ -251,3 +251,29 @@ def test_groups_hold_about_a_budget_of_exposures():
     assert list(groups(counts, budget=6, most=10)) == [[1, 2], [3], [4, 5, 6]]
     assert list(groups(counts, budget=100, most=4)) == [[1, 2, 3, 4], [5, 6]]
     assert list(groups([], budget=5, most=5)) == []
+
+
+def test_a_site_storing_naive_local_times(shop, clock, settings):
+    settings.USE_TZ = False
+    settings.TIME_ZONE = "Europe/Berlin"
+    clock.set(datetime(2024, 3, 6, 12, 0))
+    ann = shop.subject()
+    experiment = shop.experiment("a", "b")
+    variant = experiment.variants.order_by("id").first()
+    naive = datetime(2024, 3, 4, 23, 30)                # Berlin wall-clock time, stored as is
+    block = Exposure.objects.create(subject=ann, placement="home", strategy="ease",
+                                    items=[shop.item(0).pk], source="tag", created_at=naive,
+                                    experiment=experiment, variant=variant)
+    Event.objects.create(subject=ann, item=shop.item(0), event_type="click",
+                         context={"impression": str(block.id), "position": 1},
+                         timestamp=naive + timedelta(minutes=45))   # the next day, locally
+    Event.objects.create(subject=ann, item=shop.item(0), event_type="purchase", value=3,
+                         timestamp=naive + timedelta(hours=2))
+    report = run_rollup()
+    assert report.first_day == date(2024, 3, 4)
+    assert cells() == {(DAY0, "home", "ease", "a"): {
+        "impressions": 1, "subjects": 1, "clicks": 1, "add_to_carts": 0, "conversions": 1,
+        "revenue": 3.0, "items_shown": 1}}
+    outcome = SubjectOutcome.objects.get()
+    assert (outcome.first_exposed_at, outcome.conversions) == (naive, 1)
+    assert run_rollup(since=date(2024, 3, 1)).caught_up
