@@ -188,6 +188,8 @@ def update_outcomes(since: datetime | None, *,
     total = sum(len(subjects) for _, subjects in plan)
     done = written = 0
     for experiment, subjects in plan:
+        if not subjects:  # a stopped experiment past its reach: nothing changes
+            continue
         every_conversion = counts_every_conversion(experiment)
         shown = dict(Exposure.objects.filter(experiment=experiment).values("subject_id")
                      .annotate(n=Count("id")).order_by().values_list("subject_id", "n"))
