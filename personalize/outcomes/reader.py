@@ -60,11 +60,6 @@ def micros(moment: datetime) -> int:
     return (_aware(moment) - _EPOCH) // _MICRO
 
 
-def from_micros(value: int) -> datetime:
-    """The aware datetime of :func:`micros`."""
-    return _EPOCH + timedelta(microseconds=int(value))
-
-
 def day_start(day: date) -> datetime:
     """The first instant of ``day`` in the site's ``TIME_ZONE``."""
     return timezone.make_aware(datetime.combine(day, time.min), timezone.get_default_timezone())
