@@ -14,14 +14,14 @@ class PersonalizeConfig(AppConfig):
         from personalize import checks  # noqa: F401
         from personalize.catalog.signals import connect_catalog_signals
         from personalize.consent.receivers import connect_consent_signals
-        from personalize.outcomes.exposures import connect_exposure_signals
+        from personalize.outcomes.receivers import connect_outcome_signals
         from personalize.serving.receivers import connect_serving_signals
         from personalize.tracking.receivers import connect_tracking_signals
         from personalize.training.receivers import connect_training_signals
 
         connect_catalog_signals()
         connect_consent_signals()
-        connect_exposure_signals()
+        connect_outcome_signals()
         connect_serving_signals()
         connect_tracking_signals()
         connect_training_signals()

@@ -17,6 +17,7 @@ from personalize.catalog.checks import catalog_checks
 from personalize.conf import DEFAULTS, REMOVED_SETTINGS, class_list_errors, personalize_settings
 from personalize.consent.checks import consent_checks
 from personalize.consent.service import REQUIRED_PURPOSES
+from personalize.outcomes.checks import outcome_checks
 from personalize.serving.checks import experiment_checks, placement_checks, serving_checks
 from personalize.strategies.registry import StrategyConfigError, configured_strategy_specs
 from personalize.tracking.checks import tracking_checks
@@ -346,3 +347,11 @@ def check_api(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
         "API_RENDERER_CLASSES", BaseRenderer, kind="DRF renderer class",
         check_id="personalize.E046", example="['personalize.api.fastjson.FastJSONRenderer']",
     )
+
+
+@register(Tags.compatibility)
+def check_outcomes(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """personalize.E034 (ROLLUP_SCHEDULE), E060-E061: attribution windows and the rollup."""
+    if not _settings_ok():
+        return []
+    return outcome_checks()

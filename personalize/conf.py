@@ -155,6 +155,10 @@ DEFAULTS: dict[str, Any] = {
     "EXPOSURE_BUFFER_SIZE": 10_000,
     # --- REST API ---
     "API_RENDERER_CLASSES": None,
+    # --- outcomes: attribution and rollups (docs/outcomes.md) ---
+    "ATTRIBUTION_WINDOW_HOURS": 24,
+    "VIEW_THROUGH_HOURS": None,
+    "ROLLUP_SCHEDULE": {"minute": 10},
 }
 
 #: Keys that used to exist, with what replaces them.

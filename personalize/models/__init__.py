@@ -4,12 +4,13 @@ from personalize.models.catalog import Item
 from personalize.models.consent import ConsentRecord
 from personalize.models.events import Event
 from personalize.models.experiments import AllocationSnapshot, Assignment, Experiment, Variant
-from personalize.models.outcomes import DailyRollup, Exposure, SubjectOutcome
+from personalize.models.outcomes import DailyRollup, Exposure, RollupRun, SubjectOutcome
 from personalize.models.placements import Placement
 from personalize.models.subjects import Subject
 from personalize.models.training import ModelVersion
 
 __all__ = [
     "AllocationSnapshot", "Assignment", "ConsentRecord", "DailyRollup", "Event", "Experiment",
-    "Exposure", "Item", "ModelVersion", "Placement", "Subject", "SubjectOutcome", "Variant",
+    "Exposure", "Item", "ModelVersion", "Placement", "RollupRun", "Subject", "SubjectOutcome",
+    "Variant",
 ]

@@ -133,3 +133,53 @@ class DailyRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.placement} {self.strategy} {self.variant}".rstrip()
+
+    # Rates of the day's cell (docs/outcomes.md). Summing ``subjects`` over days
+    # counts a subject once per day it was shown a block.
+
+    @property
+    def ctr(self) -> float | None:
+        """Clicks per impression (``None`` without impressions)."""
+        return self.clicks / self.impressions if self.impressions else None
+
+    @property
+    def conversion_rate(self) -> float | None:
+        """Attributed purchases per impression (``None`` without impressions)."""
+        return self.conversions / self.impressions if self.impressions else None
+
+    @property
+    def revenue_per_subject(self) -> float | None:
+        """Attributed revenue per subject shown a block (``None`` without subjects)."""
+        return self.revenue / self.subjects if self.subjects else None
+
+
+class RollupRun(models.Model):
+    """One finished run of the rollups: the days it rewrote, and whether it caught up.
+
+    The scheduled run starts where the last run that caught up started, less
+    how long attribution can still change a block's counts (see
+    :func:`personalize.outcomes.rollup.run_rollup`), so the history of runs is
+    also the rollups' bookkeeping. Old runs are pruned.
+    """
+
+    started_at = models.DateTimeField(_("started"))
+    finished_at = models.DateTimeField(_("finished"), default=timezone.now)
+    first_day = models.DateField(_("first day"))
+    last_day = models.DateField(_("last day"))
+    caught_up = models.BooleanField(
+        _("caught up"), default=False,
+        help_text=_("Everything shown since the previous run that caught up was rolled up."),
+    )
+    exposures = models.PositiveIntegerField(_("exposures"), default=0)
+    rows = models.PositiveIntegerField(_("daily rows"), default=0)
+    outcomes = models.PositiveIntegerField(_("subject outcomes"), default=0)
+
+    class Meta:
+        verbose_name = _("rollup run")
+        verbose_name_plural = _("rollup runs")
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["caught_up", "started_at"],
+                                name="personalize_rollrun_mark")]
+
+    def __str__(self) -> str:
+        return f"{self.first_day}..{self.last_day} at {self.started_at:%Y-%m-%d %H:%M}"

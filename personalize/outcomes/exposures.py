@@ -37,7 +37,6 @@ from typing import Any, NamedTuple
 from django.db import IntegrityError, router, transaction
 from django.utils import timezone
 
-from personalize import signals
 from personalize.conf import personalize_settings
 from personalize.experiments.assignment import remember_assignment
 from personalize.models import Assignment, Exposure, Subject, Variant
@@ -193,15 +192,3 @@ def worker_exit(server: Any = None, worker: Any = None) -> None:
         from personalize.outcomes.exposures import worker_exit  # noqa: F401
     """
     exposures.close()
-
-
-def on_subject_erased(sender: Any = None, subject_id: Any = None, **kwargs: Any) -> None:
-    """Receiver of ``subject_erased``: the subject's buffered exposures are dropped."""
-    if subject_id is not None:
-        exposures.discard_subject(int(subject_id))
-
-
-def connect_exposure_signals() -> None:
-    """Connect the receivers of exposure logging (idempotent)."""
-    signals.subject_erased.connect(on_subject_erased,
-                                   dispatch_uid="personalize.outcomes.exposures.erased")

@@ -2,6 +2,8 @@
 
 On login the anonymous subject of the browser is folded into the user's subject
 (:func:`merge_subjects`); on logout the next anonymous subject starts fresh.
+What the browser was shown (exposures) and the experiments it took part in
+(assignments, outcomes) move with it, under the ``analytics`` purpose.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ from personalize.conf import personalize_settings
 from personalize.consent.service import invalidate_consent_cache
 from personalize.identity.subjects import subject_for_user, subject_for_visitor
 from personalize.identity.visitors import STATE_ATTR, read_visitor_cookie
-from personalize.models import ConsentRecord, Event, Subject
+from personalize.models import (
+    Assignment,
+    ConsentRecord,
+    Event,
+    Exposure,
+    Subject,
+    SubjectOutcome,
+)
 from personalize.tracking.announce import announce_events
 
 logger = logging.getLogger(__name__)
@@ -33,6 +42,11 @@ def merge_subjects(source: Subject, target: Subject) -> int:
     duplicated) and ``source.merged_into`` points at the target. Idempotent: an
     already merged source is left alone.
 
+    Under the merged ``analytics`` state the source's exposures move to the
+    target, and per experiment the earlier of the two assignments is kept
+    (the subject stays in the variant it saw first) and the two outcomes
+    become one (:func:`merge_experiment_rows`); without it they are deleted.
+
     Args:
         source: the anonymous subject.
         target: the signed-in user's subject.
@@ -46,7 +60,9 @@ def merge_subjects(source: Subject, target: Subject) -> int:
         locked = Subject.objects.select_for_update().filter(pk=source.pk).first()
         if locked is None or locked.merged_into_id is not None:
             return 0
-        personalization = _carry_consent(locked, target)
+        decided = _carry_consent(locked, target)
+        personalization = _granted(decided, "personalization")
+        merge_experiment_rows(locked.pk, target.pk, keep=_granted(decided, "analytics"))
         events = Event.objects.filter(subject_id=locked.pk)
         moved = 0
         item_ids: set[int] = set()
@@ -76,8 +92,62 @@ def _latest_per_purpose(records: list[ConsentRecord]) -> dict[str, ConsentRecord
     return latest
 
 
-def _carry_consent(source: Subject, target: Subject) -> bool:
-    """Append the source's newer decisions to the target; True if personalization stays granted."""
+def _granted(decided: dict[str, bool], purpose: str) -> bool:
+    """The merged state of ``purpose``: the decision, else the consent mode's default."""
+    if purpose in decided:
+        return decided[purpose]
+    return bool(personalize_settings.CONSENT_MODE == "opt-out")
+
+
+def merge_experiment_rows(source_id: int, target_id: int, *, keep: bool) -> None:
+    """Move a merged subject's exposures, assignments and outcomes to the target.
+
+    Per experiment the earlier assignment is kept (the other is deleted), and
+    the two outcome rows become one in the kept assignment's variant, their
+    counts added up: an approximation the next rollup replaces, because it
+    recomputes the outcomes of subjects merged since it last ran (a click
+    made before signing in may now claim a purchase made after). With
+    ``keep=False`` (no ``analytics`` consent) the source's rows are deleted.
+    Runs inside the merge's transaction.
+    """
+    if not keep:
+        for model in (Exposure, Assignment, SubjectOutcome):
+            model.objects.filter(subject_id=source_id).delete()
+        return
+    kept: dict[int, Assignment] = {}
+    theirs = {a.experiment_id: a for a in Assignment.objects.filter(subject_id=target_id)}
+    for assignment in Assignment.objects.filter(subject_id=source_id):
+        other = theirs.get(assignment.experiment_id)
+        if other is not None and (other.assigned_at, other.pk) <= (assignment.assigned_at,
+                                                                   assignment.pk):
+            assignment.delete()
+            kept[other.experiment_id] = other
+            continue
+        if other is not None:
+            other.delete()
+        Assignment.objects.filter(pk=assignment.pk).update(subject_id=target_id)
+        kept[assignment.experiment_id] = assignment
+    Exposure.objects.filter(subject_id=source_id).update(subject_id=target_id)
+    outcomes = {o.experiment_id: o for o in SubjectOutcome.objects.filter(subject_id=target_id)}
+    counted = ("exposures", "clicks", "add_to_carts", "conversions", "revenue")
+    for outcome in SubjectOutcome.objects.filter(subject_id=source_id):
+        into = outcomes.get(outcome.experiment_id)
+        if into is None:  # only the source took part: its row becomes the target's
+            outcome.subject_id = target_id
+            into = outcome
+        else:
+            for name in counted:
+                setattr(into, name, getattr(into, name) + getattr(outcome, name))
+            into.first_exposed_at = min(into.first_exposed_at, outcome.first_exposed_at)
+            outcome.delete()
+        chosen = kept.get(into.experiment_id)
+        if chosen is not None:
+            into.variant_id = chosen.variant_id
+        into.save()
+
+
+def _carry_consent(source: Subject, target: Subject) -> dict[str, bool]:
+    """Append the source's newer decisions to the target; returns the merged decisions."""
     rows = list(ConsentRecord.objects.filter(subject_id__in=[source.pk, target.pk]))
     mine = _latest_per_purpose([r for r in rows if r.subject_id == source.pk])
     theirs = _latest_per_purpose([r for r in rows if r.subject_id == target.pk])
@@ -90,9 +160,7 @@ def _carry_consent(source: Subject, target: Subject) -> bool:
                 policy_version=record.policy_version, source=record.source,
             )
             final[purpose] = record.granted
-    if "personalization" in final:
-        return final["personalization"]
-    return bool(personalize_settings.CONSENT_MODE == "opt-out")
+    return final
 
 
 def _invalidate_consent_cache(subject: Subject) -> None:

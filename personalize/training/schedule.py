@@ -1,4 +1,4 @@
-"""The Celery beat entries a site needs: training, the retrain check, retention, catalog sync.
+"""The Celery beat entries a site needs: training, retrain check, retention, catalog sync, rollups.
 
 Use it where the site configures Celery, either in its Celery module::
 
@@ -34,7 +34,8 @@ def beat_schedule(config: dict[str, Any] | None = None) -> dict[str, dict[str, A
         (left out when ``RETRAIN_AFTER_EVENTS`` is ``None`` or the interval is
         falsy), ``personalize-purge-expired-events`` daily at 04:30,
         ``personalize-sync-catalog`` at ``CATALOG_SYNC_SCHEDULE`` (left out
-        when it is ``None`` or ``CATALOG`` is empty).
+        when it is ``None`` or ``CATALOG`` is empty), ``personalize-rollup`` at
+        ``ROLLUP_SCHEDULE`` (hourly at minute 10; left out when ``None``).
     """
     from celery.schedules import crontab
 
@@ -60,6 +61,12 @@ def beat_schedule(config: dict[str, Any] | None = None) -> dict[str, dict[str, A
         entries["personalize-sync-catalog"] = {
             "task": "personalize.catalog.tasks.sync_catalog",
             "schedule": crontab(**sync_schedule),
+        }
+    rollup_schedule = get("ROLLUP_SCHEDULE")
+    if rollup_schedule is not None:
+        entries["personalize-rollup"] = {
+            "task": "personalize.outcomes.tasks.update_rollups",
+            "schedule": crontab(**rollup_schedule),
         }
     interval = get("RETRAIN_CHECK_INTERVAL")
     if get("RETRAIN_AFTER_EVENTS") and interval:
