@@ -90,6 +90,15 @@ def test_variants_that_cannot_be_served_are_refused(admin_client, home, variants
     assert not Experiment.objects.exists()
 
 
+def test_a_holdout_is_compared_on_conversions_or_revenue(admin_client, home):
+    variants = (variant(0, "on", control=True), variant(1, "off", kind="holdout", strategy=""))
+    page = errors_of(admin_client.post(ADD, form_data(*variants)))
+    assert "its click-through rate is 0 by construction" in page
+    response = admin_client.post(ADD, form_data(*variants, primary_metric="conversion"))
+    assert response.status_code == 302
+    assert Experiment.objects.get().variants.filter(kind="holdout").exists()
+
+
 def test_the_placement_must_exist(admin_client, home):
     page = errors_of(admin_client.post(ADD, form_data(
         variant(0, "a", control=True), variant(1, "b"), placement="sidebar")))

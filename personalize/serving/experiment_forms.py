@@ -104,6 +104,11 @@ class VariantFormSet(forms.BaseInlineFormSet):
         if len(controls) != 1:
             raise forms.ValidationError(
                 _("Mark exactly one variant as the control (the others are compared with it)."))
+        holdout = any(data.get("kind") == Variant.Kind.HOLDOUT for data in kept)
+        if holdout and self.instance.primary_metric == Experiment.Metric.CTR:
+            raise forms.ValidationError(_(
+                "A holdout shows no block, so its click-through rate is 0 by construction: "
+                "choose conversion rate or revenue per subject as the primary metric."))
         if self.instance.allocation == Experiment.Allocation.FIXED and (
             controls[0].get("weight", 0) <= 0 or sum(d.get("weight", 0) for d in kept) <= 0
         ):
