@@ -192,6 +192,8 @@ class ItemKNN(VectorStrategy):
             owner = np.repeat(np.repeat(np.arange(rows), np.diff(histories.indptr)), lengths)
             scores = np.bincount(owner * n + targets, weights=weights,
                                  minlength=rows * n).reshape(rows, n)
+        # with no supporter at all the weights are empty and bincount answers integers
+        scores = scores.astype(np.float64, copy=False)
         # only items some history item supports are sound recommendations
         scores[scores <= 0] = -np.inf
         return scores

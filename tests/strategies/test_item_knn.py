@@ -93,6 +93,20 @@ def test_unsupported_items_are_not_recommended(tiny):
     assert [i for i, _ in strategy.recommend(artifact, History(item_ids=[2]), 10)] == [1, 3]
 
 
+def test_history_whose_items_have_no_neighbours_gets_no_list_and_no_error():
+    # items 3 and 4 are each seen once, by different subjects: neither has a neighbour
+    pairs = [(1, 1), (1, 2), (2, 1), (2, 2), (3, 3), (4, 4)]
+    dataset = Dataset.from_arrays([s for s, _ in pairs], [i for _, i in pairs], "view",
+                                  timestamps=list(range(len(pairs))))
+    strategy = ItemKNN(shrinkage=0.0)
+    artifact = strategy.fit(dataset)
+    assert strategy.recommend(artifact, History(item_ids=[3]), 5) == []
+    scores, answered = strategy.item_scores_many(
+        artifact, [History(item_ids=[3]), History(item_ids=[4])])
+    assert scores.dtype == np.float64 and np.isneginf(scores).all()
+    assert answered.tolist() == [True, True]
+
+
 def test_empty_or_unknown_history_cannot_be_answered(tiny):
     strategy = ItemKNN()
     artifact = strategy.fit(tiny)
