@@ -44,7 +44,8 @@ def _columns(report: dict[str, Any]) -> list[str]:
     columns: list[str] = []
     for entry in report["results"]:
         for key, value in entry.items():
-            if key in ("strategy", "skipped", "folds", "cannot_recommend") or key in columns:
+            if key in ("strategy", "skipped", "failed", "folds", "cannot_recommend") \
+                    or key in columns:
                 continue
             if value is not None or any(e.get(key) is not None for e in report["results"]):
                 columns.append(key)
@@ -72,8 +73,8 @@ def _cell(key: str, value: Any) -> str:
 def format_table(report: dict[str, Any]) -> str:
     """A fixed-width table: one row per strategy, one column per figure.
 
-    Skipped strategies are listed below the table with the reason; so are
-    strategies that could not answer for some subjects.
+    Skipped and failed strategies are listed below the table with the reason
+    or the error; so are strategies that could not answer for some subjects.
     """
     columns = _columns(report)
     rows = [["strategy", *(_header(c) for c in columns)]]
@@ -82,6 +83,9 @@ def format_table(report: dict[str, Any]) -> str:
         name = entry["strategy"]
         if entry.get("skipped"):
             notes.append(f"{name}: skipped, {entry['skipped']}")
+            continue
+        if entry.get("failed"):
+            notes.append(f"{name}: FAILED, {entry['failed']}")
             continue
         rows.append([name, *(_cell(c, entry.get(c)) for c in columns)])
         if entry.get("cannot_recommend"):

@@ -21,6 +21,7 @@ k-fold results are the mean over folds.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +36,8 @@ from personalize.evaluation import metrics
 from personalize.evaluation.splits import Split, make_splits
 from personalize.strategies.base import CannotRecommend, Strategy
 from personalize.strategies.history import History
+
+logger = logging.getLogger(__name__)
 
 #: Subjects between two progress-bar updates.
 PROGRESS_EVERY = 64
@@ -224,6 +227,21 @@ def _predict(strategy: Any, artifact: Any, ctx: _SplitContext) -> tuple[float, f
 
 def _evaluate_one(name: str, strategy: Strategy, ctx: _SplitContext, k: int,
                   progress: ProgressFactory | None) -> dict[str, Any]:
+    """One strategy's figures on one split; a strategy that raises is reported, not fatal.
+
+    Any error other than :class:`CannotRecommend` (a bug in the strategy, or a
+    breach of its contract) becomes ``{"failed": "<error>"}`` and is logged with
+    its traceback, so one broken strategy does not lose the others' results.
+    """
+    try:
+        return _measure(name, strategy, ctx, k, progress)
+    except Exception as exc:  # reported per strategy; the others still run
+        logger.exception("Evaluating strategy %r failed.", name)
+        return {"failed": f"{type(exc).__name__}: {exc}"}
+
+
+def _measure(name: str, strategy: Strategy, ctx: _SplitContext, k: int,
+             progress: ProgressFactory | None) -> dict[str, Any]:
     train = ctx.split.train
     missing = missing_needs(strategy, train)
     if missing:
@@ -323,11 +341,12 @@ def _clean(value: Any) -> Any:
 def _combine(name: str, runs: list[dict[str, Any]], k: int, folds: int | None) -> dict[str, Any]:
     """One result entry: the fold mean of every figure (or the skip reason)."""
     entry: dict[str, Any] = {"strategy": name}
-    skipped = [run["skipped"] for run in runs if "skipped" in run]
-    if skipped:
-        entry.update(dict.fromkeys(metric_keys(k)))
-        entry["skipped"] = skipped[0]
-        return entry
+    for reason in ("failed", "skipped"):
+        given = [run[reason] for run in runs if reason in run]
+        if given:
+            entry.update(dict.fromkeys(metric_keys(k)))
+            entry[reason] = given[0]
+            return entry
     for key in runs[0]:
         values = [run[key] for run in runs]
         if key in ("subjects", "cannot_recommend"):

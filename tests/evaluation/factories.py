@@ -144,3 +144,13 @@ class FakeRating(FakePopular):
 
 class FakeNeedsTexts(FakePopular):
     needs: ClassVar[frozenset[str]] = frozenset({"interactions", "texts"})
+
+
+class FakeBroken(FakePopular):
+    """Trains, then fails on every recommendation with an error that is not CannotRecommend."""
+
+    name = "fake_broken"
+
+    def recommend(self, artifact: Artifact, history: History, k: int,
+                  exclude: Iterable[Any] = ()) -> list[tuple[Any, float]]:
+        raise OverflowError("cannot convert float infinity to integer")

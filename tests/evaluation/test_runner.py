@@ -14,6 +14,7 @@ from personalize.evaluation import metrics, runner
 from personalize.evaluation.splits import Split, kfold_splits, stratified_split
 from personalize.strategies.history import History
 from tests.evaluation.factories import (
+    FakeBroken,
     FakeHistoryOnly,
     FakeNeedsTexts,
     FakePopular,
@@ -211,9 +212,23 @@ class Repeater(FakePopular):
         return [first, first]
 
 
-def test_a_strategy_repeating_an_item_is_an_error():
-    with pytest.raises(ValueError, match="'rep' returned the same item twice"):
-        runner.evaluate_splits({"rep": Repeater()}, [tiny_split()], k=2)
+def test_a_strategy_repeating_an_item_fails_alone():
+    report = runner.evaluate_splits({"rep": Repeater(), "pop": FakePopular()},
+                                    [tiny_split()], k=2)
+    rep = result_of(report, "rep")
+    assert rep["failed"] == "ValueError: Strategy 'rep' returned the same item twice in one list."
+    assert rep["ndcg@2"] is None
+    assert result_of(report, "pop")["ndcg@2"] is not None
+
+
+def test_a_raising_strategy_is_reported_and_the_others_still_run(caplog):
+    folds = kfold_splits(random_dataset(seed=12), folds=2, seed=1)
+    report = runner.evaluate_splits({"broken": FakeBroken(), "pop": FakePopular()}, folds, k=5)
+    broken = result_of(report, "broken")
+    assert broken["failed"] == "OverflowError: cannot convert float infinity to integer"
+    assert all(broken[key] is None for key in runner.metric_keys(5))
+    assert result_of(report, "pop")["ndcg@5"] > 0
+    assert "Evaluating strategy 'broken' failed." in caplog.text
 
 
 def test_popularity_on_movielens_100k_lands_near_a_quarter(data_dir):

@@ -159,6 +159,21 @@ def test_relative_missing_path_mentions_data_dir():
         run("--from-file", "ml100k:nope/u.data", "--no-progress")
 
 
+@override_settings(PERSONALIZE={
+    **settings.PERSONALIZE, "LOAD_ENTRY_POINTS": False,
+    "STRATEGIES": {"fake_broken": "tests.evaluation.factories.FakeBroken",
+                   "fake_pop": "tests.evaluation.factories.FakePopular"},
+})
+def test_a_failing_strategy_is_reported_after_every_result(csv_file):
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(CommandError, match=r"1 strategy evaluation\(s\) failed: fake_broken"):
+        call_command("personalize_evaluate", "--from-file", f"csv:{csv_file}", "--k", "5",
+                     "--no-progress", stdout=out, stderr=err)
+    table = out.getvalue()
+    assert any(line.startswith("fake_pop ") for line in table.splitlines())
+    assert "fake_broken: FAILED, OverflowError: cannot convert float infinity to integer" in table
+
+
 @override_settings(PERSONALIZE={"STRATEGIES": {"broken": "no.such.Module"},
                                 "LOAD_ENTRY_POINTS": False})
 def test_misconfigured_strategy_is_a_command_error():

@@ -146,3 +146,9 @@ class Command(BaseCommand):
             self.stderr.write(f"Report written to {options['output']}.")
         else:
             self.stdout.write(text, ending="")
+        failed = [entry["strategy"] for entry in report["results"] if entry.get("failed")]
+        if failed:
+            # every result is printed first; the exit status still tells a script
+            raise CommandError(f"{len(failed)} strategy evaluation(s) failed: "
+                               f"{', '.join(failed)} (the error is in the report, the "
+                               "traceback in the log).")
