@@ -205,7 +205,7 @@ def test_staff_see_the_verdict_the_tables_and_the_charts(admin_client, home):
 
     page = admin_client.get(results_url(experiment)).content.decode()
     assert "verdict--win" in page
-    assert "B beats a on click-through rate, +200% [" in page
+    assert "b beats a on click-through rate, +200% [" in page
     assert 'data-variant="a"' in page and 'data-variant="b"' in page
     assert "7.0% [" in page and "21.0% [" in page  # the CTR of each, with its interval
     assert "0.70 [" in page and "2.52 [" in page  # revenue per subject: 28 x 10 / 400, 84 x 12 / 400

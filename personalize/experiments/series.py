@@ -16,7 +16,7 @@ from datetime import timedelta
 import numpy as np
 
 from personalize.experiments.analysis import compare, variant_result
-from personalize.experiments.plots import Series
+from personalize.experiments.plots import PALETTE, Series
 from personalize.experiments.report import (
     CLICKED,
     CONVERSION,
@@ -74,7 +74,9 @@ def cumulative_lift(timeline: Timeline, design: Design) -> list[Series]:
             values.append(comparison.lift)
             lower.append(interval.low if interval is not None else None)
             upper.append(interval.high if interval is not None else None)
-        series.append(Series(f"{arm.key} vs {control.key}", values, lower, upper))
+        # the variant's own colour, as on the daily chart where the control is first
+        series.append(Series(f"{arm.key} vs {control.key}", values, lower, upper,
+                             colour=PALETTE[n % len(PALETTE)]))
     return series
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from personalize.experiments.analysis import analyse
+from personalize.experiments.plots import PALETTE
 from personalize.experiments.report import CONVERSION, CTR, REVENUE, Arm, Design, Timeline
 from personalize.experiments.series import allocation, cumulative_lift, daily_metric, day_labels
 from personalize.experiments.stats import compare_means, compare_rates, mean_estimate
@@ -33,7 +34,7 @@ def test_days_are_labelled_by_date_or_by_number():
 
 def test_the_cumulative_lift_uses_the_counts_up_to_each_day():
     [lift] = cumulative_lift(TWO_DAYS, Design(metric=CTR))
-    assert lift.name == "b vs a"
+    assert lift.name == "b vs a" and lift.colour == PALETTE[1]  # b's colour on every chart
     first = compare_rates(12, 100, 10, 100, alpha=0.05)
     second = compare_rates(12, 100, 15, 150, alpha=0.05)
     assert lift.values == pytest.approx([0.2, 12 / 100 / (15 / 150) - 1])
