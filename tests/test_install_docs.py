@@ -130,7 +130,7 @@ def test_each_project_declares_an_spdx_license_with_its_file(folder):
 
 
 def test_the_readme_names_the_chromium_of_the_browser_tests():
-    source = (REPO / "tests" / "e2e" / "test_demo_shop.py").read_text()
+    source = (REPO / "tests" / "e2e" / "shop.py").read_text()  # the browser tests' helpers
     chromium = re.search(r'CHROMIUM = Path\("([^"]+)"\)', source).group(1)
     readme = (REPO / "README.md").read_text()
     assert f"`{chromium}`" in readme

@@ -5,12 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.http import HttpRequest
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from personalize.admin.common import ReadOnlyAdmin, datetime_column
 from personalize.experiments import lifecycle
+from personalize.experiments.page import results_page
 from personalize.models import DailyRollup, Experiment, Exposure, Variant
 from personalize.serving.experiment_forms import ExperimentForm, VariantForm, VariantFormSet
 
@@ -46,7 +51,7 @@ class ExperimentAdmin(admin.ModelAdmin):
     form = ExperimentForm
     inlines = [VariantInline]
     list_display = ["name", "placement", "status_badge", "primary_metric", "allocation",
-                    "variant_keys", "started", "ended"]
+                    "variant_keys", "started", "ended", "results_link"]
     list_filter = ["status", "placement", "primary_metric"]
     search_fields = ["name", "placement", "description"]
     actions = ["start_experiments", "stop_experiments"]
@@ -75,6 +80,30 @@ class ExperimentAdmin(admin.ModelAdmin):
     def status_badge(self, obj: Experiment) -> str:
         return format_html('<b style="color:{}">{}</b>', STATUS_COLOURS.get(obj.status, "inherit"),
                            obj.get_status_display())
+
+    @admin.display(description=_("results"))
+    def results_link(self, obj: Experiment) -> str:
+        url = reverse("admin:personalize_experiment_results", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, _("results"))
+
+    def get_urls(self) -> list[Any]:
+        results = path("<path:object_id>/results/", self.admin_site.admin_view(self.results_view),
+                       name="personalize_experiment_results")
+        return [results, *super().get_urls()]
+
+    def results_view(self, request: HttpRequest, object_id: str) -> TemplateResponse:
+        """The experiment's report: verdict, plan, estimates, comparisons and charts."""
+        experiment = self.get_object(request, unquote(object_id))
+        if experiment is None:
+            raise Http404(_("No experiment with the id %(id)s.") % {"id": object_id})
+        if not self.has_view_permission(request, experiment):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts, "original": experiment, "page": results_page(experiment),
+            "title": _("Results of %(name)s") % {"name": experiment.name},
+        }
+        return TemplateResponse(request, "admin/personalize/experiment/results.html", context)
 
     @admin.display(description=_("variants"))
     def variant_keys(self, obj: Experiment) -> str:

@@ -83,7 +83,7 @@ def analyse(design: Design, timeline: Timeline) -> Report:
         day, analysed = None, totals
         new = daily[: timeline.complete_days, :, SUBJECTS].sum(axis=1)
         plan = _plan(design, arms, totals, new)
-    results = [_result(arm, row, int(total[SUBJECTS]), design.alpha)
+    results = [variant_result(arm, row, int(total[SUBJECTS]), design.alpha)
                for arm, row, total in zip(arms, analysed, totals, strict=True)]
     report = Report(
         design=design, variants=results,
@@ -209,7 +209,11 @@ def _unplannable(design: Design, arms: list[Arm], totals: np.ndarray) -> str:
             f"{rate:.1%} would pass 100%: lower the minimum detectable effect")
 
 
-def _result(arm: Arm, row: np.ndarray, exposed: int, alpha: float) -> VariantResult:
+def variant_result(arm: Arm, row: np.ndarray, exposed: int, alpha: float) -> VariantResult:
+    """One variant's estimates from its row of counts (the columns of :data:`~.report.FIELDS`).
+
+    ``exposed`` is every subject exposed so far (the row may stop at the horizon).
+    """
     n = int(row[SUBJECTS])
     return VariantResult(
         key=arm.key, is_control=arm.is_control, subjects=n, exposed=exposed,
@@ -225,7 +229,7 @@ def _compare(results: Sequence[VariantResult], metric: str,
     control, others = results[0], results[1:]
     # intervals at the Bonferroni level: they hold together for the whole family
     level = alpha / len(others)
-    raw = [_comparison(variant, control, metric, level) for variant in others]
+    raw = [compare(variant, control, metric, level) for variant in others]
     adjusted = holm([c.p_value for c in raw], alpha=alpha)
     return [
         VariantComparison(variant.key, metric, comparison, p,
@@ -234,8 +238,13 @@ def _compare(results: Sequence[VariantResult], metric: str,
     ]
 
 
-def _comparison(variant: VariantResult, control: VariantResult, metric: str,
-                alpha: float) -> Comparison:
+def compare(variant: VariantResult, control: VariantResult, metric: str,
+            alpha: float) -> Comparison:
+    """``variant`` against ``control`` on ``metric``, the lift's interval at level ``1 - alpha``.
+
+    Rates by the two-proportion test, revenue per subject by Welch's: the one
+    comparison the report and its charts (:mod:`.series`) both make.
+    """
     if metric == REVENUE:
         return compare_means(variant.revenue, control.revenue, alpha=alpha)
     mine: RateEstimate = getattr(variant, metric)

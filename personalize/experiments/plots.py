@@ -17,12 +17,17 @@ PALETTE = ("#616161", "#1565c0", "#2e7d32", "#ef6c00", "#6a1b9a", "#00838f")
 
 @dataclass(frozen=True)
 class Series:
-    """One line: a value per day (``None`` leaves a gap), optionally with its interval."""
+    """One line: a value per day (``None`` leaves a gap), optionally with its interval.
+
+    ``colour`` keeps a line's colour from chart to chart (a variant's); by
+    default the :data:`PALETTE` colour of its position.
+    """
 
     name: str
     values: Sequence[float | None]
     lower: Sequence[float | None] | None = None
     upper: Sequence[float | None] | None = None
+    colour: str | None = None
 
 
 def line_chart_svg(
@@ -82,7 +87,7 @@ def line_chart_svg(
                 continue
             outline = [f"{x(i):.1f},{y(hi):.1f}" for i, _, hi in run]
             outline += [f"{x(i):.1f},{y(lo):.1f}" for i, lo, _ in reversed(run)]
-            parts.append(f'<polygon points="{" ".join(outline)}" fill="{_colour(n)}" '
+            parts.append(f'<polygon points="{" ".join(outline)}" fill="{_colour(s, n)}" '
                          'fill-opacity="0.15" stroke="none"/>')
     ticks = sorted({low, high, *([0.0] if zero_line else [])})
     for value in ticks:
@@ -93,9 +98,12 @@ def line_chart_svg(
     if zero_line:
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(0.0):.1f}" '
                      f'y2="{y(0.0):.1f}" stroke="#999" stroke-width="1"/>')
-    for i in sorted({0, len(days) // 2, len(days) - 1}):
+    last = len(days) - 1
+    for i in sorted({0, len(days) // 2, last}):
+        # the first and last labels lean inwards, so that neither is cut at the edge
+        anchor = "start" if i == 0 else "end" if i == last else "middle"
         parts.append(f'<text x="{x(i):.1f}" y="{height - bottom + 16}" font-size="11" '
-                     f'text-anchor="middle" fill="#555">{escape(days[i])}</text>')
+                     f'text-anchor="{anchor}" fill="#555">{escape(days[i])}</text>')
     for n, s in enumerate(series):
         segments: list[list[str]] = [[]]
         for i, v in enumerate(s.values):
@@ -105,15 +113,15 @@ def line_chart_svg(
                 segments[-1].append(f"{x(i):.1f},{y(float(v)):.1f}")
         for segment in segments:
             if len(segment) > 1:
-                parts.append(f'<polyline fill="none" stroke="{_colour(n)}" stroke-width="2" '
+                parts.append(f'<polyline fill="none" stroke="{_colour(s, n)}" stroke-width="2" '
                              f'points="{" ".join(segment)}"/>')
             elif segment:
                 cx, cy = segment[0].split(",")
-                parts.append(f'<circle cx="{cx}" cy="{cy}" r="2.5" fill="{_colour(n)}"/>')
+                parts.append(f'<circle cx="{cx}" cy="{cy}" r="2.5" fill="{_colour(s, n)}"/>')
     legend_x = left
     for n, s in enumerate(series):
         parts.append(f'<rect x="{legend_x}" y="{height - 14}" width="10" height="10" '
-                     f'fill="{_colour(n)}"/><text x="{legend_x + 14}" y="{height - 5}" '
+                     f'fill="{_colour(s, n)}"/><text x="{legend_x + 14}" y="{height - 5}" '
                      f'font-size="11" fill="#333">{escape(s.name)}</text>')
         legend_x += 24 + 7 * len(s.name)
     label = escape(title)
@@ -122,5 +130,5 @@ def line_chart_svg(
             f'<title>{label}</title>{"".join(parts)}</svg>')
 
 
-def _colour(n: int) -> str:
-    return PALETTE[n % len(PALETTE)]
+def _colour(s: Series, n: int) -> str:
+    return escape(s.colour) if s.colour else PALETTE[n % len(PALETTE)]

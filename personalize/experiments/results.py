@@ -9,7 +9,7 @@ that first exposure and the variant.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import numpy as np
 from django.db.models import Count, F, FloatField, Q, Sum
@@ -91,6 +91,17 @@ def experiment_timeline(experiment: Experiment, *, today: date | None = None) ->
                     last_day_partial=running and first is not None)
 
 
+def allocation_history(experiment: Experiment) -> list[tuple[datetime, dict[str, float]]]:
+    """The bandit's allocation snapshots, oldest first: when each began, and its weights.
+
+    A snapshot whose weights are not a mapping (hand-edited) is skipped.
+    """
+    snapshots = AllocationSnapshot.objects.filter(experiment=experiment).order_by("at", "pk")
+    return [(at, {str(k): float(v) for k, v in weights.items()})
+            for at, weights in snapshots.values_list("at", "weights")
+            if isinstance(weights, dict)]
+
+
 def experiment_report(experiment: Experiment, *, today: date | None = None) -> Report:
     """The report of an experiment, read from its subjects' outcomes.
 
@@ -101,4 +112,5 @@ def experiment_report(experiment: Experiment, *, today: date | None = None) -> R
     return analyse(design_for(experiment), experiment_timeline(experiment, today=today))
 
 
-__all__ = ["arms_for", "design_for", "experiment_report", "experiment_timeline"]
+__all__ = ["allocation_history", "arms_for", "design_for", "experiment_report",
+           "experiment_timeline"]

@@ -2,9 +2,9 @@
 
 A real ``manage.py runserver`` with the demo's own settings (``example_shop.settings``)
 serves a temporary SQLite database seeded with a slice of the Amazon data and
-trained by ``seed_shop``. The browser logs in as a seeded shopper, sees the
-"Recommended for You" block, clicks an item, and the test checks that the
-click event was stored and that the block changed. Screenshots go to
+trained by ``seed_shop`` (``tests/e2e/conftest.py``). The browser logs in as a
+seeded shopper, sees the "Recommended for You" block, clicks an item, and the
+test checks that the click event was stored and that the block changed. Screenshots go to
 ``test-artifacts/e2e/``.
 
 Needs Debian's chromium (``apt-get install -y chromium``) and Playwright for Python.
@@ -12,170 +12,23 @@ Needs Debian's chromium (``apt-get install -y chromium``) and Playwright for Pyt
 
 from __future__ import annotations
 
-import os
-import socket
-import sqlite3
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "test-artifacts" / "e2e"
-N_USERS = 500
-#: Enough for the home block (a blend of EASE and item kNN, popular as fallback);
-#: the embeddings model is left out to keep the test quick.
-STRATEGIES = ("popular", "item_knn", "ease", "hybrid")
-#: Headless Chromium says "HeadlessChrome" in its user agent, which the tracking bot
-#: filter rightly drops (BOT_USER_AGENT_PATTERN); the test browses as a person would.
-USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-              "Chrome/126.0.0.0 Safari/537.36")
-#: The user agent is set on the browser too, not only on the page's context: a beacon
-#: sent while the page unloads (the tracker's click) leaves without the context's
-#: override, and as "HeadlessChrome" it would be dropped as a bot's.
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-    f"--user-agent={USER_AGENT}",
-]
+from tests.e2e.shop import (
+    CHROMIUM,
+    DemoServer,
+    events_of_user,
+    home_block,
+    shot,
+    wait_for,
+)
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not CHROMIUM.exists(),
                        reason=f"{CHROMIUM} not found: apt-get install -y chromium"),
 ]
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is missing")
-
-
-@dataclass
-class DemoServer:
-    url: str
-    db_path: Path
-
-    def query(self, sql: str, *params: object) -> list[tuple]:
-        with sqlite3.connect(self.db_path, timeout=30) as conn:
-            return conn.execute(sql, params).fetchall()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _manage(args: list[str], env: dict[str, str], timeout: int) -> None:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True,
-        text=True, timeout=timeout, check=False,
-    )
-    assert result.returncode == 0, f"manage.py {' '.join(args)} failed:\n{result.stderr[-3000:]}"
-
-
-@pytest.fixture(scope="module")
-def demo_server(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[DemoServer]:
-    var_dir = tmp_path_factory.mktemp("example_shop_var")
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}}
-    env.update(
-        DJANGO_SETTINGS_MODULE="example_shop.settings", EXAMPLE_SHOP_VAR_DIR=str(var_dir),
-        PERSONALIZE_DATA_DIR=str(data_dir), DEBUG="1", PYTHONUNBUFFERED="1",
-    )
-    _manage(["migrate", "--noinput", "-v0"], env, timeout=300)
-    strategies = [arg for name in STRATEGIES for arg in ("--strategy", name)]
-    _manage(["seed_shop", "--limit-users", str(N_USERS), "--no-progress", *strategies], env,
-            timeout=600)
-
-    port = _free_port()
-    log = (var_dir / "runserver.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("runserver did not come up:\n"
-                            + (var_dir / "runserver.log").read_text()[-3000:])
-            time.sleep(0.5)
-        yield DemoServer(url=url, db_path=var_dir / "example_shop.sqlite3")
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
-    context = browser.new_context(  # type: ignore[attr-defined]
-        viewport={"width": 1280, "height": 900}, user_agent=USER_AGENT
-    )
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    yield page
-    context.close()
-
-
-def shot(page: object, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
-
-
-def home_block(page: object) -> list[tuple[str, str]]:
-    """(ASIN, explanation) of each item in the home "Recommended for You" block."""
-    items = page.locator('[data-testid="home-recommendations"] [data-testid="rec-item"]')  # type: ignore[attr-defined]
-    return [
-        (item.get_attribute("data-asin") or "",
-         " ".join(item.locator(".personalize-explanation").all_inner_texts()))
-        for item in items.all()
-    ]
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
-
-
-def events_of_user(server: DemoServer, username: str, event_type: str) -> list[str]:
-    rows = server.query(
-        "SELECT i.external_id FROM personalize_event e "
-        "JOIN personalize_subject s ON e.subject_id = s.id "
-        "JOIN auth_user u ON s.user_id = u.id "
-        "LEFT JOIN personalize_item i ON e.item_id = i.id "
-        "WHERE u.username = ? AND e.event_type = ? ORDER BY e.id",
-        username, event_type,
-    )
-    return [row[0] for row in rows]
+pytest.importorskip("playwright.sync_api", reason="Playwright for Python is missing")
 
 
 def test_logged_in_shopper_sees_the_block_change_after_a_click(demo_server: DemoServer,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from personalize.consent.service import grant_consent
-from personalize.models import Experiment, Subject, Variant
+from personalize.models import Experiment, Subject, SubjectOutcome, Variant
 
 
 def make_experiment(
@@ -40,3 +41,22 @@ def grant_analytics(subject: Subject) -> None:
 
 def variant(experiment: Experiment, key: str) -> Variant:
     return experiment.variants.get(key=key)
+
+
+def add_outcomes(experiment: Experiment, key: str, rows: list[tuple[int, int, float]], *,
+                 start: datetime, step: timedelta = timedelta(minutes=1)) -> None:
+    """One subject per ``(clicks, conversions, revenue)`` in variant ``key``, ``step`` apart.
+
+    What the rollup would have written for subjects first exposed from ``start`` on.
+    """
+    variant = Variant.objects.get(experiment=experiment, key=key)
+    subjects = Subject.objects.bulk_create([Subject() for _ in rows])
+    if not subjects[0].pk:  # backends without RETURNING on bulk_create
+        subjects = list(Subject.objects.order_by("-pk")[: len(rows)])[::-1]
+    SubjectOutcome.objects.bulk_create([
+        SubjectOutcome(experiment=experiment, variant=variant, subject=subject,
+                       first_exposed_at=start + n * step, exposures=1, clicks=clicks,
+                       conversions=conversions, revenue=revenue)
+        for n, (subject, (clicks, conversions, revenue)) in enumerate(zip(subjects, rows,
+                                                                           strict=True))
+    ])

@@ -30,3 +30,11 @@ def test_a_band_is_shaded_behind_its_line():
 def test_nothing_to_draw():
     assert line_chart_svg(DAYS, [Series("a", [None, None, None])], title="t") == ""
     assert line_chart_svg([], [], title="t") == ""
+
+
+def test_the_end_labels_lean_inwards_and_a_series_may_keep_its_colour():
+    svg = line_chart_svg(DAYS, [Series("b", [0.1, 0.2, 0.3], colour="#123456")], title="t")
+    assert 'text-anchor="start" fill="#555">2026-12-01<' in svg
+    assert 'text-anchor="middle" fill="#555">2026-12-02<' in svg
+    assert 'text-anchor="end" fill="#555">2026-12-03<' in svg
+    assert 'stroke="#123456"' in svg and "#616161" not in svg

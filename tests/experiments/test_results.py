@@ -14,7 +14,8 @@ from personalize.experiments.results import (
     experiment_report,
     experiment_timeline,
 )
-from personalize.models import AllocationSnapshot, Experiment, Subject, SubjectOutcome, Variant
+from personalize.models import AllocationSnapshot, Experiment, Variant
+from tests.experiments.factories import add_outcomes
 
 pytestmark = pytest.mark.django_db
 
@@ -34,18 +35,7 @@ def experiment() -> Experiment:
 
 def _outcomes(experiment: Experiment, key: str, rows: list[tuple[int, int, float]], *,
               start: datetime = START, step: timedelta = timedelta(minutes=1)) -> None:
-    """One subject per ``(clicks, conversions, revenue)``, first exposed ``step`` apart."""
-    variant = Variant.objects.get(experiment=experiment, key=key)
-    subjects = Subject.objects.bulk_create([Subject() for _ in rows])
-    if not subjects[0].pk:  # backends without RETURNING on bulk_create
-        subjects = list(Subject.objects.order_by("-pk")[: len(rows)])[::-1]
-    SubjectOutcome.objects.bulk_create([
-        SubjectOutcome(experiment=experiment, variant=variant, subject=subject,
-                       first_exposed_at=start + n * step, exposures=1, clicks=clicks,
-                       conversions=conversions, revenue=revenue)
-        for n, (subject, (clicks, conversions, revenue)) in enumerate(zip(subjects, rows,
-                                                                           strict=True))
-    ])
+    add_outcomes(experiment, key, rows, start=start, step=step)
 
 
 def test_the_timeline_counts_per_day_and_variant_in_one_aggregate_query(

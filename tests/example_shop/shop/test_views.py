@@ -148,6 +148,8 @@ def test_cart_and_checkout_record_events(client, shop, shopper):
     purchases = events_of(shopper, "purchase")
     assert sorted(e.item.external_id for e in purchases) == [beaker.asin, flask.asin]
     assert {e.context.get("order") for e in purchases} == {order.reference}
+    # each purchase is worth its line: the revenue the experiments compare
+    assert sorted(e.value for e in purchases) == [15.99, 24.98]
     # The cart is empty again, and the order pages show the order.
     assert 'data-testid="cart-count">0<' in client.get("/").content.decode()
     assert order.reference in client.get(reverse("shop:orders")).content.decode()
