@@ -83,6 +83,7 @@ def test_staff_need_the_view_permissions_of_placements_and_daily_rollups():
     client.force_login(user)
     user.user_permissions.add(Permission.objects.get(codename="view_placement"))
     assert client.get(URL).status_code == 403
+    assert URL not in client.get("/admin/personalize/placement/").content.decode()
     user.user_permissions.add(Permission.objects.get(codename="view_dailyrollup"))
     user = User.objects.get(pk=user.pk)  # permissions are cached on the instance
     client.force_login(user)

@@ -9,7 +9,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from personalize.admin.performance import performance_view
+from personalize.admin.performance import VIEW_ROLLUPS, performance_view
 from personalize.api.recommendations import VIEW_ANY_PERMISSION
 from personalize.models import Placement
 from personalize.serving.forms import PlacementForm, PreviewForm
@@ -55,6 +55,12 @@ class PlacementAdmin(admin.ModelAdmin):
 
         url = reverse("admin:personalize_placement_preview", args=[obj.pk])
         return format_html('<a href="{}">{}</a>', url, _("Preview as subject"))
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+                        ) -> Any:
+        # the Performance button, for those who may read the daily rollups
+        return super().changelist_view(request, {
+            **(extra_context or {}), "performance_allowed": request.user.has_perm(VIEW_ROLLUPS)})
 
     def get_urls(self) -> list[Any]:
         from django.urls import path
