@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from personalize.admin.performance import VIEW_ROLLUPS, performance_view
 from personalize.api.recommendations import VIEW_ANY_PERMISSION
 from personalize.models import Placement
 from personalize.serving.forms import PlacementForm, PreviewForm
@@ -21,7 +22,8 @@ class PlacementAdmin(admin.ModelAdmin):
     """Placements: strategy chosen from the installed ones, validated filters, and a preview.
 
     The form lives in :mod:`personalize.serving.forms`, the preview calls
-    :func:`personalize.serving.service.preview`.
+    :func:`personalize.serving.service.preview`; the performance page (linked
+    above the list) is :mod:`personalize.admin.performance`.
     """
 
     list_display = ["name", "heading", "strategy_display", "limit", "diversity", "cache_ttl",
@@ -54,6 +56,12 @@ class PlacementAdmin(admin.ModelAdmin):
         url = reverse("admin:personalize_placement_preview", args=[obj.pk])
         return format_html('<a href="{}">{}</a>', url, _("Preview as subject"))
 
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+                        ) -> Any:
+        # the Performance button, for those who may read the daily rollups
+        return super().changelist_view(request, {
+            **(extra_context or {}), "performance_allowed": request.user.has_perm(VIEW_ROLLUPS)})
+
     def get_urls(self) -> list[Any]:
         from django.urls import path
 
@@ -62,7 +70,12 @@ class PlacementAdmin(admin.ModelAdmin):
             self.admin_site.admin_view(self.preview_view),
             name="personalize_placement_preview",
         )
-        return [preview, *super().get_urls()]
+        performance = path(
+            "performance/",
+            self.admin_site.admin_view(lambda request: performance_view(self, request)),
+            name="personalize_placement_performance",
+        )
+        return [performance, preview, *super().get_urls()]
 
     def preview_view(self, request: HttpRequest, object_id: str) -> Any:
         """Show the block, its explanations and each pipeline stage for a chosen subject."""

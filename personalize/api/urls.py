@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from personalize.api import consent, events, recommendations, schema
+from personalize.api import consent, events, experiments, recommendations, schema
 
 app_name = "personalize"
 
@@ -17,6 +17,11 @@ urlpatterns = [
         "items/<str:external_id>/similar/",
         recommendations.SimilarItemsView.as_view(),
         name="similar-items",
+    ),
+    path(
+        "experiments/<str:id>/results/",
+        experiments.ExperimentResultsView.as_view(),
+        name="experiment-results",
     ),
     path("schema/", schema.SchemaView.as_view(), name="schema"),
     path("docs/", schema.DocsView.as_view(url_name="personalize:schema"), name="docs"),

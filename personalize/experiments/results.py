@@ -9,7 +9,8 @@ that first exposure and the variant.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 from django.db.models import Count, F, FloatField, Q, Sum
@@ -17,7 +18,17 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from personalize.experiments.analysis import analyse
-from personalize.experiments.report import FIELDS, Arm, Design, Report, Timeline
+from personalize.experiments.report import (
+    CLICKED,
+    CONVERTED,
+    FIELDS,
+    REVENUE_SUM,
+    SUBJECTS,
+    Arm,
+    Design,
+    Report,
+    Timeline,
+)
 from personalize.models import AllocationSnapshot, Experiment, SubjectOutcome, Variant
 
 
@@ -112,5 +123,55 @@ def experiment_report(experiment: Experiment, *, today: date | None = None) -> R
     return analyse(design_for(experiment), experiment_timeline(experiment, today=today))
 
 
-__all__ = ["allocation_history", "arms_for", "design_for", "experiment_report",
-           "experiment_timeline"]
+def experiment_payload(experiment: Experiment, *, today: date | None = None) -> dict[str, Any]:
+    """The experiment, its report and its daily timeline as plain data (ready for JSON).
+
+    What ``GET /api/personalize/experiments/<id>/results/`` answers and
+    ``manage.py personalize_report --experiment ID --format json`` prints:
+    ``experiment`` (its settings and variants), ``report``
+    (:meth:`Report.as_dict`) and ``timeline``: the days of first exposure and,
+    per variant key, the subjects first exposed each day, those of them who
+    clicked, who converted, and their revenue.
+
+    Raises:
+        ValueError: the experiment cannot be analysed yet (see :func:`experiment_report`).
+    """
+    variants = list(experiment.variants.order_by("pk"))
+    timeline = experiment_timeline(experiment, today=today)  # raises for a draft
+    report = analyse(design_for(experiment), timeline)
+    first = timeline.first_day
+    days = ([(first + timedelta(days=n)).isoformat() for n in range(len(timeline.counts))]
+            if first is not None else [])
+    columns = {"subjects": SUBJECTS, "clicked": CLICKED, "converted": CONVERTED,
+               "revenue": REVENUE_SUM}
+    return {
+        "experiment": {
+            "id": experiment.pk, "name": experiment.name, "placement": experiment.placement,
+            "status": experiment.status, "started_at": _iso(experiment.started_at),
+            "ended_at": _iso(experiment.ended_at), "primary_metric": experiment.primary_metric,
+            "minimum_detectable_effect": experiment.minimum_detectable_effect,
+            "alpha": experiment.alpha, "power": experiment.power,
+            "allocation": experiment.allocation,
+            "allocation_weights": {arm.key: arm.weight for arm in timeline.arms},
+            "variants": [{"key": v.key, "kind": v.kind, "strategy": v.strategy,
+                          "weight": v.weight, "is_control": v.is_control} for v in variants],
+        },
+        "report": report.as_dict(),
+        "timeline": {
+            "days": days,
+            "variants": {
+                arm.key: {name: [int(v) if name != "revenue" else float(v)
+                                 for v in timeline.counts[:, n, column]]
+                          for name, column in columns.items()}
+                for n, arm in enumerate(timeline.arms)
+            },
+        },
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+__all__ = ["allocation_history", "arms_for", "design_for", "experiment_payload",
+           "experiment_report", "experiment_timeline"]

@@ -377,6 +377,7 @@ def test_the_schema_documents_every_answer(db):
         ("events/", "post"): {"200", "400", "403", "413", "415", "429", "503"},
         ("recommendations/", "get"): {"200", "400", "403", "404", "503"},
         ("items/{external_id}/similar/", "get"): {"200", "400", "404", "503"},
+        ("experiments/{id}/results/", "get"): {"200", "401", "403", "404", "409", "503"},
     }
     erase = paths["/api/personalize/me/data/"]["delete"]["responses"]["200"]
     assert erase["content"]["application/json"]["schema"] == {

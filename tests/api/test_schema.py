@@ -34,6 +34,7 @@ def test_the_schema_works_whatever_the_sites_default_schema_class(settings, rest
     assert set(schema["paths"]) == {
         "/api/personalize/events/", "/api/personalize/consent/", "/api/personalize/me/data/",
         "/api/personalize/recommendations/", "/api/personalize/items/{external_id}/similar/",
+        "/api/personalize/experiments/{id}/results/",
     }
     assert schema["info"]["title"] == "django-personalize"
 
@@ -57,6 +58,8 @@ def test_operation_ids_are_stable():
         "personalize_recommendations")
     assert paths["/api/personalize/items/{external_id}/similar/"]["get"]["operationId"] == (
         "personalize_similar_items")
+    assert paths["/api/personalize/experiments/{id}/results/"]["get"]["operationId"] == (
+        "personalize_experiment_results")
 
 
 def test_a_site_title_is_kept():

@@ -55,6 +55,10 @@ CONFIG = SchemathesisConfig.from_dict({"operations": [
     # can all be refused (400, with the report saying why for each).
     {"include-path": "/api/personalize/events/", "include-method": "POST",
      "checks": expected_for_valid_data("400", "403", "429")},
+    # Staff only: these requests come without a session (403), for ids that may not exist
+    # (404); test_staff_results_match_the_schema below reads one as staff.
+    {"include-operation-id": "personalize_experiment_results",
+     "checks": expected_for_valid_data("403", "404")},
 ]})
 
 schema = schemathesis.openapi.from_wsgi(
@@ -67,3 +71,36 @@ schema = schemathesis.openapi.from_wsgi(
 def test_every_response_matches_the_schema(case, api_data):
     case.call_and_validate(headers={"X-CSRFToken": CSRF_TOKEN},
                            cookies={"csrftoken": CSRF_TOKEN})
+
+
+def test_staff_results_match_the_schema(api_data):
+    """The results endpoint answers staff with a body its schema describes (200 and 409)."""
+    from datetime import timedelta
+
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from django.utils import timezone
+    from schemathesis.specs.openapi.checks import ignored_auth
+
+    from personalize.models import Subject, SubjectOutcome
+    from tests.experiments.factories import make_experiment, variant
+
+    experiment = make_experiment("home", started_at=timezone.now() - timedelta(days=3))
+    for n, (key, clicks, conversions, revenue) in enumerate(
+            [("a", 1, 0, 0.0), ("a", 0, 0, 0.0), ("b", 2, 1, 30.0), ("b", 0, 1, 12.5)]):
+        SubjectOutcome.objects.create(
+            experiment=experiment, variant=variant(experiment, key),
+            subject=Subject.objects.create(), exposures=1, clicks=clicks,
+            first_exposed_at=timezone.now() - timedelta(days=n % 3), conversions=conversions,
+            revenue=revenue)
+    draft = make_experiment("home", status="draft", variants=[{"key": "only"}])
+    client = Client()
+    client.force_login(User.objects.create_user("ops", is_staff=True))
+    cookies = {"sessionid": client.cookies["sessionid"].value}
+    operation = schema["/api/personalize/experiments/{id}/results/"]["GET"]
+    for pk, expected in [(experiment.pk, 200), (draft.pk, 409)]:
+        # ignored_auth would resend the request without the session and take the
+        # staff session we pass for a generated, invalid one
+        response = operation.Case(path_parameters={"id": pk}).call_and_validate(
+            cookies=cookies, excluded_checks=[ignored_auth])
+        assert response.status_code == expected

@@ -207,6 +207,6 @@ def test_the_api_docs_page_works_offline(demo_server: DemoServer, page: object) 
     operations = page.locator(".swagger-ui .opblock")  # type: ignore[attr-defined]
     operations.first.wait_for()
     shot(page, "07-api-docs-offline")
-    assert operations.count() == 7
+    assert operations.count() == 8  # with experiments/{id}/results/
     assert "/api/personalize/recommendations/" in page.inner_text(".swagger-ui")  # type: ignore[attr-defined]
     assert elsewhere == []
