@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http.multipartparser import MultiPartParserError
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import ParseError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -49,7 +51,12 @@ class VisitorSessionAuthentication(SessionAuthentication):
 
     def enforce_csrf(self, request: Any) -> None:
         # Check on the plain HttpRequest: DRF's request would parse the body first.
-        super().enforce_csrf(getattr(request, "_request", request))
+        try:
+            super().enforce_csrf(getattr(request, "_request", request))
+        except MultiPartParserError as exc:
+            # Django's CSRF check reads a form body for its token; a broken one is the
+            # client's mistake (400), as DRF's own parsers would answer
+            raise ParseError(f"Multipart form parse error - {exc}") from exc
 
 
 class ConsentStateSerializer(serializers.Serializer):

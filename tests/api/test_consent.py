@@ -134,6 +134,15 @@ def test_csrf_is_checked_before_the_body_is_parsed(browser):
     assert response.status_code == 403
 
 
+def test_malformed_multipart_body_is_a_400_not_a_crash(browser):
+    response = browser.post(CONSENT, b"purpose=analytics", content_type="multipart/form-data",
+                            headers={"X-CSRFToken": browser.csrf})
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        "Multipart form parse error - Invalid boundary in multipart: None")
+    assert not ConsentRecord.objects.exists()
+
+
 def test_form_encoded_post_works_too(browser):
     response = browser.post(CONSENT, {"purpose": "analytics", "granted": "true"},
                             headers={"X-CSRFToken": browser.csrf})
