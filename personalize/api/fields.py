@@ -13,7 +13,13 @@ class StrictCharField(serializers.CharField):
     """A ``CharField`` that refuses numbers instead of turning them into text.
 
     The schema says ``string``; ``{"policy_version": 3}`` is a client bug worth a 400.
+    It keeps surrounding whitespace too, so ``max_length`` counts what the client sent
+    (the schema's ``maxLength``), not what is left after trimming.
     """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):

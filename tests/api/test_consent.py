@@ -111,6 +111,9 @@ def test_signed_in_user_decides_for_their_subject(browser):
     ({"purpose": "analytics", "granted": None}, "granted", "null"),
     ({"purpose": "analytics", "granted": True, "policy_version": "v" * 40}, "policy_version",
      "32"),
+    # the schema's maxLength counts what was sent, surrounding whitespace included
+    ({"purpose": "analytics", "granted": True, "policy_version": "\n" + "v" * 32},
+     "policy_version", "32"),
     ({"purpose": ["analytics"], "granted": True}, "purpose", "valid string"),
 ])
 def test_bad_input_is_400_naming_the_field(browser, payload, field, fragment):
