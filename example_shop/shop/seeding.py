@@ -13,7 +13,10 @@ What a run creates (only what is missing, so a second run creates nothing):
 5. one :class:`Order` per purchase in each user's history, and the matching
    personalize ``purchase`` Event, with deterministic ids (``uuid5``) and
    synthetic timestamps that increase along the history and end near now (the
-   data set has no timestamps).
+   data set has no timestamps). Each user's last :data:`HELD_BACK` purchase(s)
+   (the data set's own test item) are **held back**: never seeded, so no model
+   trains on them; the traffic replay (:mod:`example_shop.shop.replay`) uses
+   them as what the shopper goes on to want.
 
 Everything is written with ``bulk_create`` in chunks; the ORM's save signals
 do not fire, which is the point: the catalog is synced once at the end instead
@@ -53,6 +56,8 @@ ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin"  # noqa: S105 - the documented demo admin password
 CHUNK_SIZE = 2000
 SEED_ORDER_PREFIX = "S-"
+#: How many of each user's last purchases are held back from the seeded history.
+HELD_BACK = 1
 
 T = TypeVar("T")
 #: ``progress(total, description)`` returns a callable advanced by a count.
@@ -94,6 +99,15 @@ def event_id(user_index: int, position: int, asin: str) -> uuid.UUID:
 
 def order_reference(user_index: int, position: int) -> str:
     return f"{SEED_ORDER_PREFIX}{user_index}-{position}"
+
+
+def split_history(asins: list[str]) -> tuple[list[str], list[str]]:
+    """A user's purchases as (seeded, held back): the last :data:`HELD_BACK` are held back.
+
+    Every history in the data set has at least 5 purchases, so at least 4 are seeded.
+    """
+    cut = max(len(asins) - HELD_BACK, 1)
+    return asins[:cut], asins[cut:]
 
 
 def synthetic_times(user_index: int, length: int, anchor: datetime) -> list[datetime]:
@@ -155,13 +169,14 @@ class ShopSeeder:
         user_indexes = sorted(histories)
         if self.limit_users is not None:
             user_indexes = user_indexes[: self.limit_users]
-        self.histories = {
-            u: [index_to_asin[i] for i in histories[u]] for u in user_indexes
-        }
+        full = {u: [index_to_asin[i] for i in histories[u]] for u in user_indexes}
+        self.histories = {u: split_history(asins)[0] for u, asins in full.items()}
+        self.held_back = {u: split_history(asins)[1] for u, asins in full.items()}
         products = amazon.read_products(self.folder)
         if self.limit_users is not None:
-            # A slice keeps only the products its users bought: small and consistent.
-            wanted = {asin for items in self.histories.values() for asin in items}
+            # A slice keeps only the products its users bought (held-back ones
+            # included: the replay shows them): small and consistent.
+            wanted = {asin for items in full.values() for asin in items}
             products = [p for p in products if p.asin in wanted]
         self.products = products
 
