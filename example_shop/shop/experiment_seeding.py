@@ -23,6 +23,8 @@ CONTROL_KEY, TREATMENT_KEY, TREATMENT_STRATEGY = "popular", "ease", "ease"
 #: says why: the replay's few thousand shoppers plan a reachable sample for it).
 PRIMARY_METRIC = Experiment.Metric.CONVERSION
 MINIMUM_DETECTABLE_EFFECT = 1.0
+#: A fixed salt: with the seeded subjects' stable keys, every fresh demo splits alike.
+SALT = "demo-home-ease-vs-popular"
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ def ensure_experiment() -> ExperimentSeed:
             description=("The demo's A/B test: personalized EASE recommendations against "
                          "the best sellers, 50/50 (seed_shop creates it)."),
             primary_metric=PRIMARY_METRIC, minimum_detectable_effect=MINIMUM_DETECTABLE_EFFECT,
+            salt=SALT,
         )
         Variant.objects.create(experiment=experiment, key=CONTROL_KEY,
                                kind=Variant.Kind.POPULAR, weight=1.0, is_control=True)

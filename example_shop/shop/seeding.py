@@ -7,8 +7,9 @@ What a run creates (only what is missing, so a second run creates nothing):
 2. the superuser ``admin`` (password ``admin``) and one user per reviewer
    (8,442), named ``user<index>``, all with the password ``demo`` (hashed once:
    hashing 8,442 passwords one by one would take minutes);
-3. a personalize :class:`~personalize.models.Subject` per user and a consent
-   grant for every configured purpose in the ledger;
+3. a personalize :class:`~personalize.models.Subject` per user (its
+   pseudonymous key derived from the user index: :func:`subject_key`) and a
+   consent grant for every configured purpose in the ledger;
 4. the catalog mirror (``personalize_sync_catalog``), so events can point at Items;
 5. one :class:`Order` per purchase in each user's history, and the matching
    personalize ``purchase`` Event, with deterministic ids (``uuid5``) and
@@ -90,6 +91,15 @@ class SeedReport:
 def user_name(index: int) -> str:
     """The username of the reviewer with this index (``user0``, ``user1``, ...)."""
     return f"user{index}"
+
+
+def subject_key(user_index: int) -> str:
+    """The pseudonymous key of a seeded shopper's subject: derived from the index, stable.
+
+    Stable keys make the experiment's assignments (a hash of the key) and so the
+    traffic replay the same on every freshly seeded database.
+    """
+    return uuid.uuid5(EVENT_NAMESPACE, f"subject:{user_index}").hex
 
 
 def event_id(user_index: int, position: int, asin: str) -> uuid.UUID:
@@ -242,13 +252,14 @@ class ShopSeeder:
             self.user_ids[u] = by_name[user_name(u)]
 
     def seed_subjects(self) -> None:
-        user_ids = list(self.user_ids.values())
         have = set(
             Subject.objects.filter(user_id__isnull=False).values_list("user_id", flat=True)
         )
-        missing = [uid for uid in user_ids if uid not in have]
+        missing = [(u, uid) for u, uid in self.user_ids.items() if uid not in have]
         for chunk in _chunks(missing):
-            Subject.objects.bulk_create(Subject(user_id=uid) for uid in chunk)
+            Subject.objects.bulk_create(
+                Subject(user_id=uid, key=subject_key(u)) for u, uid in chunk
+            )
         self.report.subjects = len(missing)
         subject_by_user = dict(
             Subject.objects.filter(user_id__isnull=False).values_list("user_id", "pk")
