@@ -57,7 +57,7 @@ HELD_BACK_CLICK, HELD_BACK_CART, HELD_BACK_BUY = 0.6, 0.7, 0.8
 #: Any other card: a small chance of each step.
 BASE_CLICK, BASE_CART, BASE_BUY = 0.01, 0.15, 0.3
 #: Visits a day (fewer when fewer shoppers are seeded).
-VISITS_PER_DAY = 400
+VISITS_PER_DAY = 600
 #: Visits happen between these hours of the site's day.
 OPEN, CLOSE = 8, 22
 
