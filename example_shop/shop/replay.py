@@ -233,9 +233,18 @@ def replay(
     Returns:
         The counts, and the experiment report's verdict; ``already_done`` when
         the experiment had replayed traffic already (nothing is changed).
+
+    Raises:
+        ReplayError: the experiment is not running, or every held-back purchase
+            is in the seeded history (a database seeded by an earlier version).
     """
     if already_replayed(experiment):
         return ReplayReport(already_done=True)
+    if experiment.status != Experiment.Status.RUNNING:
+        raise ReplayError(
+            f"The experiment {experiment.name!r} is {experiment.get_status_display()}: the "
+            "replay assigns shoppers through a running experiment. Delete it in the admin "
+            "(seed_shop then creates and starts a new one), or replay without it.")
     held_back = held_back_purchases(data_dir, limit_users)
     leaked = seeded_held_back(held_back)
     if leaked and len(leaked) == len(held_back):

@@ -181,7 +181,6 @@ class ShopSeeder:
             user_indexes = user_indexes[: self.limit_users]
         full = {u: [index_to_asin[i] for i in histories[u]] for u in user_indexes}
         self.histories = {u: split_history(asins)[0] for u, asins in full.items()}
-        self.held_back = {u: split_history(asins)[1] for u, asins in full.items()}
         products = amazon.read_products(self.folder)
         if self.limit_users is not None:
             # A slice keeps only the products its users bought (held-back ones

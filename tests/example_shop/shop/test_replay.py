@@ -115,3 +115,33 @@ def test_the_replay_is_deterministic(shop_settings, data_dir):
     first = run()
     assert "Replayed 150 visits" in first[0]
     assert first == run()
+
+
+def test_another_experiment_on_the_home_block_is_left_running(shop_settings, data_dir):
+    from django.core.management.base import CommandError
+
+    from personalize.experiments.lifecycle import start
+
+    seed(data_dir, "--no-train", users=12)
+    Experiment.objects.all().delete()
+    mine = Experiment.objects.create(name="Mine", placement="home")
+    Variant.objects.create(experiment=mine, key="a", kind=Variant.Kind.POPULAR, is_control=True)
+    Variant.objects.create(experiment=mine, key="b", strategy="ease")
+    start(mine)
+
+    out = seed(data_dir, "--no-train", users=12)
+    assert "The demo experiment was not created: 'Mine' already runs on the placement" in out
+    assert list(Experiment.objects.values_list("name", "status")) == [("Mine", "running")]
+    with pytest.raises(CommandError, match="No traffic can be replayed"):
+        seed(data_dir, "--no-train", "--replay-days", "1", users=12)
+
+
+def test_a_stopped_experiment_is_not_replayed_into(shop_settings, data_dir):
+    from example_shop.shop.replay import ReplayError
+    from personalize.experiments.lifecycle import stop
+
+    seed(data_dir, "--no-train", users=12)
+    experiment = stop(Experiment.objects.get())
+    with pytest.raises(ReplayError, match="is stopped"):
+        replay(data_dir, experiment, 1, limit_users=12)
+    assert not Exposure.objects.exists()

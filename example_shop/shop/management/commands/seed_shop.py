@@ -105,7 +105,12 @@ class Command(BaseCommand):
         try:
             seeded = ensure_experiment()
         except ExperimentError as exc:
-            raise CommandError(f"{exc} (or run seed_shop with --replay-days 0)") from exc
+            # the shop's own experiment on the home block is left running
+            message = f"The demo experiment was not created: {exc}"
+            if options["replay_days"]:
+                raise CommandError(f"{message} No traffic can be replayed.") from exc
+            self.stdout.write(self.style.WARNING(message))
+            return
         self.stdout.write(str(seeded))
         if options["replay_days"]:
             try:
