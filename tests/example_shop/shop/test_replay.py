@@ -145,3 +145,12 @@ def test_a_stopped_experiment_is_not_replayed_into(shop_settings, data_dir):
     with pytest.raises(ReplayError, match="is stopped"):
         replay(data_dir, experiment, 1, limit_users=12)
     assert not Exposure.objects.exists()
+
+
+def test_no_experiment_leaves_the_home_block_alone(shop_settings, data_dir):
+    from django.core.management.base import CommandError
+
+    seed(data_dir, "--no-train", "--no-experiment", users=12)
+    assert not Experiment.objects.exists()
+    with pytest.raises(CommandError, match="drop --no-experiment"):
+        seed(data_dir, "--no-train", "--no-experiment", "--replay-days", "1", users=12)

@@ -55,6 +55,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--replay-seed", type=int, default=0,
                             help="Seed of the replay's random draws (default 0).")
+        parser.add_argument(
+            "--no-experiment", action="store_true",
+            help="Do not create the home experiment (the home block serves its placement's "
+                 "strategy to everyone; benchmarks).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         data_dir = options["data_dir"] or personalize_settings.DATA_DIR
@@ -64,6 +69,8 @@ class Command(BaseCommand):
             raise CommandError("--limit-users must be at least 1.")
         if options["replay_days"] < 0 or options["replay_visits"] < 1:
             raise CommandError("--replay-days must be 0 or more and --replay-visits at least 1.")
+        if options["no_experiment"] and options["replay_days"]:
+            raise CommandError("--replay-days needs the experiment: drop --no-experiment.")
         quiet = options["no_progress"] or options["verbosity"] == 0
 
         def progress(total: int, description: str) -> Callable[[int], None]:
@@ -102,6 +109,8 @@ class Command(BaseCommand):
             self.stdout.write(f"Placements created: {', '.join(created)}.")
 
         self.train(options)
+        if options["no_experiment"]:
+            return
         try:
             seeded = ensure_experiment()
         except ExperimentError as exc:
