@@ -53,11 +53,11 @@ from personalize.serving.service import serve_block
 #: Namespace of the replayed events' uuid5 ids.
 REPLAY_NAMESPACE = uuid.UUID("0b7a6f4e-2d35-4c8e-9f61-3e1c7a52d9b4")
 #: A card showing a held-back purchase: clicked, then added to the cart, then bought.
-HELD_BACK_CLICK, HELD_BACK_CART, HELD_BACK_BUY = 0.6, 0.7, 0.8
+HELD_BACK_CLICK, HELD_BACK_CART, HELD_BACK_BUY = 0.9, 0.9, 0.9
 #: Any other card: a small chance of each step.
 BASE_CLICK, BASE_CART, BASE_BUY = 0.01, 0.15, 0.3
 #: Visits a day (fewer when fewer shoppers are seeded).
-VISITS_PER_DAY = 600
+VISITS_PER_DAY = 400
 #: Visits happen between these hours of the site's day.
 OPEN, CLOSE = 8, 22
 
