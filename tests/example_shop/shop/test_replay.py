@@ -69,7 +69,16 @@ def test_the_replay_through_serving_tracking_and_the_rollup(shop_settings, data_
         if event.event_type == "purchase":
             assert event.value == pytest.approx(float(event.item.attributes["price"]))
 
-    # the rollup covered the replayed days: the report has both variants, EASE ahead
+    # the rollup covered the replayed days: daily rows per variant, and the report has
+    # both variants, EASE ahead
+    from django.db.models import Sum
+
+    from personalize.models import DailyRollup
+
+    daily = DailyRollup.objects.filter(experiment=experiment)
+    assert set(daily.values_list("day", flat=True)) == set(replay_days(DAYS))
+    assert set(daily.values_list("variant", flat=True)) == {"popular", "ease"}
+    assert daily.aggregate(n=Sum("impressions"))["n"] == DAYS * N_USERS
     assert "experiment report:" in out
     by_key = {v.key: v for v in experiment_report(experiment).variants}
     assert by_key["popular"].exposed > 0 and by_key["ease"].exposed > 0
