@@ -50,8 +50,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -277,6 +279,7 @@ def setup_django(database: str | None) -> None:
 
     if not database:
         folder = tempfile.mkdtemp(prefix="experiment-stats-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
         settings.DATABASES = {"default": {
             "ENGINE": "django.db.backends.sqlite3", "NAME": str(Path(folder) / "bench.sqlite3"),
             # a throw-away file: no fsync per commit
