@@ -22,7 +22,7 @@ setup: $(STAMP)
 ## make demo: set up, migrate, seed the shop from real data, serve on http://127.0.0.1:8000
 demo: setup
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_shop
+	$(BIN)/python manage.py seed_shop --replay-days 14
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
 ## make test: set up, lint, type-check, then the whole suite on SQLite and on PostgreSQL + Redis

@@ -6,8 +6,20 @@ reused), assigned by the real ``choose``; the daily counts go through the real
 ``personalize.experiments.analysis.analyse`` and the bandit's weights through
 the real ``personalize.experiments.bandit.thompson_weights``. Outcomes are
 drawn per subject (click, conversion, a log-normal basket for converters).
-The rollup step (exposures and events to ``SubjectOutcome`` rows) is not part
-of the simulation: the timeline is built from the simulated subjects directly.
+This fast path builds each timeline from the simulated subjects directly.
+
+The **end-to-end figure** (``--e2e-experiments``, on a temporary SQLite file or
+the PostgreSQL database of ``--e2e-database``) takes the whole real path for a
+few hundred smaller experiments, half A/A and half A/B: each is an
+``Experiment`` with two ``Variant`` rows, started by
+``personalize.experiments.lifecycle.start``; its simulated subjects are
+``Subject`` rows with both consents, assigned by the real ``assign``, their
+blocks logged by ``log_exposure`` (dated on the simulated day), their clicks
+and purchases recorded by ``personalize.track`` with the block's impression
+id; then one ``run_rollup`` and each experiment's ``experiment_report``. The
+same subjects' draws go through the fast path too, and the figure is the
+share of experiments whose verdicts are identical (target 100%), with the
+false-positive rate and the power measured on the database path.
 
 Figures and targets:
 
@@ -25,17 +37,25 @@ Figures and targets:
 * Bandit: arms at CTR 3% / 4% / 5%, weights updated every 1,000 exposures:
   the best arm's share after 50,000 exposures is >= 70% (mean over runs).
 
+* End to end: the verdicts of the database path equal the fast path's in 100%
+  of the experiments; its A/A false-positive rate and A/B power are printed.
+
 Usage::
 
     .venv/bin/python benchmarks/experiment_stats.py [--experiments 5000] [--power-runs 2000]
         [--srm-runs 2000] [--peeking-runs 1000] [--bandit-runs 20] [--seed 0] [--json out.json]
+        [--e2e-experiments 300] [--e2e-database postgres://postgres@127.0.0.1:5432/bench]
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,7 +69,7 @@ from personalize.experiments.analysis import analyse
 from personalize.experiments.bandit import thompson_weights
 from personalize.experiments.buckets import bucket, choose
 from personalize.experiments.report import Arm, Design, Report, Timeline
-from personalize.experiments.stats import compare_rates, sample_size_for_rate
+from personalize.experiments.stats import compare_rates, rate_estimate, sample_size_for_rate
 
 ALPHA = 0.05
 #: CTR 3% -> 4%: the effect the power figure detects, and the one every run plans for.
@@ -242,6 +262,179 @@ def bandit(pool: Pool, rng: np.random.Generator, runs: int, exposures: int = 50_
                   best_arm_share_of_all_50000=round(float(np.mean(traffic)), 3))
 
 
+E2E_DESIGN = Design(metric="ctr", mde=0.75, alpha=ALPHA, power=0.8, running=False)
+#: End-to-end experiments: CTR 20% (A/A) or 20% -> 35% (A/B, the MDE), a purchase
+#: after 30% of clicks; ~30 new subjects a day for 12 days, ~135 planned per variant.
+E2E_CTR, E2E_LIFTED, E2E_BUY, E2E_PER_DAY, E2E_DAYS = 0.20, 0.35, 0.3, 30, 12
+
+
+def setup_django(database: str | None) -> None:
+    """Django with the test settings, on ``database`` or a temporary SQLite file; migrated."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.testapp.settings"
+    os.environ["PERSONALIZE_TEST_SERVICES"] = "1" if database else "0"
+    if database:
+        os.environ["DATABASE_URL"] = database
+    import django
+    from django.conf import settings
+
+    if not database:
+        folder = tempfile.mkdtemp(prefix="experiment-stats-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        settings.DATABASES = {"default": {
+            "ENGINE": "django.db.backends.sqlite3", "NAME": str(Path(folder) / "bench.sqlite3"),
+            # a throw-away file: no fsync per commit
+            "OPTIONS": {"init_command": "PRAGMA synchronous=OFF"},
+        }}
+    # the production default: exposures written in batches by the buffer's thread
+    settings.PERSONALIZE = {**settings.PERSONALIZE, "EXPOSURE_FLUSH_INTERVAL": 2.0}
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+@dataclass
+class Simulated:
+    """One end-to-end experiment's subjects and what they did (both paths read it)."""
+
+    keys: list[str]
+    day: np.ndarray
+    seconds: np.ndarray
+    arm: np.ndarray
+    outcomes: Outcomes
+
+
+def simulate_subjects(n: int, salt: str, rng: np.random.Generator,
+                      ctr: tuple[float, float]) -> Simulated:
+    """Arrivals, the real bucket and ``choose`` of each key, clicks and purchases after them."""
+    arrivals = rng.poisson(E2E_PER_DAY, E2E_DAYS)
+    day = np.repeat(np.arange(E2E_DAYS), arrivals)
+    keys = [f"e{n}-{i}" for i in range(len(day))]
+    arm = np.array([choose((1.0, 1.0), bucket(salt, key)) for key in keys], dtype=np.int64)
+    clicked = rng.random(len(day)) < np.asarray(ctr)[arm]
+    converted = clicked & (rng.random(len(day)) < E2E_BUY)
+    revenue = np.where(converted, np.round(rng.lognormal(3.5, 0.8, len(day)), 2), 0.0)
+    seconds = rng.integers(3600, 20 * 3600, len(day))
+    return Simulated(keys, day, seconds, arm, Outcomes(clicked, converted, revenue))
+
+
+def log_through_the_database(n: int, salt: str, sim: Simulated, first_day: object,
+                             item: object) -> object:
+    """The experiment and its subjects in the database, every step through the real code."""
+    from datetime import datetime, timedelta
+
+    from django.utils import timezone
+
+    import personalize
+    from personalize.conf import personalize_settings
+    from personalize.experiments.assignment import assign, running_experiment
+    from personalize.experiments.lifecycle import start
+    from personalize.models import ConsentRecord, Experiment, Subject, Variant
+    from personalize.outcomes.exposures import TAG, flush_exposures, log_exposure
+    from personalize.serving.cache import Row
+    from personalize.serving.served import Served
+
+    experiment = Experiment.objects.create(
+        name=f"bench {n}", placement=f"bench-{n}", primary_metric="ctr",
+        minimum_detectable_effect=E2E_DESIGN.mde, alpha=ALPHA, salt=salt)
+    for key, control in (("a", True), ("b", False)):
+        Variant.objects.create(experiment=experiment, key=key, kind=Variant.Kind.POPULAR,
+                               is_control=control)
+    start(experiment)
+    subjects = Subject.objects.bulk_create(Subject(key=key) for key in sim.keys)
+    version = str(personalize_settings.CONSENT_POLICY_VERSION)
+    ConsentRecord.objects.bulk_create(
+        ConsentRecord(subject=s, purpose=purpose, granted=True, policy_version=version,
+                      source="server")
+        for s in subjects for purpose in ("personalization", "analytics"))
+    config = running_experiment(experiment.placement)
+    assert config is not None
+    row = Row(item.pk, 1.0, "popular", False, "", None, item.external_id, item.title,  # type: ignore[attr-defined]
+              [], {})
+    zone = timezone.get_current_timezone()
+    opening = datetime.combine(first_day, datetime.min.time(), tzinfo=zone)  # type: ignore[arg-type]
+    shown = []
+    for i, subject in enumerate(subjects):
+        arm = assign(config, subject.pk, subject.key, enrolled=True)
+        assert arm.variant.key == "ab"[sim.arm[i]], "assignment differs from the fast path"
+        at = opening + timedelta(days=int(sim.day[i]), seconds=int(sim.seconds[i]))
+        served = Served([row], None, experiment.placement, "popular", None, subject.pk, True,
+                        experiment_id=config.id, variant_id=arm.variant.id,
+                        assignment_recorded=arm.recorded)
+        shown.append((at, log_exposure(served, TAG, at=at)))
+    flush_exposures()
+    for i, (subject, (at, impression)) in enumerate(zip(subjects, shown, strict=True)):
+        if sim.outcomes.clicked[i]:
+            personalize.track(subject, "click", item=item, impression=str(impression),
+                              position=1, timestamp=at + timedelta(seconds=30))
+        if sim.outcomes.converted[i]:
+            personalize.track(subject, "purchase", item=item,
+                              value=float(sim.outcomes.revenue[i]),
+                              timestamp=at + timedelta(seconds=90))
+    return experiment
+
+
+def end_to_end(rng: np.random.Generator, runs: int, database: str | None) -> list[dict]:
+    """A/A and A/B experiments through the database path, checked against the fast path."""
+    setup_django(database)
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from personalize.experiments.lifecycle import stop
+    from personalize.experiments.results import experiment_report
+    from personalize.models import Item
+    from personalize.outcomes.exposures import flush_exposures
+    from personalize.outcomes.rollup import run_rollup
+
+    first_day = timezone.localdate() - timedelta(days=E2E_DAYS)
+    item = Item.objects.create(external_id="bench-item", title="Benchmark item")
+    planned = []
+    for n in range(runs):
+        ctr = (E2E_CTR, E2E_CTR if n % 2 == 0 else E2E_LIFTED)
+        salt = f"bench-e2e-{n}"
+        sim = simulate_subjects(n, salt, rng, ctr)
+        fast = analyse(E2E_DESIGN, timeline(sim.arm, sim.day, sim.outcomes, E2E_DAYS))
+        planned.append((ctr, fast, log_through_the_database(n, salt, sim, first_day, item)))
+        if (n + 1) % 50 == 0:
+            print(f"    {n + 1} experiments logged")
+    flush_exposures()
+    for _, _, experiment in planned:
+        stop(experiment)  # the timeline ends at its last day with subjects, as the fast one
+    started = time.perf_counter()
+    rolled = run_rollup(since=first_day)
+    print(f"    rollup: {rolled} ({time.perf_counter() - started:.1f} s)")
+    same = aa_hits = ab_hits = 0
+    differ = []
+    for ctr, fast, experiment in planned:
+        report = experiment_report(experiment)
+        if report.verdict == fast.verdict and decided(report) == decided(fast):
+            same += 1
+        else:
+            differ.append((experiment.name, report.verdict, fast.verdict))
+        if ctr[0] == ctr[1]:
+            aa_hits += decided(report) in ("win", "loss")
+        else:
+            ab_hits += decided(report) == "win"
+    agreement = same / runs
+    aa, ab = runs - runs // 2, runs // 2
+
+    def interval(hits: int, n: int) -> str:
+        estimate = rate_estimate(hits, max(n, 1))
+        return f"[{estimate.interval.low:.1%}, {estimate.interval.high:.1%}]"
+
+    # The rates are measured, not targets: a few hundred runs estimate them within
+    # several points (the 95% interval); the fast path above has the precise ones.
+    return [
+        figure("End to end: verdicts equal to the fast path's", agreement, "100%",
+               agreement == 1.0, experiments=runs, differing=differ[:5]),
+        figure("End to end: A/A false-positive rate", aa_hits / aa, "(measured)", True,
+               experiments=aa, interval_95=interval(aa_hits, aa)),
+        figure("End to end: power, CTR 20% -> 35%", ab_hits / max(ab, 1), "(measured)", True,
+               experiments=ab, interval_95=interval(ab_hits, ab)),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiments", type=int, default=5_000, help="A/A experiments")
@@ -252,6 +445,10 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=400_000, help="subject keys bucketed once")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write the figures to this file")
+    parser.add_argument("--e2e-experiments", type=int, default=300,
+                        help="experiments through the database path (0: skip)")
+    parser.add_argument("--e2e-database", help="a throw-away PostgreSQL database URL "
+                        "(default: a temporary SQLite file)")
     args = parser.parse_args()
 
     rng = np.random.default_rng(args.seed)
@@ -267,6 +464,11 @@ def main() -> None:
     figures += srm(pool, rng, args.srm_runs)
     figures += peeking(pool, rng, args.peeking_runs)
     figures.append(timed("bandit", lambda: bandit(pool, rng, args.bandit_runs)))
+    if args.e2e_experiments:
+        e2e_rng = np.random.default_rng(args.seed)
+        started = time.perf_counter()
+        figures += end_to_end(e2e_rng, args.e2e_experiments, args.e2e_database)
+        print(f"    (end to end: {time.perf_counter() - started:.0f} s)")
     print(f"total {time.perf_counter() - start:.0f} s")
     if args.json:
         args.json.write_text(json.dumps({"seed": args.seed, "figures": figures}, indent=2))

@@ -14,9 +14,10 @@ requests from one bounded client, 127.0.0.1 only):
   same page rendered from the same template with the tag removed (target <= 1.25x);
 * ``recommend()`` in-process on a cache hit (target median < 0.5 ms).
 
-The shop is seeded (``seed_shop --limit-users N``, which also trains the
-strategies) into the database on first use (a PostgreSQL database is created,
-or emptied, for it); later runs with the same database reuse it::
+The shop is seeded (``seed_shop --limit-users N --no-experiment``, which also
+trains the strategies; without the demo's home experiment) into the database
+on first use (a PostgreSQL database is created, or emptied, for it); later runs
+with the same database reuse it::
 
     .venv/bin/python benchmarks/serving.py [--rounds 300] [--users 1500]
         [--database-url postgres://postgres@127.0.0.1:5432/personalize_bench]
@@ -205,8 +206,9 @@ def _seed(env: dict[str, str], users: int, var_dir: Path, database_url: str) -> 
     print(f"Seeding the demo shop ({users} users) into {database_url} ...", flush=True)
     manage = [PYTHON, str(REPO / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput", "-v0"], env=env, check=True, cwd=REPO)
-    subprocess.run([*manage, "seed_shop", "--limit-users", str(users), "--no-progress"],
-                   env=env, check=True, cwd=REPO)
+    # without the demo's A/B test: every shopper gets the placement's own block
+    subprocess.run([*manage, "seed_shop", "--limit-users", str(users), "--no-progress",
+                    "--no-experiment"], env=env, check=True, cwd=REPO)
     marker.write_text(seeded_for)
 
 

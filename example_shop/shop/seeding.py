@@ -7,13 +7,17 @@ What a run creates (only what is missing, so a second run creates nothing):
 2. the superuser ``admin`` (password ``admin``) and one user per reviewer
    (8,442), named ``user<index>``, all with the password ``demo`` (hashed once:
    hashing 8,442 passwords one by one would take minutes);
-3. a personalize :class:`~personalize.models.Subject` per user and a consent
-   grant for every configured purpose in the ledger;
+3. a personalize :class:`~personalize.models.Subject` per user (its
+   pseudonymous key derived from the user index: :func:`subject_key`) and a
+   consent grant for every configured purpose in the ledger;
 4. the catalog mirror (``personalize_sync_catalog``), so events can point at Items;
 5. one :class:`Order` per purchase in each user's history, and the matching
    personalize ``purchase`` Event, with deterministic ids (``uuid5``) and
    synthetic timestamps that increase along the history and end near now (the
-   data set has no timestamps).
+   data set has no timestamps). Each user's last :data:`HELD_BACK` purchase(s)
+   (the data set's own test item) are **held back**: never seeded, so no model
+   trains on them; the traffic replay (:mod:`example_shop.shop.replay`) uses
+   them as what the shopper goes on to want.
 
 Everything is written with ``bulk_create`` in chunks; the ORM's save signals
 do not fire, which is the point: the catalog is synced once at the end instead
@@ -53,6 +57,8 @@ ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin"  # noqa: S105 - the documented demo admin password
 CHUNK_SIZE = 2000
 SEED_ORDER_PREFIX = "S-"
+#: How many of each user's last purchases are held back from the seeded history.
+HELD_BACK = 1
 
 T = TypeVar("T")
 #: ``progress(total, description)`` returns a callable advanced by a count.
@@ -87,6 +93,15 @@ def user_name(index: int) -> str:
     return f"user{index}"
 
 
+def subject_key(user_index: int) -> str:
+    """The pseudonymous key of a seeded shopper's subject: derived from the index, stable.
+
+    Stable keys make the experiment's assignments (a hash of the key) and so the
+    traffic replay the same on every freshly seeded database.
+    """
+    return uuid.uuid5(EVENT_NAMESPACE, f"subject:{user_index}").hex
+
+
 def event_id(user_index: int, position: int, asin: str) -> uuid.UUID:
     """The deterministic id of a seeded purchase event."""
     return uuid.uuid5(EVENT_NAMESPACE, f"amazon-scientific:{user_index}:{position}:{asin}")
@@ -94,6 +109,15 @@ def event_id(user_index: int, position: int, asin: str) -> uuid.UUID:
 
 def order_reference(user_index: int, position: int) -> str:
     return f"{SEED_ORDER_PREFIX}{user_index}-{position}"
+
+
+def split_history(asins: list[str]) -> tuple[list[str], list[str]]:
+    """A user's purchases as (seeded, held back): the last :data:`HELD_BACK` are held back.
+
+    Every history in the data set has at least 5 purchases, so at least 4 are seeded.
+    """
+    cut = max(len(asins) - HELD_BACK, 1)
+    return asins[:cut], asins[cut:]
 
 
 def synthetic_times(user_index: int, length: int, anchor: datetime) -> list[datetime]:
@@ -155,13 +179,13 @@ class ShopSeeder:
         user_indexes = sorted(histories)
         if self.limit_users is not None:
             user_indexes = user_indexes[: self.limit_users]
-        self.histories = {
-            u: [index_to_asin[i] for i in histories[u]] for u in user_indexes
-        }
+        full = {u: [index_to_asin[i] for i in histories[u]] for u in user_indexes}
+        self.histories = {u: split_history(asins)[0] for u, asins in full.items()}
         products = amazon.read_products(self.folder)
         if self.limit_users is not None:
-            # A slice keeps only the products its users bought: small and consistent.
-            wanted = {asin for items in self.histories.values() for asin in items}
+            # A slice keeps only the products its users bought (held-back ones
+            # included: the replay shows them): small and consistent.
+            wanted = {asin for items in full.values() for asin in items}
             products = [p for p in products if p.asin in wanted]
         self.products = products
 
@@ -227,13 +251,14 @@ class ShopSeeder:
             self.user_ids[u] = by_name[user_name(u)]
 
     def seed_subjects(self) -> None:
-        user_ids = list(self.user_ids.values())
         have = set(
             Subject.objects.filter(user_id__isnull=False).values_list("user_id", flat=True)
         )
-        missing = [uid for uid in user_ids if uid not in have]
+        missing = [(u, uid) for u, uid in self.user_ids.items() if uid not in have]
         for chunk in _chunks(missing):
-            Subject.objects.bulk_create(Subject(user_id=uid) for uid in chunk)
+            Subject.objects.bulk_create(
+                Subject(user_id=uid, key=subject_key(u)) for u, uid in chunk
+            )
         self.report.subjects = len(missing)
         subject_by_user = dict(
             Subject.objects.filter(user_id__isnull=False).values_list("user_id", "pk")

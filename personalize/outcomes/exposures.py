@@ -66,12 +66,18 @@ class PendingExposure(NamedTuple):
     created_at: datetime
 
 
-def log_exposure(served: Served, source: str) -> uuid.UUID | None:
+def log_exposure(
+    served: Served, source: str, *, at: datetime | None = None
+) -> uuid.UUID | None:
     """Log that ``served`` was rendered to its subject; its impression id, or ``None``.
 
     Args:
         served: the block as served (:func:`personalize.serving.service.serve_block`).
         source: ``"tag"`` or ``"api"``.
+        at: when the block was shown (default now). For replays and imports of
+            past traffic only: the rollup counts the exposure on that day, and
+            clicks and conversions are attributed from that time. A page
+            rendering a block now never passes it.
 
     Returns:
         The impression id, or ``None`` when the block is not an exposure (see
@@ -88,7 +94,7 @@ def log_exposure(served: Served, source: str) -> uuid.UUID | None:
         exposures.add(PendingExposure(
             impression, subject_id, served.placement, served.strategy, served.model_version,
             served.experiment_id, served.variant_id, tuple(row.pk for row in served.rows),
-            source, timezone.now(),
+            source, at if at is not None else timezone.now(),
         ))
     except Exception:  # a page never fails for its exposure
         logger.exception("Could not log the exposure of placement %r", served.placement)

@@ -105,10 +105,24 @@ def test_anonymous_visitor_gets_popular_items_then_personalized_ones(demo_server
     assert after, f"the block did not change after the visitor clicked {clicked}"
 
 
+def ease_shopper() -> str:
+    """A seeded shopper whom the demo's home experiment serves EASE, not the best sellers.
+
+    The split is the real one: the experiment's fixed salt and the shopper's stable
+    subject key, variants in the order they were created (popular, then ease).
+    """
+    from example_shop.shop.experiment_seeding import SALT
+    from example_shop.shop.seeding import subject_key, user_name
+    from personalize.experiments.buckets import bucket, choose
+
+    return user_name(next(u for u in range(N_USERS)
+                          if choose((1.0, 1.0), bucket(SALT, subject_key(u))) == 1))
+
+
 def test_shopper_sees_why_and_what_each_item_costs(demo_server: DemoServer, page: object) -> None:
     url = demo_server.url
     page.goto(url + "/accounts/login/")  # type: ignore[attr-defined]
-    page.fill("#id_username", "user1")  # type: ignore[attr-defined]
+    page.fill("#id_username", ease_shopper())  # type: ignore[attr-defined]
     page.fill("#id_password", "demo")  # type: ignore[attr-defined]
     page.click("[data-testid=login-submit]")  # type: ignore[attr-defined]
     page.wait_for_url(url + "/")  # type: ignore[attr-defined]

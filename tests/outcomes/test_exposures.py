@@ -56,6 +56,18 @@ def test_one_row_per_block_with_its_items_in_order(shopper, catalog_items):
     assert Exposure.objects.count() == 2
 
 
+def test_a_replay_dates_its_exposure_with_at(shopper):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    shown = timezone.now().replace(microsecond=0) - timedelta(days=3, hours=2)
+    impression = log_exposure(serve_block(shopper, "home", limit=2), "tag", at=shown)
+    assert Exposure.objects.get(pk=impression).created_at == shown
+    later = log_exposure(serve_block(shopper, "home", limit=2), "tag")
+    assert timezone.now() - Exposure.objects.get(pk=later).created_at < timedelta(minutes=1)
+
+
 def test_nothing_without_analytics_consent_a_subject_or_items(catalog_items, active_models,
                                                               settings):
     private = Subject.objects.create()

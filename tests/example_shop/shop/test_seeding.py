@@ -13,6 +13,7 @@ from example_shop.shop.seeding import (
     PLACEMENTS,
     ensure_placements,
     event_id,
+    split_history,
     synthetic_times,
 )
 from personalize.models import ConsentRecord, Event, Item, Placement, Subject
@@ -47,11 +48,21 @@ def histories(data_dir):
     return {u: [index[i] for i in all_histories[u]] for u in sorted(all_histories)[:N_USERS]}
 
 
-def test_seed_a_slice(shop_settings, data_dir, histories):
+@pytest.fixture
+def seeded(histories):
+    """The part of each history that is seeded (the last purchase is held back)."""
+    return {u: split_history(h)[0] for u, h in histories.items()}
+
+
+def test_split_history_holds_back_the_last_purchase():
+    assert split_history(["a", "b", "c", "d", "e"]) == (["a", "b", "c", "d"], ["e"])
+
+
+def test_seed_a_slice(shop_settings, data_dir, histories, seeded):
     output = seed(data_dir)
     assert "Seeded:" in output
 
-    n_purchases = sum(len(h) for h in histories.values())
+    n_purchases = sum(len(h) for h in seeded.values())
     bought = {asin for h in histories.values() for asin in h}
     c = counts()
     assert c["products"] == c["items"] == len(bought)
@@ -67,19 +78,26 @@ def test_seed_a_slice(shop_settings, data_dir, histories):
     assert shopper.check_password(DEMO_PASSWORD)
     assert not shopper.is_staff
 
-    # user0's purchases, in history order, as events and orders.
+    # user0's purchases, in history order, as events and orders, less the held-back one.
     subject = Subject.objects.get(user=shopper)
     events = list(subject.events.order_by("timestamp").select_related("item"))
-    assert [e.item.external_id for e in events] == histories[0]
+    assert [e.item.external_id for e in events] == seeded[0] == histories[0][:-1]
     assert {e.event_type for e in events} == {"purchase"}
     assert [e.event_id for e in events] == [
-        event_id(0, pos, asin) for pos, asin in enumerate(histories[0])
+        event_id(0, pos, asin) for pos, asin in enumerate(seeded[0])
     ]
     stamps = [e.timestamp for e in events]
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
     assert timezone.now() - timedelta(days=8) < stamps[-1] < timezone.now()
     orders = Order.objects.filter(user=shopper).order_by("created_at")
-    assert [o.lines.get().product.asin for o in orders] == histories[0]
+    assert [o.lines.get().product.asin for o in orders] == seeded[0]
+    # No held-back purchase is in the history the models train on (its product is in
+    # the catalog: the replay shows it).
+    held = [(u, len(h) - 1, h[-1]) for u, h in histories.items()]
+    assert not Event.objects.filter(event_id__in=[event_id(*h) for h in held]).exists()
+    assert not Order.objects.filter(
+        reference__in=[f"S-{u}-{pos}" for u, pos, _ in held]).exists()
+    assert Product.objects.filter(asin=histories[0][-1]).exists()
     assert all(o.total == o.lines.get().unit_price == o.lines.get().product.price for o in orders)
 
     # The seeded shoppers consented to every purpose, so the banner does not ask them.
