@@ -16,6 +16,7 @@ import pytest
 
 from tests.e2e.shop import (
     CHROMIUM,
+    N_USERS,
     DemoServer,
     events_of_user,
     home_block,
