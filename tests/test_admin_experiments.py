@@ -217,6 +217,7 @@ def test_staff_see_the_verdict_the_tables_and_the_charts(admin_client, home):
     assert "Cumulative lift on click-through rate" in page
     assert "Traffic allocation" not in page
     assert "final" in page and "The planned sample was reached on" in page
+    assert "minimum detectable effect: +100% (relative)" in page
 
 
 def test_an_interim_report_shows_its_plan_and_badge(admin_client, home):
