@@ -25,9 +25,11 @@ maps unchanged, so train and held-out matrices share row and column indices.
 Held-out relevance is binary: a held-out pair is relevant when its summed
 implicit weight is positive or it carries an explicit rating (every rated
 item is relevant, the Microsoft Recommenders convention). Subjects left with
-no training interaction are dropped from the held-out ranking matrix (a
-history-based model can say nothing about them; that is a cold-start question,
-not a ranking one) but keep their held-out ratings.
+no training interaction are dropped from the held-out ranking matrix (but keep
+their held-out ratings) unless the split is asked to ``keep_cold``: then they
+stay, with an empty training history, and a strategy is measured on what it
+serves a newcomer. Every split counts the subjects it left out of the ranking
+by reason (:attr:`Split.dropped`).
 
 Everything is vectorised over the event log and the CSR arrays.
 """
@@ -60,6 +62,9 @@ class Split:
         test_ratings: ``(n_subjects, n_items)`` float32 CSR of held-out
             explicit ratings, or ``None`` when the dataset has no ratings.
         params: the protocol's parameters (ratio, n, seed, fold, ...).
+        dropped: subjects left out of ``test``, by reason (reasons with no
+            subject are absent).
+        cold_subjects: subjects kept in ``test`` with no training history.
     """
 
     protocol: str
@@ -67,6 +72,8 @@ class Split:
     test: sp.csr_array
     test_ratings: sp.csr_array | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+    cold_subjects: int = 0
 
     @property
     def test_subjects(self) -> np.ndarray:
@@ -159,7 +166,7 @@ def _rank_within_subject(subject: np.ndarray, order_key: np.ndarray) -> np.ndarr
 
 
 def _holdout(dataset: Dataset, pair_keys: np.ndarray, test_mask: np.ndarray,
-             protocol: str, params: dict[str, Any]) -> Split:
+             protocol: str, params: dict[str, Any], reasons: _Reasons) -> Split:
     """A split that holds out the pairs ``pair_keys[test_mask]`` entirely."""
     shape = (dataset.n_subjects, dataset.n_items)
     test_keys = pair_keys[test_mask]
@@ -179,27 +186,53 @@ def _holdout(dataset: Dataset, pair_keys: np.ndarray, test_mask: np.ndarray,
     test = _from_keys(test_keys[relevant], np.ones(int(relevant.sum())), shape)
     test_ratings = (_from_keys(test_keys[rated], rating[rated], shape)
                     if ratings is not None else None)
+    held = np.zeros(shape[0], dtype=bool)
+    held[test_keys // max(shape[1], 1)] = True
     return _finish(dataset, protocol, params, train_interactions, train_ratings, train_events,
-                   test, test_ratings)
+                   test, test_ratings, held, reasons)
+
+
+@dataclass(frozen=True)
+class _Reasons:
+    """How a protocol words why a subject is not evaluated."""
+
+    no_test: str  # the subject has pairs but none was held out
+    cold: str  # held out, but nothing left to train on (when cold subjects are dropped)
+    keep_cold: bool = False
+    no_interactions: str = "no interactions"
+    no_relevant: str = "no relevant held-out item (only dislikes)"
 
 
 def _finish(dataset: Dataset, protocol: str, params: dict[str, Any],
             interactions: sp.csr_array, ratings: sp.csr_array | None, events: EventLog,
-            test: sp.csr_array, test_ratings: sp.csr_array | None) -> Split:
+            test: sp.csr_array, test_ratings: sp.csr_array | None, held: np.ndarray,
+            reasons: _Reasons) -> Split:
     has_train = np.diff(interactions.indptr) > 0
     if ratings is not None:
         has_train |= np.diff(ratings.indptr) > 0
-    test_rows = np.repeat(np.arange(test.shape[0]), np.diff(test.indptr))
-    dropped = int(np.count_nonzero(np.bincount(test_rows[~has_train[test_rows]],
-                                               minlength=test.shape[0])))
-    test = _keep_entries(test, has_train[test_rows])
-    params = {**params, "cold_subjects_dropped": dropped}
+    has_pairs = np.zeros(dataset.n_subjects, dtype=bool)
+    has_pairs[_pairs(dataset) // max(dataset.n_items, 1)] = True
+    has_test = np.diff(test.indptr) > 0
+    cold = has_test & ~has_train
+    counts = {
+        reasons.no_interactions: int(np.count_nonzero(~has_pairs)),
+        reasons.no_test: int(np.count_nonzero(has_pairs & ~held)),
+        reasons.no_relevant: int(np.count_nonzero(held & ~has_test)),
+    }
+    if not reasons.keep_cold:
+        counts[reasons.cold] = int(np.count_nonzero(cold))
+        test_rows = np.repeat(np.arange(test.shape[0]), np.diff(test.indptr))
+        test = _keep_entries(test, has_train[test_rows])
+    dropped = {reason: count for reason, count in counts.items() if count}
+    params = {**params, "cold_subjects_dropped": 0 if reasons.keep_cold
+              else int(np.count_nonzero(cold))}
     train = dataclasses.replace(
         dataset, interactions=interactions, ratings=ratings, events=events,
         meta={**dataset.meta, "split": {"protocol": protocol, **params}},
     )
     return Split(protocol=protocol, train=train, test=test, test_ratings=test_ratings,
-                 params=params)
+                 params=params, dropped=dropped,
+                 cold_subjects=int(np.count_nonzero(cold)) if reasons.keep_cold else 0)
 
 
 def _check_ratio(ratio: float) -> None:
@@ -229,19 +262,24 @@ def stratified_split(dataset: Dataset, ratio: float = 0.75, seed: int = 42) -> S
     n_pairs = np.bincount(subject, minlength=dataset.n_subjects)
     n_train = np.rint(ratio * n_pairs).astype(np.int64)
     return _holdout(dataset, keys, rank >= n_train[subject], "stratified",
-                    {"ratio": ratio, "seed": seed})
+                    {"ratio": ratio, "seed": seed},
+                    _Reasons(no_test="too few items to hold one out",
+                             cold="no training history"))
 
 
-def leave_last_n_split(dataset: Dataset, n: int = 1) -> Split:
+def leave_last_n_split(dataset: Dataset, n: int = 1, *, keep_cold: bool = False) -> Split:
     """Hold out each subject's ``n`` most recent items.
 
     Recency is a pair's latest event time; equal times (or no timestamps, as
     in the Amazon histories) fall back to the order of the event log. Subjects
-    with ``n`` items or fewer keep them all for training and are not evaluated.
+    with ``n`` items or fewer keep them all for training and are not evaluated,
+    unless ``keep_cold``: then all their items are held out and they are
+    evaluated with an empty history, as the newcomers they were.
 
     Args:
         dataset: the full snapshot.
         n: how many items to hold out per subject.
+        keep_cold: evaluate subjects with ``n`` items or fewer too.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
@@ -265,8 +303,10 @@ def leave_last_n_split(dataset: Dataset, n: int = 1) -> Split:
     order_key[combined] = -np.arange(keys.size, dtype=np.float64)
     rank = _rank_within_subject(subject, order_key)
     n_pairs = np.bincount(subject, minlength=dataset.n_subjects)
-    test_mask = (rank < n) & (n_pairs[subject] > n)
-    return _holdout(dataset, keys, test_mask, "leave-last-n", {"n": n})
+    test_mask = (rank < n) & ((n_pairs[subject] > n) | keep_cold)
+    return _holdout(dataset, keys, test_mask, "leave-last-n", {"n": n},
+                    _Reasons(no_test=f"{n} item{'s' if n > 1 else ''} or fewer",
+                             cold="no training history", keep_cold=keep_cold))
 
 
 def kfold_splits(dataset: Dataset, folds: int = 5, seed: int = 42) -> list[Split]:
@@ -291,11 +331,13 @@ def kfold_splits(dataset: Dataset, folds: int = 5, seed: int = 42) -> list[Split
         test_mask = np.zeros(keys.size, dtype=bool)
         test_mask[part] = True
         splits.append(_holdout(dataset, keys, test_mask, "kfold",
-                               {"folds": folds, "fold": fold, "seed": seed}))
+                               {"folds": folds, "fold": fold, "seed": seed},
+                               _Reasons(no_test="nothing held out in this fold",
+                                        cold="no training history")))
     return splits
 
 
-def temporal_split(dataset: Dataset, ratio: float = 0.75) -> Split:
+def temporal_split(dataset: Dataset, ratio: float = 0.75, *, keep_cold: bool = False) -> Split:
     """One global time cut at the ``ratio`` quantile of event times.
 
     Events strictly before the cut train; the training matrix is rebuilt from
@@ -305,6 +347,8 @@ def temporal_split(dataset: Dataset, ratio: float = 0.75) -> Split:
     Args:
         dataset: the full snapshot; its events must carry timestamps.
         ratio: share of events (by time) before the cut.
+        keep_cold: evaluate subjects seen only after the cut too (with an
+            empty history) instead of dropping them.
     """
     _check_ratio(ratio)
     events = dataset.events
@@ -336,8 +380,12 @@ def temporal_split(dataset: Dataset, ratio: float = 0.75) -> Split:
     else:
         relevant_keys = _sorted_union(relevant_keys, _entry_keys(test_ratings))
     test = _from_keys(relevant_keys, np.ones(relevant_keys.size), shape)
+    held = np.zeros(shape[0], dtype=bool)
+    held[events.subject_idx[later[~seen]]] = True
     return _finish(dataset, "temporal", {"ratio": ratio, "cut": cut}, interactions, ratings,
-                   train_events, test, test_ratings)
+                   train_events, test, test_ratings, held,
+                   _Reasons(no_test="only in the training period",
+                            cold="only in the test period", keep_cold=keep_cold))
 
 
 def hold_out_items(split: Split, item_idx: np.ndarray) -> Split:
@@ -371,7 +419,8 @@ def hold_out_items(split: Split, item_idx: np.ndarray) -> Split:
 
 
 def make_splits(dataset: Dataset, protocol: str = "stratified", *, ratio: float = 0.75,
-                n: int = 1, folds: int = 5, seed: int = 42) -> list[Split]:
+                n: int = 1, folds: int = 5, seed: int = 42,
+                keep_cold: bool = False) -> list[Split]:
     """The split(s) a protocol gives: one for hold-out protocols, ``folds`` for ``kfold``.
 
     Args:
@@ -381,6 +430,8 @@ def make_splits(dataset: Dataset, protocol: str = "stratified", *, ratio: float 
         n: items held out per subject for ``leave-last-n``.
         folds: number of folds for ``kfold``.
         seed: seeds the random protocols.
+        keep_cold: ``temporal`` and ``leave-last-n`` keep the subjects with no
+            training history (the other protocols always drop them).
 
     Raises:
         ValueError: unknown protocol or out-of-range parameter.
@@ -388,9 +439,9 @@ def make_splits(dataset: Dataset, protocol: str = "stratified", *, ratio: float 
     if protocol == "stratified":
         return [stratified_split(dataset, ratio=ratio, seed=seed)]
     if protocol == "temporal":
-        return [temporal_split(dataset, ratio=ratio)]
+        return [temporal_split(dataset, ratio=ratio, keep_cold=keep_cold)]
     if protocol == "leave-last-n":
-        return [leave_last_n_split(dataset, n=n)]
+        return [leave_last_n_split(dataset, n=n, keep_cold=keep_cold)]
     if protocol == "kfold":
         return kfold_splits(dataset, folds=folds, seed=seed)
     raise ValueError(f"Unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
