@@ -14,7 +14,15 @@ strategy it
 3. computes the ranking and beyond-accuracy metrics over the ``(n, k)``
    matrix of recommended indices, and for rating models (``"ratings"`` in
    ``needs`` and a ``predict(artifact, subject_id, item_ids)`` method) RMSE and
-   MAE over every held-out rating.
+   MAE over every held-out rating;
+4. breaks the ranking figures down by training-history length
+   (:mod:`~personalize.evaluation.breakdown`) and puts a bootstrap interval on
+   each (:mod:`~personalize.evaluation.uncertainty`), marking the strategies
+   whose NDCG is within noise of the best.
+
+A subject the strategy cannot answer (``CannotRecommend``, or an empty list)
+gets what the site would serve instead: the ``fallback`` strategy's list
+(popularity unless told otherwise), counted in the report.
 
 k-fold results are the mean over folds.
 """
@@ -32,12 +40,24 @@ import numpy as np
 import scipy.sparse as sp
 
 from personalize.dataset import Dataset
-from personalize.evaluation import metrics
+from personalize.evaluation import metrics, uncertainty
+from personalize.evaluation.breakdown import by_history, history_lengths
 from personalize.evaluation.splits import Split, make_splits
+from personalize.evaluation.summary import (
+    add_intervals,
+    combine,
+    mean_counts,
+    nothing_message,
+)
+from personalize.evaluation.summary import metric_keys as metric_keys  # the entry keys
 from personalize.strategies.base import CannotRecommend, Strategy
 from personalize.strategies.history import History
+from personalize.strategies.popularity import Popularity
 
 logger = logging.getLogger(__name__)
+
+class NothingToEvaluate(ValueError):
+    """The protocol left no subject with a held-out item to rank for."""
 
 #: Subjects between two progress-bar updates.
 PROGRESS_EVERY = 64
@@ -51,14 +71,6 @@ class ProgressBar(Protocol):
 
 #: A tqdm-like factory: ``progress(total=..., desc=..., unit=...)``.
 ProgressFactory = Callable[..., ProgressBar]
-
-
-def metric_keys(k: int) -> list[str]:
-    """The metric names of a result entry, in report order."""
-    return [
-        *(f"{name}@{k}" for name in metrics.RANKING_METRICS),
-        f"coverage@{k}", f"diversity@{k}", f"novelty@{k}", "rmse", "mae",
-    ]
 
 
 def is_rating_model(strategy: Strategy) -> bool:
@@ -95,6 +107,8 @@ class _SplitContext:
     rating_subjects: np.ndarray
     item_vectors: Any
     item_categories: Sequence[Sequence[str]] | None
+    lengths: np.ndarray
+    fallback: tuple[Strategy, Any] | None = None
 
 
 def _histories(train: Dataset, subjects: np.ndarray) -> list[History]:
@@ -171,14 +185,15 @@ def _prepare(split: Split, *, max_subjects: int | None, seed: int,
         rating_subjects=rating_subjects,
         item_vectors=item_vectors,
         item_categories=train.item_categories if any(train.item_categories) else None,
+        lengths=history_lengths(train, subjects),
     )
 
 
 def _rank(name: str, strategy: Strategy, artifact: Any, ctx: _SplitContext, k: int,
-          bar: ProgressBar | None) -> tuple[np.ndarray, int, float]:
-    """The ``(n, k)`` matrix of recommended indices, failures, and seconds spent."""
+          bar: ProgressBar | None) -> tuple[np.ndarray, int, int, float]:
+    """The ``(n, k)`` matrix of recommended indices, failures, fallback answers, seconds."""
     recs = np.full((ctx.subjects.size, k), -1, dtype=np.int64)
-    cannot = 0
+    cannot = fallen_back = 0
     index = ctx.item_index
     started = time.perf_counter()
     for row, history in enumerate(ctx.histories):
@@ -187,6 +202,9 @@ def _rank(name: str, strategy: Strategy, artifact: Any, ctx: _SplitContext, k: i
         except CannotRecommend:
             cannot += 1
             scored = []
+        if not scored and ctx.fallback is not None:
+            scored = _fall_back(ctx.fallback, history, k)
+            fallen_back += bool(scored)
         if scored:
             positions = [index.get(item_id, -1) for item_id, _ in scored[:k]]
             recs[row, :len(positions)] = positions
@@ -200,7 +218,15 @@ def _rank(name: str, strategy: Strategy, artifact: Any, ctx: _SplitContext, k: i
     ordered = np.sort(np.where(valid, recs, -1 - np.arange(k)), axis=1)
     if k > 1 and np.any(ordered[:, 1:] == ordered[:, :-1]):
         raise ValueError(f"Strategy {name!r} returned the same item twice in one list.")
-    return recs, cannot, seconds
+    return recs, cannot, fallen_back, seconds
+
+
+def _fall_back(fallback: tuple[Strategy, Any], history: History, k: int) -> list[Any]:
+    strategy, artifact = fallback
+    try:
+        return list(strategy.recommend(artifact, history, k))
+    except CannotRecommend:
+        return []
 
 
 def _predict(strategy: Any, artifact: Any, ctx: _SplitContext) -> tuple[float, float]:
@@ -255,13 +281,14 @@ def _measure(name: str, strategy: Strategy, ctx: _SplitContext, k: int,
 
     bar = progress(total=int(ctx.subjects.size), desc=name, unit="subject") if progress else None
     try:
-        recs, cannot, seconds = _rank(name, strategy, artifact, ctx, k, bar)
+        recs, cannot, fallen_back, seconds = _rank(name, strategy, artifact, ctx, k, bar)
     finally:
         if bar is not None:
             bar.close()
+    per_subject = metrics.ranking_metrics_per_subject(recs, ctx.relevant, k)
     result: dict[str, Any] = {
-        f"{metric}@{k}": value
-        for metric, value in metrics.ranking_metrics(recs, ctx.relevant, k).items()
+        f"{metric}@{k}": float(values.mean()) if values.size else math.nan
+        for metric, values in per_subject.items()
     }
     result[f"coverage@{k}"] = metrics.catalog_coverage(recs, train.n_items, k)
     if ctx.item_vectors is not None or ctx.item_categories is not None:
@@ -277,7 +304,13 @@ def _measure(name: str, strategy: Strategy, ctx: _SplitContext, k: int,
     result["recommend_ms"] = 1000.0 * seconds / max(ctx.subjects.size, 1)
     result["subjects"] = int(ctx.subjects.size)
     result["cannot_recommend"] = cannot
+    result["fallback"] = fallen_back
+    result[_PER_SUBJECT] = per_subject
     return result
+
+
+#: The key of a run's per-subject arrays; taken out before the report is built.
+_PER_SUBJECT = "_per_subject"
 
 
 @dataclass
@@ -320,43 +353,13 @@ def rank(strategy: Strategy, split: Split, k: int = 10, *, artifact: Any = None,
     name = name or type(strategy).__name__
     bar = progress(total=int(ctx.subjects.size), desc=name, unit="subject") if progress else None
     try:
-        recs, cannot, _ = _rank(name, strategy, artifact, ctx, k, bar)
+        recs, cannot, _, _ = _rank(name, strategy, artifact, ctx, k, bar)
     finally:
         if bar is not None:
             bar.close()
     return Rankings(subjects=ctx.subjects, recs=recs, relevant=ctx.relevant,
                     hits=metrics.hits(recs, ctx.relevant, k), artifact=artifact,
                     fit_seconds=fit_seconds, cannot_recommend=cannot)
-
-
-def _clean(value: Any) -> Any:
-    """NaN becomes None (JSON has no NaN); numpy scalars become Python numbers."""
-    if isinstance(value, float | np.floating):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def _combine(name: str, runs: list[dict[str, Any]], k: int, folds: int | None) -> dict[str, Any]:
-    """One result entry: the fold mean of every figure (or the skip reason)."""
-    entry: dict[str, Any] = {"strategy": name}
-    for reason in ("failed", "skipped"):
-        given = [run[reason] for run in runs if reason in run]
-        if given:
-            entry.update(dict.fromkeys(metric_keys(k)))
-            entry[reason] = given[0]
-            return entry
-    for key in runs[0]:
-        values = [run[key] for run in runs]
-        if key in ("subjects", "cannot_recommend"):
-            entry[key] = round(float(np.mean(values)))
-        else:
-            finite = [v for v in values if not math.isnan(v)]
-            entry[key] = _clean(float(np.mean(finite))) if finite else None
-    if folds is not None:
-        entry["folds"] = folds
-    return entry
 
 
 def evaluate_splits(
@@ -369,28 +372,71 @@ def evaluate_splits(
     max_subjects: int | None = None,
     item_vectors: np.ndarray | None = None,
     progress: ProgressFactory | None = None,
+    fallback: Strategy | str | None = "popular",
+    resamples: int = uncertainty.DEFAULT_RESAMPLES,
 ) -> dict[str, Any]:
     """Evaluate strategies on ready-made splits (see :func:`evaluate`).
 
     Use this to evaluate a hand-built split, such as one from
     :func:`~personalize.evaluation.splits.hold_out_items` for a cold-start check.
+
+    Raises:
+        NothingToEvaluate: no split has a subject to rank for; the message
+            says how many subjects the protocol dropped, why, and what to try.
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
+    if resamples < 0:
+        raise ValueError(f"resamples must be 0 (no intervals) or more, got {resamples}")
     if not splits:
         raise ValueError("No split to evaluate on.")
+    protocol = protocol or splits[0].protocol
+    contexts = [_prepare(split, max_subjects=max_subjects, seed=seed, item_vectors=item_vectors)
+                for split in splits]
+    if not any(ctx.subjects.size for ctx in contexts):
+        raise NothingToEvaluate(nothing_message(protocol, splits))
+    fallback_strategy = _fallback_strategy(fallback)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in strategies}
-    for split in splits:
-        ctx = _prepare(split, max_subjects=max_subjects, seed=seed, item_vectors=item_vectors)
+    for ctx in contexts:
+        if fallback_strategy is not None and ctx.subjects.size:
+            ctx.fallback = (fallback_strategy, fallback_strategy.fit(ctx.split.train))
         for name, strategy in strategies.items():
             runs[name].append(_evaluate_one(name, strategy, ctx, k, progress))
+    per_subject = {name: [run.pop(_PER_SUBJECT, None) for run in runs[name]]
+                   for name in strategies}
     folds = len(splits) if len(splits) > 1 else None
+    results = [combine(name, runs[name], k, folds) for name in strategies]
+    lengths = [ctx.lengths for ctx in contexts]
+    for entry in results:
+        arrays = per_subject[entry["strategy"]]
+        if "failed" not in entry and "skipped" not in entry:
+            pooled = {m: np.concatenate([a[m] for a in arrays]) for m in metrics.RANKING_METRICS}
+            entry["by_history"] = by_history(pooled, np.concatenate(lengths), k, len(splits))
+    if resamples:
+        add_intervals(results, per_subject, k, resamples, seed)
     return {
-        "protocol": protocol or splits[0].protocol,
+        "protocol": protocol,
         "k": k,
         "seed": seed,
-        "results": [_combine(name, runs[name], k, folds) for name in strategies],
+        "subjects": round(float(np.mean([ctx.subjects.size for ctx in contexts]))),
+        "dropped": mean_counts([split.dropped for split in splits]),
+        "cold_subjects": round(float(np.mean([split.cold_subjects for split in splits]))),
+        "fallback": None if fallback_strategy is None else _fallback_name(fallback),
+        "resamples": resamples,
+        "results": results,
     }
+
+
+def _fallback_strategy(fallback: Strategy | str | None) -> Strategy | None:
+    if fallback is None or isinstance(fallback, Strategy):
+        return fallback
+    if fallback == "popular":
+        return Popularity()
+    raise ValueError(f"Unknown fallback {fallback!r}; give 'popular', a Strategy or None.")
+
+
+def _fallback_name(fallback: Strategy | str | None) -> str:
+    return fallback if isinstance(fallback, str) else type(fallback).__name__
 
 
 def evaluate(
@@ -406,6 +452,9 @@ def evaluate(
     max_subjects: int | None = None,
     item_vectors: np.ndarray | None = None,
     progress: ProgressFactory | None = None,
+    keep_cold: bool = True,
+    fallback: Strategy | str | None = "popular",
+    resamples: int = uncertainty.DEFAULT_RESAMPLES,
 ) -> dict[str, Any]:
     """Compare strategies on one dataset under one protocol.
 
@@ -422,13 +471,20 @@ def evaluate(
         item_vectors: ``(n_items, d)`` vectors for intra-list diversity;
             item categories are used when omitted.
         progress: a tqdm-like factory, called once per strategy and split.
+        keep_cold: ``temporal`` and ``leave-last-n`` evaluate subjects with no
+            training history too (their held-out items are the target).
+        fallback: what a subject the strategy cannot answer is served:
+            ``"popular"`` (the placement fallback), a fitted-per-split
+            :class:`Strategy`, or ``None`` for an empty list (a miss).
+        resamples: bootstrap resamples for the intervals (0: none).
 
     Returns:
         ``{"protocol", "k", "seed", "results": [{"strategy": name,
         "precision@k": ..., ..., "fit_seconds": ...}]}``; a figure that does
         not apply (RMSE of a ranking-only model) is ``None``.
     """
-    splits = make_splits(dataset, protocol, ratio=ratio, n=n, folds=folds, seed=seed)
+    splits = make_splits(dataset, protocol, ratio=ratio, n=n, folds=folds, seed=seed,
+                         keep_cold=keep_cold)
     return evaluate_splits(strategies, splits, k=k, seed=seed, protocol=protocol,
                            max_subjects=max_subjects, item_vectors=item_vectors,
-                           progress=progress)
+                           progress=progress, fallback=fallback, resamples=resamples)

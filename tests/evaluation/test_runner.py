@@ -97,9 +97,10 @@ def test_history_leaves_out_zero_weight_events_but_keeps_ratings():
     assert list(history.weights) == [1.0, 2.0]  # a rating event counts as weight 1
 
 
-def test_cannot_recommend_is_counted_and_scores_zero():
+def test_cannot_recommend_is_counted_and_scores_zero_without_a_fallback():
     report = runner.evaluate_splits({"short": FakeHistoryOnly(), "pop": FakePopular()},
-                                    [tiny_split()], k=2)
+                                    [tiny_split()], k=2, fallback=None)
+    assert report["fallback"] is None
     short, pop = result_of(report, "short"), result_of(report, "pop")
     assert short["cannot_recommend"] == 1  # s3 has a single history item
     assert short["ndcg@2"] == pytest.approx(pop["ndcg@2"])  # s3 missed anyway
@@ -141,7 +142,8 @@ def test_missing_data_skips_the_strategy_with_a_reason():
 def test_report_shape():
     report = runner.evaluate({"pop": FakePopular()}, random_dataset(seed=4), "stratified",
                              k=10, seed=7)
-    assert list(report) == ["protocol", "k", "seed", "results"]
+    assert list(report) == ["protocol", "k", "seed", "subjects", "dropped", "cold_subjects",
+                            "fallback", "resamples", "results"]
     assert (report["protocol"], report["k"], report["seed"]) == ("stratified", 10, 7)
     (entry,) = report["results"]
     assert list(entry)[:1] == ["strategy"]
