@@ -30,7 +30,10 @@ its main file):
 ``csv``
     A generic CSV with a header ``user,item,event_type,value,timestamp``
     (``value`` and ``timestamp`` may be empty; a timestamp is POSIX seconds or
-    ISO 8601).
+    ISO 8601). ``items=PATH`` adds an items CSV with the header
+    ``id,title,text,categories`` (categories separated by ``|``; an empty text
+    falls back to the title), so content strategies can be evaluated on a
+    site's own export.
 
 Ids are kept as the files give them: integers where every id is an integer,
 strings otherwise.
@@ -340,15 +343,69 @@ def read_amazon_heldout(path: str | Path, part: str = "test") -> tuple[np.ndarra
 CSV_COLUMNS = ("user", "item", "event_type", "value", "timestamp")
 
 
-def read_csv(path: str | Path) -> tuple[RawEvents, None]:
+ITEM_COLUMNS = ("id", "title", "text", "categories")
+
+
+def read_csv(path: str | Path,
+             items: str | Path | None = None) -> tuple[RawEvents, ItemContent | None]:
     """A CSV with the header ``user,item,event_type,value,timestamp``.
 
     Args:
         path: the CSV file.
+        items: an items CSV to read beside it (see :func:`read_items_csv`).
     """
     path = Path(path)
     with path.open(encoding="utf-8", newline="") as handle:
-        return _read_csv_handle(handle, str(path)), None
+        events = _read_csv_handle(handle, str(path))
+    return events, (read_items_csv(items, events.items) if items is not None else None)
+
+
+def read_items_csv(path: str | Path, event_items: np.ndarray) -> ItemContent:
+    """An items CSV with the header ``id,title,text,categories``.
+
+    Args:
+        path: the items file.
+        event_items: the item ids of the events; every listed item must be one.
+
+    Raises:
+        DatasetFormatError: a missing column, an item listed twice, or an item
+            that is not in the events.
+    """
+    path = Path(path)
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = [column.strip() for column in next(reader, [])]
+        missing = [column for column in ITEM_COLUMNS if column not in header]
+        if missing:
+            raise DatasetFormatError(
+                f"{path}: the items header must name {', '.join(ITEM_COLUMNS)}; "
+                f"missing {', '.join(missing)}."
+            )
+        positions = [header.index(column) for column in ITEM_COLUMNS]
+        rows = [row for row in reader if row]
+    short = next((n for n, row in enumerate(rows, start=2) if len(row) < len(header)), None)
+    if short is not None:
+        raise DatasetFormatError(f"{path}: line {short} has fewer columns than the header.")
+    raw_ids = [row[positions[0]].strip() for row in rows]
+    ids = (np.asarray(raw_ids, dtype=str) if event_items.dtype.kind == "U"
+           else normalize_ids(raw_ids))
+    if ids.size != np.unique(ids).size:
+        values, counts = np.unique(ids, return_counts=True)
+        raise DatasetFormatError(f"{path}: item {values[counts > 1][0]!r} is listed twice.")
+    known = (np.isin(ids, event_items) if ids.dtype.kind == event_items.dtype.kind
+             else np.zeros(ids.size, dtype=bool))
+    if not known.all():
+        unknown = [str(value) for value in ids[~known][:3]]
+        raise DatasetFormatError(
+            f"{path}: {int((~known).sum())} item id(s) are not in the events "
+            f"({', '.join(unknown)}{', ...' if (~known).sum() > 3 else ''}); "
+            "the items file describes the items of the events file."
+        )
+    titles = [row[positions[1]] for row in rows]
+    texts = [row[positions[2]].strip() or title for row, title in zip(rows, titles, strict=True)]
+    categories = [[name.strip() for name in row[positions[3]].split("|") if name.strip()]
+                  for row in rows]
+    return ItemContent(ids, titles, texts, categories, [{} for _ in rows])
 
 
 def _read_csv_handle(handle: io.TextIOBase | Any, name: str) -> RawEvents:

@@ -19,6 +19,7 @@ from personalize.dataset.files import READERS
 from personalize.evaluation.report import FORMATS, render
 from personalize.evaluation.runner import evaluate
 from personalize.evaluation.splits import PROTOCOLS
+from personalize.evaluation.uncertainty import DEFAULT_RESAMPLES
 from personalize.management.progress import ProgressFile
 from personalize.strategies.base import Strategy
 from personalize.strategies.registry import StrategyConfigError, get_strategy, strategy_names
@@ -30,7 +31,7 @@ def file_formats() -> tuple[str, ...]:
     return tuple(READERS)
 
 
-def _resolve_path(raw: str) -> Path:
+def _resolve_path(raw: str, option: str = "--from-file") -> Path:
     """The path as given, else relative to ``PERSONALIZE["DATA_DIR"]``."""
     path = Path(raw).expanduser()
     if path.exists():
@@ -39,11 +40,11 @@ def _resolve_path(raw: str) -> Path:
     if data_dir and not path.is_absolute() and (Path(data_dir) / path).exists():
         return Path(data_dir) / path
     where = f" (nor under DATA_DIR {data_dir})" if data_dir and not path.is_absolute() else ""
-    raise CommandError(f"--from-file: no such file or folder {raw!r}{where}.")
+    raise CommandError(f"{option}: no such file or folder {raw!r}{where}.")
 
 
-def load_file(spec: str) -> Dataset:
-    """A dataset from ``FORMAT:PATH``, with a CommandError for every user mistake."""
+def load_file(spec: str, items: str | None = None) -> Dataset:
+    """A dataset from ``FORMAT:PATH`` (and an items file), with a CommandError per mistake."""
     fmt, sep, raw_path = spec.partition(":")
     if not sep or not fmt or not raw_path:
         raise CommandError(
@@ -55,9 +56,13 @@ def load_file(spec: str) -> Dataset:
         raise CommandError(
             f"--from-file: unknown format {fmt!r}; choose one of {', '.join(formats)}."
         )
+    if items is not None and fmt != "csv":
+        raise CommandError(f"--items goes with --from-file csv:PATH, not {fmt} "
+                           "(that format reads its own item files).")
     path = _resolve_path(raw_path)
+    options: dict[str, Any] = {"items": _resolve_path(items, "--items")} if items else {}
     try:
-        return Dataset.from_file(fmt, path)
+        return Dataset.from_file(fmt, path, **options)
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         raise CommandError(f"--from-file: cannot read {str(path)!r} as {fmt}: {exc}") from exc
 
@@ -76,6 +81,9 @@ class Command(BaseCommand):
         parser.add_argument("--from-file", metavar="FORMAT:PATH",
                             help=f"Read interactions from a file instead of the database; "
                                  f"FORMAT is one of {', '.join(file_formats())}.")
+        parser.add_argument("--items", metavar="FILE",
+                            help="With --from-file csv:PATH: an items CSV (id,title,text,"
+                                 "categories; categories separated by |) for content strategies.")
         parser.add_argument("--protocol", choices=PROTOCOLS, default=None,
                             help="stratified (default), temporal, leave-last-n or kfold.")
         parser.add_argument("--ratio", type=float, default=0.75,
@@ -89,6 +97,15 @@ class Command(BaseCommand):
                             help="Folds for kfold (default 5); implies --protocol kfold.")
         parser.add_argument("--max-subjects", type=int, default=None,
                             help="Evaluate at most this many randomly chosen subjects.")
+        parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES,
+                            help=f"Bootstrap resamples for the 95%% intervals (default "
+                                 f"{DEFAULT_RESAMPLES}; 0 for none).")
+        parser.add_argument("--no-fallback", action="store_true",
+                            help="Score a subject the strategy cannot answer as an empty list "
+                                 "instead of serving it the popular fallback.")
+        parser.add_argument("--drop-cold", action="store_true",
+                            help="temporal and leave-last-n: drop subjects with no training "
+                                 "history instead of evaluating them.")
         parser.add_argument("--format", choices=FORMATS, default="table", dest="fmt",
                             help="table (default) or json.")
         parser.add_argument("--output", metavar="FILE",
@@ -124,9 +141,13 @@ class Command(BaseCommand):
         for name in ("k", "n", "max_subjects"):
             if options[name] is not None and options[name] < 1:
                 raise CommandError(f"--{name.replace('_', '-')} must be at least 1.")
+        if options["resamples"] < 0:
+            raise CommandError("--resamples must be 0 (no intervals) or more.")
+        if options["items"] and not options["from_file"]:
+            raise CommandError("--items goes with --from-file csv:PATH.")
         strategies = self._strategies(options["strategies"])
         from_file = options["from_file"]
-        dataset = load_file(from_file) if from_file else database_snapshot()
+        dataset = load_file(from_file, options["items"]) if from_file else database_snapshot()
         if dataset.interactions.nnz == 0:
             raise CommandError("The dataset has no interactions to evaluate on.")
         quiet = options["no_progress"] or options["verbosity"] == 0
@@ -137,6 +158,9 @@ class Command(BaseCommand):
                 strategies, dataset, protocol, k=options["k"], seed=options["seed"],
                 ratio=options["ratio"], n=options["n"], folds=folds,
                 max_subjects=options["max_subjects"], progress=progress,
+                keep_cold=not options["drop_cold"],
+                fallback=None if options["no_fallback"] else "popular",
+                resamples=options["resamples"],
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
