@@ -207,3 +207,65 @@ def test_make_splits_dispatch_and_errors():
         splits.kfold_splits(dataset, folds=1)
     with pytest.raises(ValueError, match="n must be at least 1"):
         splits.leave_last_n_split(dataset, n=0)
+
+
+# --- dropped subjects and cold subjects ---------------------------------------
+
+# s0: a b c (times 1 2 3); s1: a c (1 2); s2: a (5); s3: a, then a dislike of b (1 2);
+# s4 is in the id map with no interaction at all.
+COLD_EVENTS = [
+    (0, 0, 1.0, np.nan, 1.0), (0, 1, 1.0, np.nan, 2.0), (0, 2, 1.0, np.nan, 3.0),
+    (1, 0, 1.0, np.nan, 1.0), (1, 2, 1.0, np.nan, 2.0),
+    (2, 0, 1.0, np.nan, 5.0),
+    (3, 0, 1.0, np.nan, 1.0), (3, 1, -4.0, np.nan, 2.0),
+]
+
+
+def cold_dataset():
+    return make_dataset(COLD_EVENTS, subject_ids=[100, 101, 102, 103, 104])
+
+
+def test_leave_last_n_counts_dropped_subjects_by_reason():
+    split = splits.leave_last_n_split(cold_dataset(), n=1)
+    assert split.test_subjects.tolist() == [0, 1]
+    assert split.dropped == {"no interactions": 1, "1 item or fewer": 1,
+                             "no relevant held-out item (only dislikes)": 1}
+    assert split.cold_subjects == 0
+    assert splits.leave_last_n_split(cold_dataset(), n=2).dropped["2 items or fewer"] == 3
+
+
+def test_leave_last_n_keeps_cold_subjects_with_their_items_as_the_target():
+    split = splits.leave_last_n_split(cold_dataset(), n=1, keep_cold=True)
+    assert split.test_subjects.tolist() == [0, 1, 2]
+    assert pairs(split.test) == {(0, 2), (1, 2), (2, 0)}
+    assert split.cold_subjects == 1
+    assert split.dropped == {"no interactions": 1,
+                             "no relevant held-out item (only dislikes)": 1}
+    assert split.params["cold_subjects_dropped"] == 0
+    assert not pairs(split.train.interactions) & pairs(split.test)
+
+
+def test_temporal_names_the_period_a_dropped_subject_was_seen_in():
+    # 8 events; ratio 0.5 cuts at the 5th smallest time (2.0): times 1 train, 2+ are held out
+    dropped = splits.temporal_split(cold_dataset(), ratio=0.5)
+    assert dropped.dropped == {"no interactions": 1, "only in the test period": 1,
+                               "no relevant held-out item (only dislikes)": 1}
+    assert dropped.test_subjects.tolist() == [0, 1]
+    kept = splits.temporal_split(cold_dataset(), ratio=0.5, keep_cold=True)
+    assert kept.test_subjects.tolist() == [0, 1, 2]
+    assert kept.cold_subjects == 1
+    late = splits.temporal_split(cold_dataset(), ratio=0.875)  # cut at 5: only s2 after it
+    assert late.dropped["only in the training period"] == 3
+
+
+def test_stratified_counts_subjects_too_short_to_split():
+    split = splits.stratified_split(cold_dataset(), ratio=0.75, seed=0)
+    # s1 keeps round(1.5) = 2 of 2, s2 round(0.75) = 1 of 1, s3 2 of 2; s0 holds out 1 of 3
+    assert split.dropped == {"no interactions": 1, "too few items to hold one out": 3}
+    assert split.test_subjects.tolist() == [0]
+
+
+def test_make_splits_passes_keep_cold_to_the_time_protocols_only():
+    dataset = cold_dataset()
+    assert splits.make_splits(dataset, "leave-last-n", keep_cold=True)[0].cold_subjects == 1
+    assert splits.make_splits(dataset, "stratified", keep_cold=True)[0].cold_subjects == 0
