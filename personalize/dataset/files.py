@@ -391,7 +391,7 @@ def read_items_csv(path: str | Path, event_items: np.ndarray) -> ItemContent:
            else normalize_ids(raw_ids))
     if ids.size != np.unique(ids).size:
         values, counts = np.unique(ids, return_counts=True)
-        raise DatasetFormatError(f"{path}: item {values[counts > 1][0]!r} is listed twice.")
+        raise DatasetFormatError(f"{path}: item {str(values[counts > 1][0])!r} is listed twice.")
     known = (np.isin(ids, event_items) if ids.dtype.kind == event_items.dtype.kind
              else np.zeros(ids.size, dtype=bool))
     if not known.all():

@@ -142,6 +142,47 @@ def test_csv_bad_timestamp(tmp_path):
         read_csv(path)
 
 
+EVENTS = ("user,item,event_type,value,timestamp\n"
+          "u1,sku-1,view,,1\nu1,sku-2,view,,2\nu2,sku-1,purchase,,3\n")
+
+
+def test_csv_with_items(tmp_path):
+    (tmp_path / "events.csv").write_text(EVENTS)
+    (tmp_path / "items.csv").write_text(
+        "id,title,text,categories,price\n"
+        "sku-2,Blue mug,A blue mug for tea,Kitchen|Mugs,9\n"
+        'sku-1,"Red, big pan",,Kitchen,20\n'
+    )
+    ds = Dataset.from_file("csv", tmp_path / "events.csv", items=tmp_path / "items.csv")
+    assert ds.item_ids.tolist() == ["sku-1", "sku-2"]
+    assert ds.item_titles == ["Red, big pan", "Blue mug"]
+    assert ds.item_texts == ["Red, big pan", "A blue mug for tea"]  # no text: the title
+    assert ds.item_categories == [["Kitchen"], ["Kitchen", "Mugs"]]
+
+
+def test_csv_items_with_integer_ids(tmp_path):
+    (tmp_path / "events.csv").write_text("user,item,event_type,value,timestamp\n1,10,view,,5\n")
+    (tmp_path / "items.csv").write_text("id,title,text,categories\n10,Ten,,\n")
+    _, content = read_csv(tmp_path / "events.csv", items=tmp_path / "items.csv")
+    assert content.ids.tolist() == [10]
+    assert content.categories == [[]]
+
+
+@pytest.mark.parametrize(("items", "message"), [
+    ("id,title,categories\nsku-1,Pan,\n", "items header must name id, title, text, "
+                                          "categories; missing text"),
+    ("id,title,text,categories\nsku-1,Pan,,\nsku-9,Lid,,\nsku-8,Pot,,\n",
+     r"2 item id\(s\) are not in the events \(sku-9, sku-8\)"),
+    ("id,title,text,categories\nsku-1,Pan,,\nsku-1,Pan,,\n", "item 'sku-1' is listed twice"),
+    ("id,title,text,categories\nsku-1,Pan\n", "line 2 has fewer columns"),
+])
+def test_csv_items_errors(tmp_path, items, message):
+    (tmp_path / "events.csv").write_text(EVENTS)
+    (tmp_path / "items.csv").write_text(items)
+    with pytest.raises(DatasetFormatError, match=message):
+        read_csv(tmp_path / "events.csv", items=tmp_path / "items.csv")
+
+
 def test_unknown_format_and_missing_file(tmp_path):
     with pytest.raises(DatasetFormatError, match="Unknown dataset format 'parquet'"):
         read("parquet", tmp_path)

@@ -265,3 +265,101 @@ def test_string_ids_in_object_arrays():
     report = runner.evaluate_splits({"rec": Recorder()}, [Split("custom", train, test)], k=1)
     assert [h.subject_id for h in Recorder.seen] == ["ann", "bob"]
     assert report["results"][0]["hit_rate@1"] == pytest.approx(1.0)
+
+
+# --- the truth about a site: nothing to test, cold subjects, history, noise ---------
+
+
+def test_nothing_testable_is_an_error_that_says_why_and_what_to_try():
+    one_each = make_dataset([(0, 0, 1.0), (1, 1, 1.0), (2, 0, 1.0)])
+    with pytest.raises(runner.NothingToEvaluate) as caught:
+        runner.evaluate({"pop": FakePopular()}, one_each, "stratified")
+    message = str(caught.value)
+    assert "under the stratified protocol no subject has a held-out item" in message
+    assert "all 3 subjects were dropped (3 too few items to hold one out)" in message
+    assert "try a lower --ratio" in message
+    with pytest.raises(runner.NothingToEvaluate, match=r"1 item or fewer.*smaller --n"):
+        runner.evaluate({"pop": FakePopular()}, one_each, "leave-last-n", keep_cold=False)
+
+
+def newcomer_dataset():
+    """s0: a b c; s1: a c; s2: a (times in that order). Leave-last-1 with cold subjects:
+
+    held out s0 {c}, s1 {c}, s2 {a}; training s0 {a, b}, s1 {a}, s2 {} (popularity a 2, b 1).
+    FakeHistoryOnly answers s0 (c: hit at 1) and refuses s1 and s2; the popular fallback
+    gives s1 [b] (miss) and s2 [a] (hit).
+    """
+    return make_dataset([(0, 0, 1.0, np.nan, 1.0), (0, 1, 1.0, np.nan, 2.0),
+                         (0, 2, 1.0, np.nan, 3.0), (1, 0, 1.0, np.nan, 1.0),
+                         (1, 2, 1.0, np.nan, 2.0), (2, 0, 1.0, np.nan, 5.0)])
+
+
+def test_cold_subjects_are_kept_and_served_the_popular_fallback():
+    report = runner.evaluate({"short": FakeHistoryOnly()}, newcomer_dataset(), "leave-last-n",
+                             k=1, resamples=0)
+    assert (report["subjects"], report["cold_subjects"], report["dropped"]) == (3, 1, {})
+    assert report["fallback"] == "popular"
+    entry = result_of(report, "short")
+    assert entry["ndcg@1"] == pytest.approx(2 / 3)
+    assert (entry["cannot_recommend"], entry["fallback"]) == (2, 2)
+    assert entry["by_history"]["0"] == pytest.approx(
+        {"subjects": 1, "precision@1": 1.0, "recall@1": 1.0, "ndcg@1": 1.0, "map@1": 1.0,
+         "hit_rate@1": 1.0, "mrr@1": 1.0})
+    assert entry["by_history"]["1-2"]["subjects"] == 2
+    assert entry["by_history"]["1-2"]["ndcg@1"] == pytest.approx(0.5)
+    assert entry["by_history"]["21+"] == {"subjects": 0, **dict.fromkeys(
+        [f"{m}@1" for m in metrics.RANKING_METRICS])}
+    assert "ci" not in entry  # resamples=0: no intervals
+
+
+def test_without_fallback_or_cold_subjects_as_before():
+    dataset = newcomer_dataset()
+    bare = runner.evaluate({"short": FakeHistoryOnly()}, dataset, "leave-last-n", k=1,
+                           fallback=None, resamples=0)
+    assert result_of(bare, "short")["ndcg@1"] == pytest.approx(1 / 3)
+    assert result_of(bare, "short")["fallback"] == 0
+    warm = runner.evaluate({"short": FakeHistoryOnly()}, dataset, "leave-last-n", k=1,
+                           keep_cold=False, resamples=0)
+    assert (warm["subjects"], warm["dropped"]) == (2, {"1 item or fewer": 1})
+    assert result_of(warm, "short")["ndcg@1"] == pytest.approx(1 / 2)
+
+
+def test_intervals_and_ties_with_the_best():
+    dataset = random_dataset(n_subjects=120, seed=8)
+    report = runner.evaluate({"pop": FakePopular(), "pop_again": FakePopular(),
+                              "nothing": FakeBroken()}, dataset, resamples=200, fallback=None)
+    pop, again = result_of(report, "pop"), result_of(report, "pop_again")
+    assert report["resamples"] == 200
+    low, high = pop["ci"]["ndcg@10"]
+    assert low < pop["ndcg@10"] < high
+    assert set(pop["ci"]) == {f"{m}@10" for m in metrics.RANKING_METRICS}
+    assert (pop["best"], pop["tied_with_best"]) == (True, False)
+    assert (again["best"], again["tied_with_best"]) == (False, True)  # the same lists
+    assert "ci" not in result_of(report, "nothing")  # failed: no interval
+
+
+class FakeSilent(FakePopular):
+    """Recommends nothing to anyone."""
+
+    def recommend(self, artifact, history, k, exclude=()):
+        return []
+
+
+def test_a_clearly_worse_strategy_is_not_tied():
+    report = runner.evaluate({"silent": FakeSilent(), "pop": FakePopular()},
+                             random_dataset(n_subjects=200, seed=9), resamples=300,
+                             fallback=None)
+    worse = result_of(report, "silent")
+    assert worse["ndcg@10"] == 0.0 < result_of(report, "pop")["ndcg@10"]
+    assert (worse["best"], worse["tied_with_best"]) == (False, False)
+    assert result_of(report, "pop")["best"]
+
+
+def test_kfold_intervals_average_the_folds():
+    report = runner.evaluate({"pop": FakePopular()}, random_dataset(seed=10), "kfold", folds=3,
+                             resamples=100)
+    entry = result_of(report, "pop")
+    low, high = entry["ci"]["ndcg@10"]
+    assert low <= entry["ndcg@10"] <= high
+    assert sum(cell["subjects"] for cell in entry["by_history"].values()) == pytest.approx(
+        report["subjects"], abs=2)

@@ -137,6 +137,10 @@ def test_empty_database_is_an_error():
     (["--protocol", "temporal", "--folds", "3"],
      "--folds applies to --protocol kfold, not temporal."),
     (["--k", "0"], "--k must be at least 1."),
+    (["--resamples", "-1"], "--resamples must be 0 (no intervals) or more."),
+    (["--items", "items.csv"], "--items goes with --from-file csv:PATH."),
+    (["--from-file", "ml100k:/no/such/u.data", "--items", "items.csv"],
+     "--items goes with --from-file csv:PATH, not ml100k"),
 ])
 def test_user_errors(args, message):
     with pytest.raises(CommandError) as excinfo:
@@ -179,3 +183,50 @@ def test_a_failing_strategy_is_reported_after_every_result(csv_file):
 def test_misconfigured_strategy_is_a_command_error():
     with pytest.raises(CommandError, match=r"Strategy 'broken': cannot import 'no.such.Module'"):
         run("--no-progress")
+
+
+@configured
+def test_nothing_testable_is_an_error_not_an_empty_report(tmp_path):
+    single = tmp_path / "single.csv"
+    single.write_text("user,item,event_type,value,timestamp\n"
+                      "u1,i1,purchase,,1\nu2,i2,purchase,,2\nu3,i1,purchase,,3\n")
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(CommandError) as excinfo:
+        call_command("personalize_evaluate", "--from-file", f"csv:{single}", "--no-progress",
+                     stdout=out, stderr=err)
+    message = str(excinfo.value)
+    assert message.startswith("Nothing to evaluate: under the stratified protocol")
+    assert "all 3 subjects were dropped (3 too few items to hold one out)" in message
+    assert out.getvalue() == ""
+
+
+@configured
+def test_cold_subjects_fallback_and_intervals_options(csv_file):
+    args = ("--from-file", f"csv:{csv_file}", "--strategies", "fake_short", "--protocol",
+            "leave-last-n", "--n", "7", "--format", "json", "--no-progress")
+    served = json.loads(run(*args, "--resamples", "50")[0])
+    assert served["fallback"] == "popular" and served["resamples"] == 50
+    assert served["cold_subjects"] > 0 and not served["dropped"]
+    entry = served["results"][0]
+    assert entry["fallback"] == entry["cannot_recommend"] > 0
+    assert list(entry["by_history"]) == ["0", "1-2", "3-5", "6-20", "21+"]
+    assert entry["ci"]["ndcg@10"][0] <= entry["ndcg@10"] <= entry["ci"]["ndcg@10"][1]
+    bare = json.loads(run(*args, "--no-fallback", "--drop-cold", "--resamples", "0")[0])
+    assert bare["fallback"] is None and bare["cold_subjects"] == 0
+    assert bare["dropped"] == {"7 items or fewer": served["cold_subjects"]}
+    assert "ci" not in bare["results"][0]
+
+
+@configured
+def test_items_file_beside_a_csv(csv_file, tmp_path):
+    items = tmp_path / "items.csv"
+    items.write_text("id,title,text,categories\n"
+                     + "".join(f"i{n},Item {n},,{'odd' if n % 2 else 'even'}\n"
+                               for n in range(12)))
+    out, _ = run("--from-file", f"csv:{csv_file}", "--items", str(items), "--strategies",
+                 "fake_pop", "--format", "json", "--no-progress")
+    assert json.loads(out)["results"][0]["diversity@10"] is not None  # categories were read
+    items.write_text("id,title,text,categories\nzz,Gone,,\n")
+    with pytest.raises(CommandError, match=r"cannot read .* 1 item id\(s\) are not in the "
+                                           r"events \(zz\)"):
+        run("--from-file", f"csv:{csv_file}", "--items", str(items), "--no-progress")
