@@ -391,22 +391,23 @@ def evaluate_splits(
     if not splits:
         raise ValueError("No split to evaluate on.")
     protocol = protocol or splits[0].protocol
-    contexts = [_prepare(split, max_subjects=max_subjects, seed=seed, item_vectors=item_vectors)
-                for split in splits]
-    if not any(ctx.subjects.size for ctx in contexts):
+    if not any(split.test_subjects.size for split in splits):
         raise NothingToEvaluate(nothing_message(protocol, splits))
     fallback_strategy = _fallback_strategy(fallback)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in strategies}
-    for ctx in contexts:
+    lengths, evaluated = [], []
+    for split in splits:  # one split's histories in memory at a time
+        ctx = _prepare(split, max_subjects=max_subjects, seed=seed, item_vectors=item_vectors)
+        lengths.append(ctx.lengths)
+        evaluated.append(ctx.subjects.size)
         if fallback_strategy is not None and ctx.subjects.size:
-            ctx.fallback = (fallback_strategy, fallback_strategy.fit(ctx.split.train))
+            ctx.fallback = (fallback_strategy, fallback_strategy.fit(split.train))
         for name, strategy in strategies.items():
             runs[name].append(_evaluate_one(name, strategy, ctx, k, progress))
     per_subject = {name: [run.pop(_PER_SUBJECT, None) for run in runs[name]]
                    for name in strategies}
     folds = len(splits) if len(splits) > 1 else None
     results = [combine(name, runs[name], k, folds) for name in strategies]
-    lengths = [ctx.lengths for ctx in contexts]
     for entry in results:
         arrays = per_subject[entry["strategy"]]
         if "failed" not in entry and "skipped" not in entry:
@@ -418,7 +419,7 @@ def evaluate_splits(
         "protocol": protocol,
         "k": k,
         "seed": seed,
-        "subjects": round(float(np.mean([ctx.subjects.size for ctx in contexts]))),
+        "subjects": round(float(np.mean(evaluated))),
         "dropped": mean_counts([split.dropped for split in splits]),
         "cold_subjects": round(float(np.mean([split.cold_subjects for split in splits]))),
         "fallback": None if fallback_strategy is None else _fallback_name(fallback),

@@ -170,6 +170,7 @@ def test_same_seed_same_report():
     two = runner.evaluate({"pop": FakePopular()}, dataset, seed=3)
     for key in runner.metric_keys(10):
         assert one["results"][0][key] == two["results"][0][key]
+    assert one["results"][0]["ci"] == two["results"][0]["ci"]  # seeded resamples
 
 
 def test_max_subjects_samples():
