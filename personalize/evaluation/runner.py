@@ -401,7 +401,10 @@ def evaluate_splits(
         lengths.append(ctx.lengths)
         evaluated.append(ctx.subjects.size)
         if fallback_strategy is not None and ctx.subjects.size:
-            ctx.fallback = (fallback_strategy, fallback_strategy.fit(split.train))
+            try:
+                ctx.fallback = (fallback_strategy, fallback_strategy.fit(split.train))
+            except CannotRecommend:  # nothing to be popular with: no fallback on this split
+                logger.warning("The fallback %r cannot train on this split.", fallback)
         for name, strategy in strategies.items():
             runs[name].append(_evaluate_one(name, strategy, ctx, k, progress))
     per_subject = {name: [run.pop(_PER_SUBJECT, None) for run in runs[name]]
@@ -421,7 +424,7 @@ def evaluate_splits(
         "seed": seed,
         "subjects": round(float(np.mean(evaluated))),
         "dropped": mean_counts([split.dropped for split in splits]),
-        "cold_subjects": round(float(np.mean([split.cold_subjects for split in splits]))),
+        "cold_subjects": round(float(np.mean([np.count_nonzero(n == 0) for n in lengths]))),
         "fallback": None if fallback_strategy is None else _fallback_name(fallback),
         "resamples": resamples,
         "results": results,

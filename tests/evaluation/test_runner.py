@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from personalize.dataset import Dataset
 from personalize.evaluation import metrics, runner
 from personalize.evaluation.splits import Split, kfold_splits, stratified_split
+from personalize.strategies.base import CannotRecommend
 from personalize.strategies.history import History
 from tests.evaluation.factories import (
     FakeBroken,
@@ -364,3 +365,25 @@ def test_kfold_intervals_average_the_folds():
     assert low <= entry["ndcg@10"] <= high
     assert sum(cell["subjects"] for cell in entry["by_history"].values()) == pytest.approx(
         report["subjects"], abs=2)
+
+
+class FakeUntrainable(FakePopular):
+    def fit(self, dataset):
+        raise CannotRecommend("nothing to learn from")
+
+
+def test_a_fallback_that_cannot_train_leaves_the_lists_empty(caplog):
+    report = runner.evaluate({"short": FakeHistoryOnly()}, newcomer_dataset(), "leave-last-n",
+                             k=1, resamples=0, fallback=FakeUntrainable())
+    assert report["fallback"] == "FakeUntrainable"
+    entry = result_of(report, "short")
+    assert (entry["fallback"], entry["ndcg@1"]) == (0, pytest.approx(1 / 3))
+    assert "cannot train on this split" in caplog.text
+
+
+def test_cold_subjects_counts_the_evaluated_ones():
+    report = runner.evaluate({"pop": FakePopular()}, newcomer_dataset(), "leave-last-n", k=1,
+                             resamples=0, max_subjects=2, seed=0)
+    entry = result_of(report, "pop")
+    assert report["subjects"] == 2
+    assert report["cold_subjects"] == entry["by_history"]["0"]["subjects"]
