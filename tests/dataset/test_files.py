@@ -160,6 +160,14 @@ def test_csv_with_items(tmp_path):
     assert ds.item_categories == [["Kitchen"], ["Kitchen", "Mugs"]]
 
 
+def test_csv_items_may_leave_some_items_out(tmp_path):
+    (tmp_path / "events.csv").write_text(EVENTS)
+    (tmp_path / "items.csv").write_text("id,title,text,categories\nsku-2,Mug,,Kitchen\n")
+    ds = Dataset.from_file("csv", tmp_path / "events.csv", items=tmp_path / "items.csv")
+    assert ds.item_titles == ["", "Mug"]
+    assert ds.item_categories == [[], ["Kitchen"]]
+
+
 def test_csv_items_with_integer_ids(tmp_path):
     (tmp_path / "events.csv").write_text("user,item,event_type,value,timestamp\n1,10,view,,5\n")
     (tmp_path / "items.csv").write_text("id,title,text,categories\n10,Ten,,\n")
