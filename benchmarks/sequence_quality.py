@@ -11,8 +11,9 @@ held out of it, the candidates are fitted on the rest and scored on that item.
 The chosen options are then fitted on the whole training part and scored once
 on the test item. The test split is never looked at while choosing. The
 search is a small grid, one group of options after another (the EASE
-half-life and l2, then the transitions window and history decay, then its
-normalisation, then the blend weight).
+half-life and l2, then its popularity exponent; the transitions window and
+history decay, then its distance decay and source normalisation, then its
+target normalisation and backward weight; then the blend weight).
 
 Targets (issue 21): ML-100k NDCG@10 >= 0.115 (EASE 0.074); Amazon Scientific
 HR@10 >= 0.155 (EASE 0.1327).
@@ -66,13 +67,17 @@ DATASETS: dict[str, tuple[Callable[[Path], Dataset], str, float, float]] = {
                "hit_rate@10", 0.155, 0.1327),
 }
 
-#: The grid, searched one group at a time (each group keeps the best of the previous ones).
-EASE_GRID = {"recency_half_life": [2, 5, 10, 20, 50], "l2": [200.0, 450.0, 900.0]}
-TRANSITION_GRIDS = [
-    {"window": [3, 5, 10, 20], "history_decay": [0.6, 0.7, 0.8, 0.9]},
-    {"alpha": [0.25, 0.5, 0.75, 1.0], "backward": [0.0, 0.5, 1.0]},
+#: The grids, searched one group at a time (each group keeps the best of the previous ones).
+EASE_GRIDS = [
+    {"recency_half_life": [3, 5, 10, 20], "l2": [450.0, 900.0, 1800.0, 3600.0]},
+    {"popularity_exponent": [-0.3, -0.2, -0.1, 0.0]},
 ]
-BLEND_WEIGHTS = [0.2, 0.35, 0.5, 0.65, 0.8]
+TRANSITION_GRIDS = [
+    {"window": [5, 10, 20], "history_decay": [0.7, 0.8, 0.85, 0.9]},
+    {"distance_decay": [0.5, 0.7, 0.85, 1.0], "source_alpha": [0.0, 0.5, 1.0]},
+    {"alpha": [0.25, 0.5, 0.75], "backward": [0.0, 0.5, 1.0]},
+]
+BLEND_WEIGHTS = [0.2, 0.35, 0.5, 0.6, 0.7, 0.8]
 
 
 def score(strategy: Strategy, split: Split, metric: str) -> float:
@@ -122,7 +127,7 @@ def run(name: str, data_dir: Path) -> dict[str, Any]:
           f"{len(dataset.events)} events; {split.test_subjects.size} test subjects, "
           f"{validation.test_subjects.size} validation subjects")
     log: list[dict[str, Any]] = []
-    ease_options, ease_val = search(lambda o: EASE(**o), [EASE_GRID], {}, validation, metric,
+    ease_options, ease_val = search(lambda o: EASE(**o), EASE_GRIDS, {}, validation, metric,
                                     log, "ease_recency")
     print(f"  ease_recency chosen on validation: {ease_options} ({metric} {ease_val:.4f})")
     transition_options, transition_val = search(lambda o: Transitions(**o), TRANSITION_GRIDS,
