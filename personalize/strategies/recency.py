@@ -15,9 +15,8 @@ import dataclasses
 
 import numpy as np
 
+from personalize.dataset import SECONDS_PER_DAY
 from personalize.strategies.history import History
-
-_SECONDS_PER_DAY = 86_400.0
 
 
 def recency_factors(history: History, half_life: float | None = None,
@@ -38,7 +37,7 @@ def recency_factors(history: History, half_life: float | None = None,
     if half_life_days is not None and history.timestamps is not None and n:
         times = np.asarray(history.timestamps, dtype=np.float64)
         if times.size == n:
-            exponent += (times.max() - times) / (float(half_life_days) * _SECONDS_PER_DAY)
+            exponent += (times.max() - times) / (float(half_life_days) * SECONDS_PER_DAY)
     return np.exp2(-exponent)
 
 

@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from personalize.dataset import Dataset
+from personalize.dataset import SECONDS_PER_DAY, Dataset
 from personalize.strategies.artifacts import Artifact
 from personalize.strategies.base import CannotRecommend, Options, Scored
 from personalize.strategies.common import (
@@ -58,8 +58,6 @@ from personalize.strategies.common import (
 )
 from personalize.strategies.history import History
 from personalize.strategies.recency import check_half_lives, with_recency
-
-_SECONDS_PER_DAY = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -168,7 +166,7 @@ class Transitions(VectorStrategy):
         n = dataset.n_items
         subject, item, weight, time = _ordered_events(dataset, opts.binary)
         if opts.time_half_life_days is not None and time.size:
-            age = (time.max() - time) / (opts.time_half_life_days * _SECONDS_PER_DAY)
+            age = (time.max() - time) / (opts.time_half_life_days * SECONDS_PER_DAY)
             recency = np.exp2(-age)
         else:
             recency = np.ones(time.size)
