@@ -130,7 +130,8 @@ def _ordered_events(dataset: Dataset, binary: bool
               else np.where(events.weight[order] > 0, events.weight[order], 1.0)
               .astype(np.float64))
     time = events.timestamp[order].astype(np.float64)
-    repeat = np.r_[(subject[1:] == subject[:-1]) & (item[1:] == item[:-1]), False]
+    repeat = np.zeros(subject.size, dtype=bool)
+    repeat[:-1] = (subject[1:] == subject[:-1]) & (item[1:] == item[:-1])
     return subject[~repeat], item[~repeat], weight[~repeat], time[~repeat]
 
 

@@ -150,3 +150,12 @@ def test_a_dataset_of_single_events_fits_an_empty_table():
 def test_bad_options_are_named(options, message):
     with pytest.raises(ValueError, match=message):
         Transitions(**options)
+
+
+def test_a_training_split_with_no_kept_event_fits_an_empty_table(sequences):
+    # a split can leave the training part without any event
+    empty = sequences.with_events(np.zeros(len(sequences.events), dtype=bool))
+    strategy = Transitions()
+    artifact = strategy.fit(empty)
+    assert artifact.get_csr("transitions").nnz == 0
+    assert strategy.recommend(artifact, History(item_ids=[1]), 5) == []
