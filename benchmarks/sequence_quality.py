@@ -77,6 +77,8 @@ TRANSITION_GRIDS = [
     {"distance_decay": [0.5, 0.7, 0.85, 1.0], "source_alpha": [0.0, 0.5, 1.0]},
     {"alpha": [0.25, 0.5, 0.75], "backward": [0.0, 0.5, 1.0]},
 ]
+#: Where the transitions search starts (fixed, so the figures do not move with the defaults).
+TRANSITIONS_START = {"distance_decay": 0.7}
 BLEND_WEIGHTS = [0.2, 0.35, 0.5, 0.6, 0.7, 0.8]
 
 
@@ -130,8 +132,9 @@ def run(name: str, data_dir: Path) -> dict[str, Any]:
     ease_options, ease_val = search(lambda o: EASE(**o), EASE_GRIDS, {}, validation, metric,
                                     log, "ease_recency")
     print(f"  ease_recency chosen on validation: {ease_options} ({metric} {ease_val:.4f})")
-    transition_options, transition_val = search(lambda o: Transitions(**o), TRANSITION_GRIDS,
-                                                {}, validation, metric, log, "transitions")
+    transition_options, transition_val = search(
+        lambda o: Transitions(**o), TRANSITION_GRIDS, TRANSITIONS_START, validation, metric,
+        log, "transitions")
     print(f"  transitions chosen on validation: {transition_options} "
           f"({metric} {transition_val:.4f})")
     weight, blend_val = BLEND_WEIGHTS[0], -1.0
