@@ -105,6 +105,7 @@ DEFAULTS: dict[str, Any] = {
         "trending": "personalize.strategies.popularity.Trending",
         "item_knn": "personalize.strategies.item_knn.ItemKNN",
         "ease": "personalize.strategies.ease.EASE",
+        "transitions": "personalize.strategies.transitions.Transitions",
     },
     "LOAD_ENTRY_POINTS": True,
     "DEFAULT_STRATEGY": "item_knn",

@@ -48,6 +48,7 @@ from personalize.strategies.common import (
 )
 from personalize.strategies.history import History
 from personalize.strategies.item_knn import positive_matrix
+from personalize.strategies.recency import check_half_lives, with_recency
 
 if TYPE_CHECKING:
     from django.core.checks import CheckMessage
@@ -74,6 +75,11 @@ class EASEOptions(Options):
         max_items: item ceiling for this strategy (default ``EASE_MAX_ITEMS``).
         top_entries: keep only this many largest weights per history item
             (a sparse artifact for large catalogs; ``None`` keeps ``B`` dense).
+        recency_half_life: fold a history in with weights that halve every
+            this many interactions back from the last one (``None``: off, every
+            interaction weighs the same; see :mod:`~personalize.strategies.recency`).
+        recency_half_life_days: the same per day back from the history's
+            latest interaction (``None``: off).
     """
 
     l2: float = 450.0
@@ -81,8 +87,11 @@ class EASEOptions(Options):
     binary: bool = True
     max_items: int | None = None
     top_entries: int | None = None
+    recency_half_life: float | None = None
+    recency_half_life_days: float | None = None
 
     def validate(self) -> None:
+        check_half_lives(self.recency_half_life, self.recency_half_life_days)
         if not self.l2 > 0:
             raise ValueError(f"l2 must be positive, got {self.l2!r}")
         if not -2.0 <= self.popularity_exponent <= 2.0:
@@ -178,6 +187,11 @@ class EASE(VectorStrategy):
             artifact.put_csr("weights", _prune_rows(weights, opts.top_entries))
         return artifact
 
+    def folded(self, history: History) -> History:
+        """The history as this strategy folds it in: recency-weighted when the options say so."""
+        return with_recency(history, self.options.recency_half_life,
+                            self.options.recency_half_life_days)
+
     def _rows(self, artifact: Artifact, columns: np.ndarray) -> np.ndarray:
         """Rows of ``B`` for ``columns`` as a dense ``(len(columns), n)`` array."""
         if "weights" in artifact:
@@ -186,13 +200,13 @@ class EASE(VectorStrategy):
 
     def _history(self, artifact: Artifact, history: History) -> tuple[np.ndarray, np.ndarray]:
         """``(weights, columns)`` of the history's known items (what ``vector[columns]`` holds)."""
-        rows = history_matrix(artifact, [history], binary=self.options.binary)
+        rows = history_matrix(artifact, [self.folded(history)], binary=self.options.binary)
         if rows.nnz == 0:
             raise CannotRecommend("No history item is known to the EASE model.")
         return rows.data, rows.indices
 
     def item_scores(self, artifact: Artifact, history: History) -> np.ndarray:
-        matrix = history_matrix(artifact, [history], binary=self.options.binary)
+        matrix = history_matrix(artifact, [self.folded(history)], binary=self.options.binary)
         if matrix.nnz == 0:
             raise CannotRecommend("No history item is known to the EASE model.")
         return _product(artifact, matrix)[0]
@@ -201,7 +215,8 @@ class EASE(VectorStrategy):
         self, artifact: Artifact, histories: Sequence[History]
     ) -> tuple[np.ndarray, np.ndarray]:
         """All histories' scores in one product ``H @ B`` (see :func:`_product`)."""
-        matrix = history_matrix(artifact, histories, binary=self.options.binary)
+        matrix = history_matrix(artifact, [self.folded(h) for h in histories],
+                                binary=self.options.binary)
         answered = np.diff(matrix.indptr) > 0
         scores = _product(artifact, matrix)
         scores[~answered] = -np.inf
@@ -242,7 +257,8 @@ class EASE(VectorStrategy):
         self.check_artifact(artifact)
         target, _ = positions(artifact, [item_id])
         n = len(artifact["item_ids"])
-        vector, columns = history_vector(artifact, history, n, binary=self.options.binary)
+        vector, columns = history_vector(artifact, self.folded(history), n,
+                                         binary=self.options.binary)
         if target.size == 0 or columns.size == 0:
             return None
         contribution = vector[columns] * self._rows(artifact, columns)[:, int(target[0])]
@@ -264,7 +280,7 @@ class EASE(VectorStrategy):
         self.check_artifact(artifact)
         answers: list[Any] = [None] * len(item_ids)
         targets, found = positions(artifact, item_ids)
-        rows = history_matrix(artifact, [history], binary=self.options.binary)
+        rows = history_matrix(artifact, [self.folded(history)], binary=self.options.binary)
         columns = rows.indices
         if targets.size == 0 or columns.size == 0:
             return answers

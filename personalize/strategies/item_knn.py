@@ -45,6 +45,7 @@ from personalize.strategies.common import (
     ranked,
 )
 from personalize.strategies.history import History
+from personalize.strategies.recency import check_half_lives, with_recency
 
 #: Largest dense similarity block computed at once (float32 cells: 128 MiB).
 _BLOCK_CELLS = 1 << 25
@@ -61,6 +62,11 @@ class ItemKNNOptions(Options):
         similarity_exponent: similarities are raised to this power.
         min_similarity: similarities at or below this are dropped.
         binary: treat every positive interaction as 1 (ignore event weights).
+        recency_half_life: fold a history in with weights that halve every
+            this many interactions back from the last one (``None``: off, every
+            interaction weighs the same; see :mod:`~personalize.strategies.recency`).
+        recency_half_life_days: the same per day back from the history's
+            latest interaction (``None``: off).
     """
 
     neighbours: int = 200
@@ -68,8 +74,11 @@ class ItemKNNOptions(Options):
     similarity_exponent: float = 1.0
     min_similarity: float = 0.0
     binary: bool = False
+    recency_half_life: float | None = None
+    recency_half_life_days: float | None = None
 
     def validate(self) -> None:
+        check_half_lives(self.recency_half_life, self.recency_half_life_days)
         if not isinstance(self.neighbours, int) or self.neighbours < 1:
             raise ValueError(f"neighbours must be a positive integer, got {self.neighbours!r}")
         if self.shrinkage < 0:
@@ -150,6 +159,11 @@ class ItemKNN(VectorStrategy):
         artifact.put_csr("neighbours", neighbours)
         return artifact
 
+    def folded(self, history: History) -> History:
+        """The history as this strategy folds it in: recency-weighted when the options say so."""
+        return with_recency(history, self.options.recency_half_life,
+                            self.options.recency_half_life_days)
+
     def _supporters(self, artifact: Artifact) -> sp.csr_array:
         """Row ``i``: the items that have ``i`` as a neighbour (cached transpose)."""
         key = "knn:supporters"
@@ -158,7 +172,7 @@ class ItemKNN(VectorStrategy):
         return artifact.cache[key]
 
     def item_scores(self, artifact: Artifact, history: History) -> np.ndarray:
-        matrix = history_matrix(artifact, [history], binary=self.options.binary)
+        matrix = history_matrix(artifact, [self.folded(history)], binary=self.options.binary)
         if matrix.nnz == 0:
             raise CannotRecommend("No history item is known to the item kNN model.")
         return self._scores(artifact, matrix)[0]
@@ -167,7 +181,8 @@ class ItemKNN(VectorStrategy):
         self, artifact: Artifact, histories: Sequence[History]
     ) -> tuple[np.ndarray, np.ndarray]:
         """All histories' scores in one pass over the supporters (see :meth:`_scores`)."""
-        matrix = history_matrix(artifact, histories, binary=self.options.binary)
+        matrix = history_matrix(artifact, [self.folded(h) for h in histories],
+                                binary=self.options.binary)
         return self._scores(artifact, matrix), np.diff(matrix.indptr) > 0
 
     def _scores(self, artifact: Artifact, histories: HistoryRows) -> np.ndarray:
@@ -221,7 +236,8 @@ class ItemKNN(VectorStrategy):
         self.check_artifact(artifact)
         target, _ = positions(artifact, [item_id])
         n = len(artifact["item_ids"])
-        vector, columns = history_vector(artifact, history, n, binary=self.options.binary)
+        vector, columns = history_vector(artifact, self.folded(history), n,
+                                         binary=self.options.binary)
         if target.size == 0 or columns.size == 0:
             return None
         neighbours = artifact.get_csr("neighbours")
@@ -245,7 +261,7 @@ class ItemKNN(VectorStrategy):
             return super().explain_many(artifact, history, item_ids)
         self.check_artifact(artifact)
         answers, targets, found, vector, columns = explain_inputs(
-            artifact, history, item_ids, binary=self.options.binary)
+            artifact, self.folded(history), item_ids, binary=self.options.binary)
         if targets.size == 0 or columns.size == 0:
             return answers
         neighbours = artifact.get_csr("neighbours")

@@ -12,7 +12,7 @@ from personalize.models import Placement
 pytestmark = pytest.mark.django_db
 
 BASE = {"LOAD_ENTRY_POINTS": False}
-NAMES = "ease, item_knn, popular, trending"
+NAMES = "ease, item_knn, popular, transitions, trending"
 
 
 def run(**personalize):

@@ -20,6 +20,7 @@ from personalize.strategies.ease import EASE
 from personalize.strategies.hybrid import Blend, Cascade
 from personalize.strategies.item_knn import ItemKNN
 from personalize.strategies.popularity import Popularity, Trending
+from personalize.strategies.transitions import Transitions
 from personalize.testing import StrategyContractTests, assert_valid_answer, synthetic_shop
 
 PARTS = {
@@ -43,6 +44,21 @@ class TestItemKNN(StrategyContractTests):
 
 class TestEASE(StrategyContractTests):
     strategy_class = EASE
+
+
+class TestEASEWithRecency(StrategyContractTests):
+    strategy_class = EASE
+    options = {"recency_half_life": 5, "recency_half_life_days": 30}
+
+
+class TestTransitions(StrategyContractTests):
+    strategy_class = Transitions
+
+
+class TestTransitionsByTime(StrategyContractTests):
+    strategy_class = Transitions
+    options = {"window": 2, "backward": 0.0, "history_half_life_days": 1.0,
+               "time_half_life_days": 7.0, "binary": True}
 
 
 class HybridContract(StrategyContractTests):

@@ -16,6 +16,7 @@ from personalize.strategies.history import History
 from personalize.strategies.hybrid import Blend, Cascade
 from personalize.strategies.item_knn import ItemKNN
 from personalize.strategies.popularity import Popularity
+from personalize.strategies.transitions import Transitions
 from personalize.testing import synthetic_shop as make_dataset
 
 pytestmark = pytest.mark.django_db
@@ -30,6 +31,9 @@ def _strategies() -> dict[str, Strategy]:
         "ease_weighted": EASE(binary=False),
         "item_knn": ItemKNN(neighbours=10),
         "item_knn_binary": ItemKNN(binary=True),
+        "item_knn_recency": ItemKNN(recency_half_life=3),
+        "ease_recency": EASE(recency_half_life=3, recency_half_life_days=10),
+        "transitions": Transitions(),
         "blend": Blend(strategies={"ease": 0.6, "item_knn": 0.4}),
         "cascade": Cascade(candidates="item_knn", ranker="ease", pool=20),
         "popular": Popularity(),

@@ -19,6 +19,7 @@ from personalize.strategies.ease import EASE
 from personalize.strategies.history import History
 from personalize.strategies.item_knn import ItemKNN
 from personalize.strategies.popularity import Popularity
+from personalize.strategies.transitions import Transitions
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,8 @@ def assert_same_lists(batch, single, exact_scores=False):
 
 
 @pytest.mark.parametrize("full_product", [True, False])
-@pytest.mark.parametrize("options", [{}, {"binary": False, "l2": 2000.0}, {"top_entries": 60}])
+@pytest.mark.parametrize("options", [{}, {"binary": False, "l2": 2000.0}, {"top_entries": 60},
+                                     {"recency_half_life": 10, "recency_half_life_days": 30}])
 def test_ease_batch_equals_one_by_one(movielens, monkeypatch, options, full_product):
     strategy = EASE(**options)
     artifact = strategy.fit(movielens)
@@ -104,7 +106,8 @@ def test_a_fitted_ease_artifact_is_row_major(movielens):
     assert EASE().fit(movielens)["weights"].flags["C_CONTIGUOUS"]
 
 
-@pytest.mark.parametrize("options", [{}, {"binary": True, "neighbours": 20}])
+@pytest.mark.parametrize("options", [{}, {"binary": True, "neighbours": 20},
+                                     {"recency_half_life": 2}])
 def test_item_knn_batch_equals_one_by_one(shop, options):
     strategy = ItemKNN(**options)
     artifact = strategy.fit(shop)
@@ -113,6 +116,16 @@ def test_item_knn_batch_equals_one_by_one(shop, options):
     # each row is summed in the same order alone or in a batch: identical scores
     assert_same_lists(strategy.recommend_many(artifact, histories, 5, [101]), single,
                       exact_scores=True)
+
+
+@pytest.mark.parametrize("options", [{}, {"window": 2, "history_half_life_days": 3.0}])
+def test_transitions_batch_equals_one_by_one(movielens, options):
+    strategy = Transitions(**options)
+    artifact = strategy.fit(movielens)
+    histories = histories_of(movielens, 60)
+    single = one_by_one(strategy, artifact, histories, 10, [1, 50])
+    assert sum(item is None for item in single) == 2
+    assert_same_lists(strategy.recommend_many(artifact, histories, 10, [1, 50]), single)
 
 
 def test_popularity_batch_equals_one_by_one(shop):
