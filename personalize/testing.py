@@ -20,10 +20,19 @@ that survive bytes and Django storage; ``recommend_many`` and ``explain_many``
 agreeing with their one-at-a-time forms; and erasure: after
 ``forget_subjects`` the artifact answers for an erased subject exactly as for
 one it never saw.
+
+``test_robust_on_any_data`` fits the strategy on random sparse datasets
+(:func:`sparse_datasets`: single-event subjects, items seen once, string or
+integer ids, ratings mixed with implicit events) and asks every hook with
+awkward requests (:func:`assert_robust`): the strategy answers or raises
+``CannotRecommend``, never anything else. Set
+:attr:`StrategyContractTests.robustness_examples` lower for a slow strategy.
+The contract tests need pytest and hypothesis.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -31,6 +40,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from personalize.dataset import Dataset, ItemContent
 from personalize.strategies import Artifact, CannotRecommend, History, Scored, Strategy
@@ -119,6 +130,127 @@ def assert_same_answers(first: Scored | None, second: Scored | None) -> None:
         assert np.allclose([s for _, s in first], [s for _, s in second], rtol=1e-5)
 
 
+_KINDS = ("view", "click", "purchase", "rating")
+
+
+@st.composite
+def sparse_datasets(draw: st.DrawFn) -> Dataset:
+    """A random, sparse snapshot of the awkward shapes real data has (hypothesis).
+
+    Few subjects and items (a subject may have a single event, an item may be
+    seen once, some items have no neighbour at all), integer or string ids,
+    implicit events alone, ratings alone or both mixed, with or without
+    timestamps; every item has a title, a text and a category.
+    """
+    n_items = draw(st.integers(1, 12))
+    n_subjects = draw(st.integers(1, 10))
+    kinds = draw(st.sampled_from([("view",), ("rating",), _KINDS, ("view", "purchase")]))
+    string_ids = draw(st.booleans())
+    timed = draw(st.booleans())
+    who: list[Any] = []
+    what: list[Any] = []
+    types: list[str] = []
+    values: list[float] = []
+    stamps: list[float] = []
+    for subject in range(1, n_subjects + 1):
+        chosen = draw(st.lists(st.integers(0, n_items - 1), min_size=1, max_size=5))
+        for item in chosen:
+            kind = draw(st.sampled_from(kinds))
+            who.append(f"s{subject}" if string_ids else subject)
+            what.append(f"i{101 + item}" if string_ids else 101 + item)
+            types.append(kind)
+            values.append(float(draw(st.integers(1, 5))) if kind == "rating" else np.nan)
+            stamps.append(1_700_000_000.0 + len(stamps) * 3_600.0 if timed else 0.0)
+    seen = sorted(set(what), key=str)
+    content = ItemContent(
+        ids=np.asarray(seen),
+        titles=[f"item {item}" for item in seen],
+        texts=[f"A {_COLOURS[n % 5]} {_CATEGORIES[n % 4][:-1]} called {item}."
+               for n, item in enumerate(seen)],
+        categories=[[_CATEGORIES[n % 4]] for n in range(len(seen))],
+        attributes=[{} for _ in seen],
+    )
+    return Dataset.from_arrays(who, what, types, values, stamps, content=content)
+
+
+def _strange_histories(dataset: Dataset) -> list[History]:
+    """Every subject's own history, then the histories serving meets that training never saw."""
+    catalog = dataset.item_ids.tolist()
+    first = catalog[0]
+    return [
+        *(History.from_dataset(dataset, subject) for subject in dataset.subject_ids.tolist()),
+        History(),
+        History(subject_id=UNKNOWN_SUBJECT),
+        History(item_ids=[UNKNOWN_ITEM, UNKNOWN_ITEM], subject_id=UNKNOWN_SUBJECT),
+        History(item_ids=[first], subject_id=UNKNOWN_SUBJECT),
+        History(item_ids=[first, UNKNOWN_ITEM], weights=[2.0, 1.0], timestamps=[1.0, 2.0],
+                ratings={first: 1.0}, subject_id=UNKNOWN_SUBJECT),
+        History(item_ids=catalog, subject_id=dataset.subject_ids[0].item()),
+    ]
+
+
+def _assert_finite_or_nan(values: Any, length: int, what: str) -> None:
+    if values is None:
+        return
+    array = np.asarray(values, dtype=np.float64)
+    assert array.shape == (length,), f"{what}: shape {array.shape}, expected ({length},)"
+    assert not np.any(np.isinf(array)), f"{what}: an infinite score"
+
+
+def assert_robust(strategy: Strategy, dataset: Dataset, k: int) -> None:
+    """Fit ``strategy`` on ``dataset`` and ask every hook awkward questions.
+
+    ``fit`` succeeds or raises ``CannotRecommend``; then, for known, unknown,
+    empty and catalog-wide histories, with nothing, half the catalog or all of
+    it excluded, ``recommend``, ``recommend_many``, ``item_scores_many``,
+    ``score_items``, ``similar``, ``explain``, ``predict``, ``fold_in`` and
+    ``item_vectors`` give answers of the contract's shape or raise
+    ``CannotRecommend``. Any other exception fails the check.
+    """
+    try:
+        artifact = strategy.fit(dataset)
+    except CannotRecommend:
+        return
+    catalog = dataset.item_ids.tolist()
+    histories = _strange_histories(dataset)
+    for exclude in ([], catalog[: len(catalog) // 2], [*catalog, UNKNOWN_ITEM]):
+        many = strategy.recommend_many(artifact, histories, k, exclude)
+        assert len(many) == len(histories), "recommend_many: one answer per history"
+        for history, answer in zip(histories, many, strict=True):
+            assert_valid_answer(answer, dataset, history, k, exclude)
+            assert_valid_answer(ask(strategy, artifact, history, k, exclude), dataset, history,
+                                k, exclude)
+        if len(exclude) > len(catalog):
+            assert all(not answer for answer in many), "recommended an excluded item"
+    if hasattr(strategy, "item_scores_many"):  # the vectorised strategies' batch scorer
+        scores, answered = strategy.item_scores_many(artifact, histories)
+        assert np.shape(answered) == (len(histories),)
+        assert not np.any(np.isnan(scores[answered])), "item_scores_many: a NaN score"
+    probe = [*catalog[:3], UNKNOWN_ITEM]
+    for history in histories:
+        with contextlib.suppress(CannotRecommend):
+            _assert_finite_or_nan(strategy.score_items(artifact, history, probe), len(probe),
+                                  "score_items")
+        reasons = strategy.explain_many(artifact, history, probe)
+        assert len(reasons) == len(probe), "explain_many: one reason per item"
+        assert all(reason is None or reason in history.item_ids for reason in reasons), (
+            "explain named an item outside the history")
+        folded = strategy.fold_in(artifact, history)
+        assert folded is None or (np.ndim(folded) == 1 and np.all(np.isfinite(folded)))
+    for item in probe:
+        try:
+            result = strategy.similar(artifact, item, k, exclude=catalog[-1:])
+        except CannotRecommend:
+            continue
+        assert_valid_answer(result, dataset, History(item_ids=[item]), k, catalog[-1:])
+    for subject in (dataset.subject_ids[0].item(), UNKNOWN_SUBJECT):
+        predicted = strategy.predict(artifact, subject, probe, histories[-2])
+        if predicted is not None:
+            assert np.all(np.isfinite(predicted)), "predict: a non-finite rating"
+    vectors = strategy.item_vectors(artifact, probe)
+    assert vectors is None or (np.ndim(vectors) == 2 and len(vectors) == len(probe))
+
+
 class StrategyContractTests:
     """What core relies on from a strategy; subclass it and set :attr:`strategy_class`."""
 
@@ -126,6 +258,8 @@ class StrategyContractTests:
     strategy_class: ClassVar[type[Strategy]]
     #: Options it is built with.
     options: ClassVar[dict[str, Any]] = {}
+    #: How many random datasets :meth:`test_robust_on_any_data` fits it on (fewer when slow).
+    robustness_examples: ClassVar[int] = 30
 
     def make_dataset(self) -> Dataset:
         """The data the strategy is fitted on (default: :func:`synthetic_shop`)."""
@@ -280,6 +414,16 @@ class StrategyContractTests:
         vectors = strategy.item_vectors(artifact, ids)
         if vectors is not None:
             assert np.ndim(vectors) == 2 and len(vectors) == len(ids)
+
+    def test_robust_on_any_data(self) -> None:
+        # a fresh strategy per example; no example database: nothing is written to disk
+        @settings(max_examples=self.robustness_examples, deadline=None, database=None,
+                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+        @given(dataset=sparse_datasets(), k=st.sampled_from([1, 3, 50]))
+        def check(dataset: Dataset, k: int) -> None:
+            assert_robust(self.make_strategy(), dataset, k)
+
+        check()
 
     def test_determinism(self, fitted: tuple[Strategy, Artifact], dataset: Dataset) -> None:
         strategy, artifact = fitted

@@ -14,3 +14,4 @@ from personalize.testing import StrategyContractTests
 
 class TestEmbeddings(StrategyContractTests):
     strategy_class = Embeddings
+    robustness_examples = 10  # each example embeds its catalog with the bundled model

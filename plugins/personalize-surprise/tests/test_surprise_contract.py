@@ -19,6 +19,7 @@ class TestSVD(StrategyContractTests):
 class TestSVDpp(StrategyContractTests):
     strategy_class = SVDpp
     options = {"n_factors": 4, "n_epochs": 3}
+    robustness_examples = 15
 
 
 class TestNMF(StrategyContractTests):
@@ -37,3 +38,9 @@ class TestKNNBaseline(StrategyContractTests):
 
 class TestSlopeOne(StrategyContractTests):
     strategy_class = SlopeOne
+
+
+class TestKNNBaselinePearsonItems(StrategyContractTests):
+    # undefined on view-only data: the robustness property sees it refuse to train
+    strategy_class = KNNBaseline
+    options = {"k": 10, "sim_options": {"name": "pearson_baseline", "user_based": False}}
