@@ -138,13 +138,15 @@ def sparse_datasets(draw: st.DrawFn) -> Dataset:
     """A random, sparse snapshot of the awkward shapes real data has (hypothesis).
 
     Few subjects and items (a subject may have a single event, an item may be
-    seen once, some items have no neighbour at all), integer or string ids,
-    implicit events alone, ratings alone or both mixed, with or without
-    timestamps; every item has a title, a text and a category.
+    seen once, some items have no neighbour at all, catalog items may have no
+    event), integer or string ids, implicit events alone, ratings alone or both
+    mixed, zero-weight and negative events, with or without timestamps; every
+    item has a title, a text and a category.
     """
     n_items = draw(st.integers(1, 12))
     n_subjects = draw(st.integers(1, 10))
-    kinds = draw(st.sampled_from([("view",), ("rating",), _KINDS, ("view", "purchase")]))
+    kinds = draw(st.sampled_from([("view",), ("rating",), _KINDS, ("view", "purchase"),
+                                  ("impression", "dislike", "view", "rating")]))
     string_ids = draw(st.booleans())
     timed = draw(st.booleans())
     who: list[Any] = []
@@ -159,9 +161,13 @@ def sparse_datasets(draw: st.DrawFn) -> Dataset:
             who.append(f"s{subject}" if string_ids else subject)
             what.append(f"i{101 + item}" if string_ids else 101 + item)
             types.append(kind)
-            values.append(float(draw(st.integers(1, 5))) if kind == "rating" else np.nan)
+            values.append(draw(st.sampled_from([1.0, 2.5, 4.0, 5.0])) if kind == "rating"
+                          else np.nan)
             stamps.append(1_700_000_000.0 + len(stamps) * 3_600.0 if timed else 0.0)
-    seen = sorted(set(what), key=str)
+    # catalog items nobody touched: a column each, and no neighbour
+    unseen = draw(st.integers(0, 2))
+    seen = [*sorted(set(what), key=str),
+            *((f"i{900 + n}" if string_ids else 900 + n) for n in range(unseen))]
     content = ItemContent(
         ids=np.asarray(seen),
         titles=[f"item {item}" for item in seen],
@@ -176,7 +182,7 @@ def sparse_datasets(draw: st.DrawFn) -> Dataset:
 def _strange_histories(dataset: Dataset) -> list[History]:
     """Every subject's own history, then the histories serving meets that training never saw."""
     catalog = dataset.item_ids.tolist()
-    first = catalog[0]
+    first = catalog[0] if catalog else UNKNOWN_ITEM
     return [
         *(History.from_dataset(dataset, subject) for subject in dataset.subject_ids.tolist()),
         History(),
@@ -185,8 +191,13 @@ def _strange_histories(dataset: Dataset) -> list[History]:
         History(item_ids=[first], subject_id=UNKNOWN_SUBJECT),
         History(item_ids=[first, UNKNOWN_ITEM], weights=[2.0, 1.0], timestamps=[1.0, 2.0],
                 ratings={first: 1.0}, subject_id=UNKNOWN_SUBJECT),
-        History(item_ids=catalog, subject_id=dataset.subject_ids[0].item()),
+        History(item_ids=catalog, subject_id=_first_subject(dataset)),
     ]
+
+
+def _first_subject(dataset: Dataset) -> Any:
+    # a snapshot of impressions alone keeps no subject
+    return dataset.subject_ids[0].item() if dataset.n_subjects else UNKNOWN_SUBJECT
 
 
 def _assert_finite_or_nan(values: Any, length: int, what: str) -> None:
@@ -243,7 +254,7 @@ def assert_robust(strategy: Strategy, dataset: Dataset, k: int) -> None:
         except CannotRecommend:
             continue
         assert_valid_answer(result, dataset, History(item_ids=[item]), k, catalog[-1:])
-    for subject in (dataset.subject_ids[0].item(), UNKNOWN_SUBJECT):
+    for subject in (_first_subject(dataset), UNKNOWN_SUBJECT):
         predicted = strategy.predict(artifact, subject, probe, histories[-2])
         if predicted is not None:
             assert np.all(np.isfinite(predicted)), "predict: a non-finite rating"

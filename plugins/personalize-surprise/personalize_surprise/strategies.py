@@ -55,17 +55,7 @@ from personalize_surprise.options import (
     SVDOptions,
     SVDppOptions,
 )
-from personalize_surprise.trainset import RatingData, build_trainset, rating_data
-
-
-class CannotTrain(CannotRecommend, ValueError):
-    """The model cannot be trained on this snapshot (too large, or undefined on its ratings).
-
-    A ``CannotRecommend``: evaluation skips the strategy with the reason and
-    training records it as the failed version's note; a ``ValueError`` for
-    callers that caught the earlier error.
-    """
-
+from personalize_surprise.trainset import CannotTrain, RatingData, build_trainset, rating_data
 
 #: Rows of candidate items scored at once by the dense neighbourhood models,
 #: so a heavy user on a large catalog never materialises a huge block.
@@ -144,10 +134,9 @@ class SurpriseStrategy(Strategy):
         says which).
 
         Raises:
-            ValueError: no ratings or interactions.
-            CannotTrain: the model would exceed its ``max_matrix_rows``, or the
-                algorithm is undefined on these ratings (KNNBaseline's
-                ``pearson_baseline``).
+            CannotTrain: no ratings or interactions, the model would exceed
+                its ``max_matrix_rows``, or the algorithm is undefined on these
+                ratings (KNNBaseline's ``pearson_baseline``).
         """
         data = self.rating_data(dataset)
         self._check_size(data)

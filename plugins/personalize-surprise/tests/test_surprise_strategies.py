@@ -10,11 +10,11 @@ from importlib import metadata
 
 import numpy as np
 import surprise
-from personalize_surprise import NMF, SVD, BaselineOnly, KNNBaseline, SlopeOne, SVDpp
-from personalize_surprise.strategies import CannotTrain
+from personalize_surprise import NMF, SVD, BaselineOnly, CannotTrain, KNNBaseline, SlopeOne, SVDpp
 from personalize_surprise.trainset import build_trainset, rating_data
 from surprise_factories import dataset_from_triples, random_triples
 
+from personalize.dataset import Dataset
 from personalize.evaluation.runner import evaluate
 from personalize.strategies.artifacts import Artifact
 from personalize.strategies.base import CannotRecommend
@@ -370,6 +370,12 @@ def test_dense_models_refuse_oversized_matrices(small_dataset):
     items_based = KNNBaseline(max_matrix_rows=10, sim_options={"user_based": False})
     with pytest.raises(CannotRecommend, match=r"^max_matrix_rows: KNNBaseline .* items"):
         items_based.fit(small_dataset)
+
+
+def test_a_snapshot_without_ratings_or_interactions_cannot_train():
+    impressions_only = Dataset.from_arrays([1, 2], [1, 2], ["impression", "impression"])
+    with pytest.raises(CannotTrain, match="no ratings and no interactions"):
+        SVD().fit(impressions_only)
 
 
 def test_dense_models_declare_their_item_ceiling():
