@@ -158,7 +158,8 @@ def test_e020_catalog_above_the_ceiling():
             "The catalog has 3 available items, more than strategy 'ease' can train on (2); "
             "its training will fail once more of them have interactions.",
             hint="Raise the strategy's item ceiling if the training workers have the memory "
-                 "(EASE: PERSONALIZE['EASE_MAX_ITEMS'] or its max_items option), or use "
+                 "(EASE: PERSONALIZE['EASE_MAX_ITEMS'] or its max_items option; the Surprise "
+                 "KNNBaseline and SlopeOne: their max_matrix_rows option), or use "
                  "item_knn for this catalog.",
             obj="PERSONALIZE['STRATEGIES']['ease']", id="personalize.E020",
         )]

@@ -386,6 +386,22 @@ def test_dense_models_declare_their_item_ceiling():
     assert SVD().max_items() is None
 
 
+@pytest.mark.django_db
+def test_system_check_e020_names_an_item_based_model_too_small_for_the_catalog():
+    from personalize.models import Item
+    from personalize.training.checks import catalog_size_errors
+
+    for n in range(3):
+        Item.objects.create(external_id=f"i{n}")
+    errors = catalog_size_errors({
+        "knn_items": KNNBaseline(max_matrix_rows=2, sim_options={"user_based": False}),
+        "knn_users": KNNBaseline(max_matrix_rows=2), "slope_one": SlopeOne(max_matrix_rows=3),
+    })
+    assert [(e.id, e.obj) for e in errors] == [
+        ("personalize.E020", "PERSONALIZE['STRATEGIES']['knn_items']")]
+    assert "max_matrix_rows" in errors[0].hint
+
+
 def test_evaluation_skips_an_oversized_model_with_its_reason(small_dataset):
     report = evaluate({"knn_items": KNNBaseline(max_matrix_rows=10,
                                                 sim_options={"user_based": False}),
