@@ -94,6 +94,35 @@ def synthetic_shop(seed: int = 0, subjects: int = 60, items: int = 40) -> Datase
     return Dataset.from_arrays(who, what, kinds, values, stamps, content=content)
 
 
+def sparse_shop(seed: int = 5) -> Dataset:
+    """:func:`synthetic_shop` (30 subjects, 25 items) plus the awkward shapes, for evaluation.
+
+    Three newcomers: one with a single view of an item nobody else saw, one who
+    rated another such item and viewed a popular one, so that every protocol
+    meets single-event subjects and items seen once.
+    """
+    shop = synthetic_shop(seed=seed, subjects=30, items=25)
+    events = shop.events
+    who = [*shop.subject_ids[events.subject_idx].tolist(), 900, 901, 901]
+    what = [*shop.item_ids[events.item_idx].tolist(), 990, 991, 101]
+    kinds = [*(shop.event_types[t] for t in events.event_type.tolist()), "view", "rating", "view"]
+    values = [*events.rating.tolist(), None, 4.0, None]
+    stamps = [*events.timestamp.tolist(), 1.8e9, 1.8e9, 1.8e9 + 1]
+    return Dataset.from_arrays(who, what, kinds, values, stamps,
+                               content=_content_of(shop, [990, 991]))
+
+
+def _content_of(shop: Dataset, extra: list[int]) -> ItemContent:
+    ids = [*shop.item_ids.tolist(), *extra]
+    return ItemContent(
+        ids=np.asarray(ids),
+        titles=[*shop.item_titles, *(f"item {n}" for n in extra)],
+        texts=[*shop.item_texts, *(f"A plain item, model {n}." for n in extra)],
+        categories=[*shop.item_categories, *([_CATEGORIES[0]] for _ in extra)],
+        attributes=[*shop.item_attributes, *({} for _ in extra)],
+    )
+
+
 def ask(strategy: Strategy, artifact: Artifact, history: History, k: int,
         exclude: Iterable[Any] = ()) -> Scored | None:
     """``strategy.recommend``, with ``CannotRecommend`` turned into ``None``."""

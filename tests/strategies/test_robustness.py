@@ -22,7 +22,7 @@ from personalize.strategies.ease import EASE
 from personalize.strategies.hybrid import Blend
 from personalize.strategies.item_knn import ItemKNN
 from personalize.strategies.popularity import Popularity
-from personalize.testing import assert_robust, synthetic_shop
+from personalize.testing import assert_robust, sparse_shop, synthetic_shop
 
 PARTS = {
     "popular": "personalize.strategies.popularity.Popularity",
@@ -66,23 +66,12 @@ def test_a_strategy_that_cannot_train_passes():
     assert_robust(RefusesToTrain(), synthetic_shop(seed=1, subjects=4, items=12), 3)
 
 
-def _sparse_shop() -> Dataset:
-    """A small shop with the awkward shapes: single-event subjects, items seen once."""
-    shop = synthetic_shop(seed=5, subjects=30, items=25)
-    events = shop.events
-    who = [*shop.subject_ids[events.subject_idx].tolist(), 900, 901, 901]
-    what = [*shop.item_ids[events.item_idx].tolist(), 990, 991, 101]
-    kinds = [shop.event_types[t] for t in events.event_type.tolist()] + ["view", "rating", "view"]
-    return Dataset.from_arrays(who, what, kinds, [*events.rating.tolist(), None, 4.0, None],
-                               [*events.timestamp.tolist(), 1.8e9, 1.8e9, 1.8e9 + 1])
-
-
 @pytest.mark.parametrize("protocol", ["stratified", "temporal", "leave-last-n", "kfold"])
 def test_no_strategy_fails_under_any_protocol(protocol):
     strategies = {"popular": Popularity(), "item_knn": ItemKNN(), "ease": EASE()}
     with override_settings(PERSONALIZE={"STRATEGIES": PARTS}):
         strategies["blend"] = Blend(strategies={"ease": 0.6, "item_knn": 0.2, "popular": 0.2})
-        report = evaluate(strategies, _sparse_shop(), protocol, k=5, folds=3)
+        report = evaluate(strategies, sparse_shop(), protocol, k=5, folds=3)
     for result in report["results"]:
         assert "failed" not in result, (result["name"], result.get("failed"))
         assert "skipped" not in result, (result["name"], result.get("skipped"))
