@@ -221,6 +221,11 @@ def _strange_histories(dataset: Dataset) -> list[History]:
         History(item_ids=[first, UNKNOWN_ITEM], weights=[2.0, 1.0], timestamps=[1.0, 2.0],
                 ratings={first: 1.0}, subject_id=UNKNOWN_SUBJECT),
         History(item_ids=catalog, subject_id=_first_subject(dataset)),
+        # serving's weights: a dislike is negative, an impression zero, both decayed
+        History(item_ids=[first, catalog[-1] if catalog else UNKNOWN_ITEM, first],
+                weights=[-4.0, 0.0, 0.5], recency=[1.0, 1.0, 0.5],
+                subject_id=UNKNOWN_SUBJECT),
+        History(item_ids=[first], weights=[-4.0], subject_id=UNKNOWN_SUBJECT),
     ]
 
 
