@@ -155,11 +155,14 @@ class EASE(VectorStrategy):
 
         Raises:
             TooManyItems: more modelled items than the ceiling.
+            CannotRecommend: no item has a positive interaction (nothing to model).
         """
         opts = self.options
         matrix = positive_matrix(dataset, opts.binary)
         counts = np.bincount(matrix.indices, minlength=dataset.n_items)
         active = np.flatnonzero(counts > 0)
+        if active.size == 0:  # impressions or dislikes alone: an empty system to invert
+            raise CannotRecommend("EASE: no item has a positive interaction to learn from.")
         ceiling = self.max_items()
         if active.size > ceiling:
             raise TooManyItems(

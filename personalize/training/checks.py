@@ -190,7 +190,8 @@ def catalog_size_errors(strategies: dict[str, Strategy]) -> list[CheckMessage]:
             f"The catalog has {catalog} available items, more than strategy {name!r} can "
             f"train on ({ceiling}); its training will fail once more of them have interactions.",
             hint="Raise the strategy's item ceiling if the training workers have the memory "
-                 "(EASE: PERSONALIZE['EASE_MAX_ITEMS'] or its max_items option), or use "
+                 "(EASE: PERSONALIZE['EASE_MAX_ITEMS'] or its max_items option; the Surprise "
+                 "KNNBaseline and SlopeOne: their max_matrix_rows option), or use "
                  "item_knn for this catalog.",
             obj=f"PERSONALIZE['STRATEGIES'][{name!r}]", id="personalize.E020",
         )

@@ -6,14 +6,19 @@ import logging
 from datetime import timedelta
 
 import pytest
-from django.test import RequestFactory
+from django.test import RequestFactory, override_settings
 from django.utils import timezone
 
 from personalize.backends.cache import personalize_cache
+from personalize.conf import DEFAULTS
+from personalize.dataset import Dataset
 from personalize.models import Event, Item, Placement, Subject
 from personalize.serving import service
+from personalize.serving.loader import ActiveModel
 from personalize.serving.service import Recommendation, recommend, similar_items
 from personalize.serving.stats import serving_stats
+from personalize.strategies.ease import EASE
+from personalize.strategies.hybrid import Blend
 from tests.serving.fixtures import *  # noqa: F403
 from tests.serving.fixtures import FakeStrategy, grant, make_model
 
@@ -204,6 +209,36 @@ def test_a_failing_strategy_falls_back_and_is_logged(
         recs = recommend(consenting_subject, "home", limit=2)
     assert len(recs) == 2 and not any(r.strategy == "item_knn" for r in recs)
     assert "strategy bug" in caplog.text
+
+
+def test_a_blend_whose_part_raises_is_logged_once_and_the_fallback_answers(
+    catalog_items, crowd, active_models, consenting_subject, caplog, monkeypatch
+):
+    c = catalog_items
+    baskets = [["b1", "b2"], ["b1", "b2", "b3"], ["b2", "b3"], ["t1", "t2"]]
+    subjects = [n for n, basket in enumerate(baskets) for _ in basket]
+    items = [c[name].pk for basket in baskets for name in basket]
+    blend = Blend(strategies={"ease": 0.5, "item_knn": 0.5})
+    with override_settings(PERSONALIZE={"STRATEGIES": DEFAULTS["STRATEGIES"]}):
+        artifact = blend.fit(Dataset.from_arrays(subjects, items, "purchase"))
+    active_models["blend"] = ActiveModel(name="blend", version=3, strategy=blend,
+                                         artifact=artifact)
+    active_models["trending"] = make_model("trending", [c["g1"].pk, c["b4"].pk], cold=True)
+    Placement.objects.create(name="home", strategy="blend", fallback="trending")
+
+    def broken(self, artifact, history):
+        raise ZeroDivisionError("part bug")
+
+    monkeypatch.setattr(EASE, "item_scores", broken)  # a bug in one part, not CannotRecommend
+    events(consenting_subject, c["b1"], "purchase")
+    with caplog.at_level(logging.ERROR):
+        recs = recommend(consenting_subject, "home", limit=2)
+    assert [r.strategy for r in recs] == ["trending", "trending"]
+    assert ext(recs) == ["g1", "b4"]
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert errors[0].getMessage() == "Strategy 'blend' v3 failed in recommend()"
+    assert errors[0].exc_info is not None and "part bug" in caplog.text  # with the traceback
 
 
 def test_fallback_strategy_runs_before_popularity(catalog_items, crowd, active_models):

@@ -74,6 +74,11 @@ class TestBlend(HybridContract):
     options = {"strategies": {"ease": 0.7, "popular": 0.3}, "candidates": 30}
 
 
+class TestBlendOfEveryCorePart(HybridContract):
+    strategy_class = Blend
+    options = {"strategies": {"ease": 0.5, "item_knn": 0.3, "popular": 0.2}, "candidates": 20}
+
+
 class TestCascade(HybridContract):
     strategy_class = Cascade
     options = {"candidates": "item_knn", "ranker": "ease", "pool": 20}

@@ -67,6 +67,13 @@ def test_items_without_interactions_are_not_modelled():
     assert artifact["item_ids"].tolist() == [1, 2]  # 3 has only a dislike
 
 
+def test_nothing_positive_to_learn_from_cannot_train():
+    # dislikes and impressions only: no modelled item (an empty matrix LAPACK refused)
+    ds = Dataset.from_arrays([1, 2], [1, 2], ["dislike", "dislike"], timestamps=[1, 2])
+    with pytest.raises(CannotRecommend, match="no item has a positive interaction"):
+        EASE().fit(ds)
+
+
 def test_ceiling_from_settings_and_option(shop):
     with personalize(EASE_MAX_ITEMS=10), pytest.raises(TooManyItems, match="ceiling is 10"):
         EASE().fit(shop)
@@ -151,7 +158,8 @@ def test_e020_catalog_above_the_ceiling():
             "The catalog has 3 available items, more than strategy 'ease' can train on (2); "
             "its training will fail once more of them have interactions.",
             hint="Raise the strategy's item ceiling if the training workers have the memory "
-                 "(EASE: PERSONALIZE['EASE_MAX_ITEMS'] or its max_items option), or use "
+                 "(EASE: PERSONALIZE['EASE_MAX_ITEMS'] or its max_items option; the Surprise "
+                 "KNNBaseline and SlopeOne: their max_matrix_rows option), or use "
                  "item_knn for this catalog.",
             obj="PERSONALIZE['STRATEGIES']['ease']", id="personalize.E020",
         )]

@@ -13,5 +13,7 @@ from personalize_surprise.strategies import (
     SurpriseStrategy,
     SVDpp,
 )
+from personalize_surprise.trainset import CannotTrain
 
-__all__ = ["NMF", "SVD", "BaselineOnly", "KNNBaseline", "SVDpp", "SlopeOne", "SurpriseStrategy"]
+__all__ = ["NMF", "SVD", "BaselineOnly", "CannotTrain", "KNNBaseline", "SVDpp", "SlopeOne",
+           "SurpriseStrategy"]

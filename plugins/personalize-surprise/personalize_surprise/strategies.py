@@ -55,7 +55,7 @@ from personalize_surprise.options import (
     SVDOptions,
     SVDppOptions,
 )
-from personalize_surprise.trainset import RatingData, build_trainset, rating_data
+from personalize_surprise.trainset import CannotTrain, RatingData, build_trainset, rating_data
 
 #: Rows of candidate items scored at once by the dense neighbourhood models,
 #: so a heavy user on a large catalog never materialises a huge block.
@@ -134,9 +134,9 @@ class SurpriseStrategy(Strategy):
         says which).
 
         Raises:
-            ValueError: no ratings or interactions, the model would exceed
-                its ``max_matrix_rows``, or the algorithm is undefined on
-                these ratings (KNNBaseline's ``pearson_baseline``).
+            CannotTrain: no ratings or interactions, the model would exceed
+                its ``max_matrix_rows``, or the algorithm is undefined on these
+                ratings (KNNBaseline's ``pearson_baseline``).
         """
         data = self.rating_data(dataset)
         self._check_size(data)
@@ -587,11 +587,15 @@ class KNNBaseline(BaselineOnly):
     def make_algo(self) -> Any:
         return surprise.KNNBaseline(**self.options.algo_kwargs())
 
+    def max_items(self) -> int | None:
+        """``max_matrix_rows`` when item-based (system check E020); a user-based model has none."""
+        return None if self.options.user_based else self.options.max_matrix_rows
+
     def _check_size(self, data: RatingData) -> None:
         rows = data.n_users if self.options.user_based else data.n_items
         if rows > self.options.max_matrix_rows:
             what = "users" if self.options.user_based else "items"
-            raise ValueError(
+            raise CannotTrain(
                 f"max_matrix_rows: KNNBaseline would build a {rows:,} x {rows:,} similarity "
                 f"matrix ({rows:,} {what}, {rows * rows * 8 / 1e9:.1f} GB) but max_matrix_rows "
                 f"is {self.options.max_matrix_rows:,}."
@@ -614,7 +618,7 @@ class KNNBaseline(BaselineOnly):
                 why = ("the shared ratings of some pair of "
                        f"{'users' if self.options.user_based else 'items'} all equal their "
                        "baselines")
-            raise ValueError(
+            raise CannotTrain(
                 "KNNBaseline: the pearson_baseline similarity is undefined on these ratings: "
                 f"{why}, and Surprise divides by zero. Train it on explicit ratings, set "
                 "sim_options name to 'pearson', 'msd' or 'cosine', or use the core item_knn "
@@ -807,9 +811,13 @@ class SlopeOne(SurpriseStrategy):
     algo_name = "SlopeOne"
     options_class: ClassVar[type[RatingOptions]] = SlopeOneOptions
 
+    def max_items(self) -> int | None:
+        """``max_matrix_rows``: the deviation matrix has a row per item (system check E020)."""
+        return self.options.max_matrix_rows
+
     def _check_size(self, data: RatingData) -> None:
         if data.n_items > self.options.max_matrix_rows:
-            raise ValueError(
+            raise CannotTrain(
                 f"max_matrix_rows: SlopeOne would build a {data.n_items:,} x {data.n_items:,} "
                 f"deviation matrix ({data.n_items**2 * 9 / 1e9:.1f} GB) but max_matrix_rows is "
                 f"{self.options.max_matrix_rows:,}."

@@ -19,7 +19,16 @@ import numpy as np
 import scipy.sparse as sp
 from surprise import Trainset
 
-from personalize.strategies import Dataset
+from personalize.strategies import CannotRecommend, Dataset
+
+
+class CannotTrain(CannotRecommend, ValueError):
+    """The model cannot be trained on this snapshot (no ratings, too large, undefined on them).
+
+    A ``CannotRecommend``: evaluation skips the strategy with the reason and
+    training records it as the failed version's note; a ``ValueError`` for
+    callers that caught the earlier error.
+    """
 
 
 @dataclass
@@ -90,7 +99,7 @@ def rating_data(dataset: Dataset, rating_scale: tuple[float, float] | None = Non
         matrix = matrix.copy()
         matrix.sum_duplicates()
     if matrix.nnz == 0:
-        raise ValueError("The dataset has no ratings and no interactions to train on.")
+        raise CannotTrain("The dataset has no ratings and no interactions to train on.")
 
     counts = np.diff(matrix.indptr)
     rows = np.flatnonzero(counts)  # Surprise only knows users with a rating

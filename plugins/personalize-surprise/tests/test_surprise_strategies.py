@@ -10,10 +10,12 @@ from importlib import metadata
 
 import numpy as np
 import surprise
-from personalize_surprise import NMF, SVD, BaselineOnly, KNNBaseline, SlopeOne, SVDpp
+from personalize_surprise import NMF, SVD, BaselineOnly, CannotTrain, KNNBaseline, SlopeOne, SVDpp
 from personalize_surprise.trainset import build_trainset, rating_data
 from surprise_factories import dataset_from_triples, random_triples
 
+from personalize.dataset import Dataset
+from personalize.evaluation.runner import evaluate
 from personalize.strategies.artifacts import Artifact
 from personalize.strategies.base import CannotRecommend
 from personalize.strategies.history import History
@@ -276,7 +278,7 @@ def test_pearson_baseline_on_view_only_data_is_a_clear_training_error(user_based
     users, items, _ = random_triples(seed=5)
     dataset = dataset_from_triples(users, items, np.ones(len(users)), explicit=False)
     strategy = KNNBaseline(sim_options={"name": "pearson_baseline", "user_based": user_based})
-    with pytest.raises(ValueError, match=(
+    with pytest.raises(CannotTrain, match=(
         r"^KNNBaseline: the pearson_baseline similarity is undefined on these ratings: every "
         r"training rating is 1 \(implicit data where each interaction weighs the same, such as "
         r"view-only events\), and Surprise divides by zero\. Train it on explicit ratings, "
@@ -360,10 +362,53 @@ def test_unknown_option_is_named():
 
 
 def test_dense_models_refuse_oversized_matrices(small_dataset):
-    with pytest.raises(ValueError, match=r"^max_matrix_rows: KNNBaseline .*\(40 users"):
+    # CannotRecommend: evaluation skips them with the reason instead of reporting a failure
+    with pytest.raises(CannotTrain, match=r"^max_matrix_rows: KNNBaseline .*\(40 users"):
         KNNBaseline(max_matrix_rows=10).fit(small_dataset)
-    with pytest.raises(ValueError, match=r"^max_matrix_rows: SlopeOne"):
+    with pytest.raises(CannotRecommend, match=r"^max_matrix_rows: SlopeOne"):
         SlopeOne(max_matrix_rows=10).fit(small_dataset)
+    items_based = KNNBaseline(max_matrix_rows=10, sim_options={"user_based": False})
+    with pytest.raises(CannotRecommend, match=r"^max_matrix_rows: KNNBaseline .* items"):
+        items_based.fit(small_dataset)
+
+
+def test_a_snapshot_without_ratings_or_interactions_cannot_train():
+    impressions_only = Dataset.from_arrays([1, 2], [1, 2], ["impression", "impression"])
+    with pytest.raises(CannotTrain, match="no ratings and no interactions"):
+        SVD().fit(impressions_only)
+
+
+def test_dense_models_declare_their_item_ceiling():
+    # system check personalize.E020 compares it with the catalog
+    assert KNNBaseline(max_matrix_rows=500, sim_options={"user_based": False}).max_items() == 500
+    assert KNNBaseline(max_matrix_rows=500).max_items() is None  # rows are users, not items
+    assert SlopeOne(max_matrix_rows=700).max_items() == 700
+    assert SVD().max_items() is None
+
+
+@pytest.mark.django_db
+def test_system_check_e020_names_an_item_based_model_too_small_for_the_catalog():
+    from personalize.models import Item
+    from personalize.training.checks import catalog_size_errors
+
+    for n in range(3):
+        Item.objects.create(external_id=f"i{n}")
+    errors = catalog_size_errors({
+        "knn_items": KNNBaseline(max_matrix_rows=2, sim_options={"user_based": False}),
+        "knn_users": KNNBaseline(max_matrix_rows=2), "slope_one": SlopeOne(max_matrix_rows=3),
+    })
+    assert [(e.id, e.obj) for e in errors] == [
+        ("personalize.E020", "PERSONALIZE['STRATEGIES']['knn_items']")]
+    assert "max_matrix_rows" in errors[0].hint
+
+
+def test_evaluation_skips_an_oversized_model_with_its_reason(small_dataset):
+    report = evaluate({"knn_items": KNNBaseline(max_matrix_rows=10,
+                                                sim_options={"user_based": False}),
+                       "baseline": BaselineOnly()}, small_dataset, k=5)
+    knn, baseline = report["results"]
+    assert knn["skipped"].startswith("cannot train: max_matrix_rows: KNNBaseline would build")
+    assert "failed" not in knn and "failed" not in baseline and "skipped" not in baseline
 
 
 # ---------------------------------------------------------------- registry

@@ -52,7 +52,7 @@ def test_knn_items_fails_clearly_and_the_others_still_train(settings):
     statuses = dict(ModelVersion.objects.values_list("strategy", "status"))
     assert statuses == {"popular": "active", "svd_big": "active", "knn_items": "failed"}
     failed = ModelVersion.objects.get(strategy="knn_items")
-    assert failed.note.startswith("Training failed: ValueError: KNNBaseline: the "
+    assert failed.note.startswith("Training failed: CannotTrain: KNNBaseline: the "
                                   "pearson_baseline similarity is undefined on these ratings: "
                                   "every training rating is 1 ")
     assert "ZeroDivisionError" in failed.error  # the cause stays in the traceback

@@ -1,122 +1,34 @@
-"""The strategy contract test, for every strategy: built-in, plugin, or your own.
-
-Subclass :class:`StrategyContractTests` in your package's test suite (pytest
-with pytest-django, or any pytest run with Django settings configured)::
-
-    from personalize.testing import StrategyContractTests
-    from my_package import MyStrategy
-
-
-    class TestMyStrategyContract(StrategyContractTests):
-        strategy_class = MyStrategy
-        options = {"factors": 8}
-
-Every test fits the strategy once on :func:`synthetic_shop` (override
-:meth:`StrategyContractTests.make_dataset` for other data) and checks what core
-relies on: answers of the right shape (at most ``k`` distinct catalog items,
-best first, none from the history or the exclusions) or ``CannotRecommend``;
-unknown subjects and items; artifacts stamped by ``Strategy.new_artifact``
-that survive bytes and Django storage; ``recommend_many`` and ``explain_many``
-agreeing with their one-at-a-time forms; and erasure: after
-``forget_subjects`` the artifact answers for an erased subject exactly as for
-one it never saw.
-"""
+"""The strategy contract test: :class:`StrategyContractTests` (see :mod:`personalize.testing`)."""
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from personalize.dataset import Dataset, ItemContent
-from personalize.strategies import Artifact, CannotRecommend, History, Scored, Strategy
+from personalize.dataset import Dataset
+from personalize.strategies import Artifact, CannotRecommend, History, Strategy
 from personalize.strategies.base import GENERIC_REASONS, SIMILAR_REASONS, class_path
+from personalize.testing.answers import (
+    ask,
+    assert_robust,
+    assert_same_answers,
+    assert_valid_answer,
+)
+from personalize.testing.data import (
+    UNKNOWN_ITEM,
+    UNKNOWN_SUBJECT,
+    sparse_datasets,
+    synthetic_shop,
+)
 from personalize.training.storage import delete_artifact, load_artifact, save_artifact
 
 #: What a strategy may declare it reads from a dataset.
 NEEDS = frozenset({"interactions", "ratings", "texts", "categories", "timestamps"})
-#: A subject id and an item id that no dataset of the contract holds.
-UNKNOWN_SUBJECT = -424242
-UNKNOWN_ITEM = -999
-
-_CATEGORIES = ("shirts", "shoes", "hats", "bags")
-_COLOURS = ("red", "blue", "green", "black", "white")
-
-
-def synthetic_shop(seed: int = 0, subjects: int = 60, items: int = 40) -> Dataset:
-    """A small shop every strategy can fit: interactions, ratings, texts and categories.
-
-    Item ids are ``101..100+items`` and subject ids ``1..subjects`` (integers,
-    like ``Item.pk`` and ``Subject.pk``); items fall in 4 categories, with a
-    long tail of appeal, and each shopper prefers one category. Each shopper
-    has 8 events mixing views, clicks, purchases and ratings over 60 days.
-    """
-    rng = np.random.default_rng(seed)
-    item_ids = np.arange(101, 101 + items)
-    category_of = np.arange(items) % len(_CATEGORIES)
-    appeal = 1.0 / np.arange(1, items + 1) ** 0.8
-    who, what, kinds, values, stamps = [], [], [], [], []
-    for subject in range(1, subjects + 1):
-        liked = (subject - 1) % len(_CATEGORIES)
-        weights = appeal * np.where(category_of == liked, 6.0, 1.0)
-        chosen = rng.choice(items, size=8, replace=False, p=weights / weights.sum())
-        for position, item in enumerate(chosen):
-            kind = ("view", "click", "purchase", "rating")[position % 4]
-            who.append(subject)
-            what.append(item_ids[item])
-            kinds.append(kind)
-            values.append(float(rng.integers(3, 6)) if kind == "rating" else np.nan)
-            stamps.append(1_700_000_000.0 + rng.uniform(0, 60) * 86_400.0)
-    names = [f"{_CATEGORIES[c][:-1]}" for c in category_of]
-    content = ItemContent(
-        ids=item_ids,
-        titles=[f"{_COLOURS[n % 5]} {names[n]} {n}" for n in range(items)],
-        texts=[f"A {_COLOURS[n % 5]} {names[n]} made of {('cotton', 'leather', 'wool')[n % 3]}, "
-               f"model {n}." for n in range(items)],
-        categories=[[_CATEGORIES[c]] for c in category_of],
-        attributes=[{"price": float(10 + n)} for n in range(items)],
-    )
-    return Dataset.from_arrays(who, what, kinds, values, stamps, content=content)
-
-
-def ask(strategy: Strategy, artifact: Artifact, history: History, k: int,
-        exclude: Iterable[Any] = ()) -> Scored | None:
-    """``strategy.recommend``, with ``CannotRecommend`` turned into ``None``."""
-    try:
-        return strategy.recommend(artifact, history, k, list(exclude))
-    except CannotRecommend:
-        return None
-
-
-def assert_valid_answer(result: Scored | None, dataset: Dataset, history: History, k: int,
-                        exclude: Sequence[Any] = ()) -> None:
-    """The shape of every answer: best first, distinct, known, unseen, not excluded."""
-    if result is None:
-        return
-    assert isinstance(result, list), f"recommend() returned {type(result).__name__}, not a list"
-    assert len(result) <= max(k, 0), f"{len(result)} items for k={k}"
-    assert all(len(pair) == 2 for pair in result), "each answer is an (item_id, score) pair"
-    ids = [pair[0] for pair in result]
-    scores = [pair[1] for pair in result]
-    catalog = set(dataset.item_ids.tolist())
-    assert len(set(ids)) == len(ids), "an item is recommended twice"
-    assert set(ids) <= catalog, f"unknown items {set(ids) - catalog}"
-    assert not set(ids) & set(history.item_ids), "a history item was recommended"
-    assert not set(ids) & set(exclude), "an excluded item was recommended"
-    assert all(isinstance(s, float) and math.isfinite(s) for s in scores), "scores: finite floats"
-    assert scores == sorted(scores, reverse=True), "not best first"
-
-
-def assert_same_answers(first: Scored | None, second: Scored | None) -> None:
-    """Two answers name the same items in the same order, with the same scores."""
-    assert (first is None) == (second is None), f"{first!r} against {second!r}"
-    if first is not None and second is not None:
-        assert [item for item, _ in first] == [item for item, _ in second]
-        assert np.allclose([s for _, s in first], [s for _, s in second], rtol=1e-5)
 
 
 class StrategyContractTests:
@@ -126,6 +38,8 @@ class StrategyContractTests:
     strategy_class: ClassVar[type[Strategy]]
     #: Options it is built with.
     options: ClassVar[dict[str, Any]] = {}
+    #: How many random datasets :meth:`test_robust_on_any_data` fits it on (fewer when slow).
+    robustness_examples: ClassVar[int] = 30
 
     def make_dataset(self) -> Dataset:
         """The data the strategy is fitted on (default: :func:`synthetic_shop`)."""
@@ -280,6 +194,16 @@ class StrategyContractTests:
         vectors = strategy.item_vectors(artifact, ids)
         if vectors is not None:
             assert np.ndim(vectors) == 2 and len(vectors) == len(ids)
+
+    def test_robust_on_any_data(self) -> None:
+        # a fresh strategy per example; no example database: nothing is written to disk
+        @settings(max_examples=self.robustness_examples, deadline=None, database=None,
+                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+        @given(dataset=sparse_datasets(), k=st.sampled_from([1, 3, 50]))
+        def check(dataset: Dataset, k: int) -> None:
+            assert_robust(self.make_strategy(), dataset, k)
+
+        check()
 
     def test_determinism(self, fitted: tuple[Strategy, Artifact], dataset: Dataset) -> None:
         strategy, artifact = fitted
