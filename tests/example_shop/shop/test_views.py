@@ -204,8 +204,9 @@ def test_best_sellers_cache_key_is_used(client, shop):
 
 
 def test_the_catalog_maps_price_brand_and_image(client, shop):
-    from personalize.models import Item
+    from personalize.models import Item, Placement
 
+    Placement.objects.create(name="home", heading="Recommended for You")
     beaker = shop[0]
     item = Item.objects.get(external_id=beaker.asin)
     assert item.attributes == {"price": 12.49, "brand": "Pyrex",
