@@ -41,6 +41,7 @@ from personalize.strategies import (
     Strategy,
     top_k,
 )
+from personalize.strategies.recency import check_half_lives, recency_factors
 from personalize_embeddings import ann
 from personalize_embeddings.checks import strategy_checks
 from personalize_embeddings.embedding import (
@@ -56,7 +57,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SECONDS_PER_DAY = 86_400.0
+#: ``recency_half_life``'s default (see :class:`EmbeddingsOptions`).
+DEFAULT_HALF_LIFE = 3.0
 
 
 @dataclass(frozen=True)
@@ -70,11 +72,16 @@ class EmbeddingsOptions(Options):
         batch_size: texts per encoding batch.
         device: torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``).
         normalize: L2-normalise embeddings (scores are then cosine similarities).
-        half_life_days: recency half-life of the profile, in days, applied
-            when the history has timestamps (``None``: no time decay).
-        half_life_events: recency half-life counted in history positions from
-            the most recent (``None``: none); useful for histories without
-            timestamps.
+        recency_half_life: the profile is the mean of the history's item
+            vectors weighted by event weight times a recency factor that halves
+            every this many interactions back from the latest
+            (:func:`personalize.strategies.recency.recency_factors`; ``None``:
+            every interaction counts alike). The default, 3, was chosen on
+            measurements (docs/benchmarks.md, "Content profiles").
+        recency_half_life_days: the same per day back from the history's latest
+            timestamp, when the history has timestamps (``None``: no time decay).
+        half_life_events, half_life_days: earlier names of the two options
+            above, still accepted; setting both names of one option is an error.
         max_history: only the most recent this many history entries make the profile.
         ann: ``"exact"`` (matrix product), ``"hnsw"`` (hnswlib, must be
             installed) or ``"auto"`` (hnsw above ``ann_threshold`` items when
@@ -88,8 +95,10 @@ class EmbeddingsOptions(Options):
     batch_size: int = 32
     device: str = "cpu"
     normalize: bool = True
-    half_life_days: float | None = None
+    recency_half_life: float | None = DEFAULT_HALF_LIFE
+    recency_half_life_days: float | None = None
     half_life_events: float | None = None
+    half_life_days: float | None = None
     max_history: int = 200
     ann: str = "exact"
     ann_threshold: int = 50_000
@@ -110,12 +119,21 @@ class EmbeddingsOptions(Options):
                              f"{self.device!r}.")
         if not isinstance(self.normalize, bool):
             raise ValueError(f"normalize must be True or False, got {self.normalize!r}.")
-        for name in ("half_life_days", "half_life_events"):
+        check_half_lives(self.recency_half_life, self.recency_half_life_days)
+        for name in ("half_life_events", "half_life_days"):
             value = getattr(self, name)
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
             ):
                 raise ValueError(f"{name} must be None or a number > 0, got {value!r}.")
+        if self.half_life_events is not None and self.recency_half_life not in (
+            None, DEFAULT_HALF_LIFE
+        ):
+            raise ValueError("Set recency_half_life or its earlier name half_life_events, "
+                             "not both.")
+        if self.half_life_days is not None and self.recency_half_life_days is not None:
+            raise ValueError("Set recency_half_life_days or its earlier name half_life_days, "
+                             "not both.")
         if self.ann not in ann.ANN_CHOICES:
             raise ValueError(
                 f"ann must be one of {', '.join(ann.ANN_CHOICES)}, got {self.ann!r}."
@@ -191,18 +209,20 @@ class Embeddings(Strategy):
         index = artifact.index_of("item_ids")
         return np.asarray([index.get(i, -1) for i in item_ids], dtype=np.int64)
 
+    def half_lives(self) -> tuple[float | None, float | None]:
+        """The (interactions, days) recency half-lives in force, earlier names included."""
+        opts = self.options
+        events = opts.half_life_events if opts.half_life_events is not None \
+            else opts.recency_half_life
+        days = opts.half_life_days if opts.half_life_days is not None \
+            else opts.recency_half_life_days
+        return events, days
+
     def _history_weights(self, history: History) -> np.ndarray:
-        """Each history entry's weight: its interaction weight times recency decay."""
-        weights = history.weight_array.astype(np.float64)
-        n = len(weights)
-        if self.options.half_life_events is not None and n:
-            age = np.arange(n - 1, -1, -1, dtype=np.float64)  # 0 for the latest entry
-            weights = weights * np.exp2(-age / self.options.half_life_events)
-        if self.options.half_life_days is not None and history.timestamps is not None and n:
-            stamps = np.asarray(history.timestamps, dtype=np.float64)
-            age_days = (stamps.max() - stamps) / SECONDS_PER_DAY
-            weights = weights * np.exp2(-age_days / self.options.half_life_days)
-        return weights
+        """Each history entry's weight: its event weight times its recency factor."""
+        return history.weight_array.astype(np.float64) * recency_factors(
+            history, *self.half_lives()
+        )
 
     def profile(self, artifact: Artifact, history: History) -> tuple[np.ndarray, np.ndarray]:
         """(unit profile vector, rows of all known history items).

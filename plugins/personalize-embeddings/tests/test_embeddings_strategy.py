@@ -51,7 +51,7 @@ def test_cold_start_item_recommended_to_a_textually_close_history(catalog_artifa
 
 
 def test_profile_is_the_weighted_mean_and_scores_are_one_product(catalog_artifact):
-    strategy = Embeddings()
+    strategy = Embeddings(recency_half_life=None)
     history = History(item_ids=["meter", "beaker"], weights=[3.0, 1.0])
     vectors = catalog_artifact["vectors"]
     index = catalog_artifact.index_of()
@@ -68,13 +68,36 @@ def test_profile_is_the_weighted_mean_and_scores_are_one_product(catalog_artifac
 
 def test_recency_half_life_favours_recent_history(catalog_artifact):
     history = History(item_ids=["nitrile", "meter"], timestamps=[0.0, 30 * 86_400.0])
-    flat = Embeddings().recommend(catalog_artifact, history, k=6)
-    recent = Embeddings(half_life_days=3.0).recommend(catalog_artifact, history, k=6)
+    flat = Embeddings(recency_half_life=None).recommend(catalog_artifact, history, k=6)
+    recent = Embeddings(recency_half_life=None, half_life_days=3.0).recommend(catalog_artifact, history, k=6)
     assert ids(recent)[0] == "clamp"
     assert ids(recent).index("latex") > ids(flat).index("latex")
     by_position = Embeddings(half_life_events=0.5).fold_in(catalog_artifact, history)
-    by_time = Embeddings(half_life_days=15.0).fold_in(catalog_artifact, history)
+    by_time = Embeddings(recency_half_life=None,
+                         half_life_days=15.0).fold_in(catalog_artifact, history)
     np.testing.assert_allclose(by_position, by_time, atol=1e-6)  # both weight 1 : 0.25
+
+
+def test_profile_is_the_recency_and_event_weighted_mean(catalog_artifact):
+    # three items, event weights 2, 1, 4; a half-life of 1 interaction -> factors 1/4, 1/2, 1
+    history = History(item_ids=["meter", "beaker", "flask"], weights=[2.0, 1.0, 4.0])
+    vectors = catalog_artifact["vectors"]
+    index = catalog_artifact.index_of()
+    mean = (2.0 * 0.25 * vectors[index["meter"]] + 1.0 * 0.5 * vectors[index["beaker"]]
+            + 4.0 * 1.0 * vectors[index["flask"]]) / (0.5 + 0.5 + 4.0)
+    profile = Embeddings(recency_half_life=1).fold_in(catalog_artifact, history)
+    np.testing.assert_allclose(profile, mean / np.linalg.norm(mean), atol=1e-6)
+    # per day: the same factors from timestamps 2 days, 1 day and 0 days before the latest
+    stamped = History(item_ids=history.item_ids, weights=history.weights,
+                      timestamps=[0.0, 86_400.0, 2 * 86_400.0])
+    by_days = Embeddings(recency_half_life=None,
+                         recency_half_life_days=1).fold_in(catalog_artifact, stamped)
+    np.testing.assert_allclose(by_days, profile, atol=1e-6)
+    # the default halves every 3 interactions
+    default = Embeddings().fold_in(catalog_artifact, history)
+    factors = 2.0 ** (-np.array([2.0, 1.0, 0.0]) / 3.0) * np.array([2.0, 1.0, 4.0])
+    expected = factors @ vectors[[index["meter"], index["beaker"], index["flask"]]]
+    np.testing.assert_allclose(default, expected / np.linalg.norm(expected), atol=1e-6)
 
 
 def test_exclude_and_history_are_never_returned(catalog_artifact):
@@ -148,6 +171,10 @@ def test_refit_without_changes_encodes_nothing(catalog_artifact, count_encodes):
     ({"ann": "faiss"}, "ann"),
     ({"half_life_days": 0}, "half_life_days"),
     ({"half_life_events": -1}, "half_life_events"),
+    ({"recency_half_life": 0}, "recency_half_life"),
+    ({"recency_half_life_days": "7"}, "recency_half_life_days"),
+    ({"recency_half_life_days": 2, "half_life_days": 2}, "Set recency_half_life_days"),
+    ({"recency_half_life": 2, "half_life_events": 2}, "Set recency_half_life"),
     ({"model": ""}, "model"),
     ({"device": ""}, "device"),
     ({"normalize": "yes"}, "normalize"),
