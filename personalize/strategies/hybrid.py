@@ -288,43 +288,73 @@ class Blend(HybridStrategy):
         self.check_artifact(artifact)
         if k <= 0:
             return []
-        exclude = parse_exclude(exclude)
-        pool = max(self.options.candidates, k)
-        answered: list[tuple[float, Strategy, Artifact, Scored, np.ndarray | None]] = []
-        for name, weight in self.options.strategies.items():
-            if not weight:
-                continue
-            strategy, part = unpack_part(artifact, name)
-            try:
-                if isinstance(strategy, VectorStrategy):
-                    # one score vector serves both the proposal and the blending
-                    strategy.check_artifact(part)
-                    vector = strategy.item_scores(part, history)
-                    masked = vector.copy()
-                    mask_columns(masked, part, history, exclude)
-                    answered.append((weight, strategy, part, ranked(part, masked, pool), vector))
-                else:
-                    scored = strategy.recommend(part, history, pool, exclude)
-                    answered.append((weight, strategy, part, scored, None))
-            except CannotRecommend:
-                continue
-        if not answered:
-            raise CannotRecommend("No part of the blend can recommend for this history.")
-        listed = [pair for _, _, _, scored, _ in answered for pair in scored]
-        if not listed:
+        names = [name for name, weight in self.options.strategies.items() if weight]
+        answered, candidates, scores = normalised_part_scores(
+            artifact, history, names, max(self.options.candidates, k), exclude
+        )
+        if not candidates.size:
             return []
-        candidates = np.unique(_as_arrays(listed)[0])
         total = np.zeros(len(candidates))
-        for weight, strategy, part, scored, full in answered:
-            if full is not None:
-                columns, found = positions(part, candidates.tolist())
-                part_scores = np.full(len(candidates), np.nan)
-                part_scores[found] = full[columns]
-            else:
-                part_scores = _scores_for(strategy, part, history, candidates, scored)
-            total += weight * _minmax(part_scores)
+        for row, name in enumerate(answered):
+            total += self.options.strategies[name] * scores[row]
         best = top_k(total, k)
         return list(zip(candidates[best].tolist(), total[best].tolist(), strict=True))
+
+
+def normalised_part_scores(
+    artifact: Artifact, history: History, names: Sequence[str], pool: int,
+    exclude: Iterable[Any] = (), extra: Sequence[Any] = (),
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """What a blend of parts ``names`` ranks: each answering part's normalised scores.
+
+    Each part proposes its ``pool`` best items; the union (with ``extra`` ids,
+    which :meth:`Gated.explain` asks about) is scored by every part that
+    answered and min-max normalised per part.
+
+    Returns:
+        The names of the parts that answered, the sorted candidate ids, and a
+        ``(len(answered), len(candidates))`` array of normalised scores (0
+        where a part has no score).
+
+    Raises:
+        CannotRecommend: no part can recommend for this history.
+    """
+    exclude = parse_exclude(exclude)
+    answered: list[tuple[str, Strategy, Artifact, Scored, np.ndarray | None]] = []
+    for name in names:
+        strategy, part = unpack_part(artifact, name)
+        try:
+            if isinstance(strategy, VectorStrategy):
+                # one score vector serves both the proposal and the blending
+                strategy.check_artifact(part)
+                vector = strategy.item_scores(part, history)
+                masked = vector.copy()
+                mask_columns(masked, part, history, exclude)
+                answered.append((name, strategy, part, ranked(part, masked, pool), vector))
+            else:
+                scored = strategy.recommend(part, history, pool, exclude)
+                answered.append((name, strategy, part, scored, None))
+        except CannotRecommend:
+            continue
+    if not answered:
+        raise CannotRecommend("No part of the blend can recommend for this history.")
+    listed = [pair for *_, scored, _ in answered for pair in scored]
+    if not listed and not extra:
+        return [name for name, *_ in answered], np.asarray([]), np.zeros((len(answered), 0))
+    ids = _as_arrays(listed)[0] if listed else np.asarray(list(extra))
+    if extra and listed:
+        ids = np.concatenate([ids, np.asarray(list(extra), dtype=ids.dtype)])
+    candidates = np.unique(ids)
+    scores = np.zeros((len(answered), len(candidates)))
+    for row, (_, strategy, part, scored, full) in enumerate(answered):
+        if full is not None:
+            columns, found = positions(part, candidates.tolist())
+            part_scores = np.full(len(candidates), np.nan)
+            part_scores[found] = full[columns]
+        else:
+            part_scores = _scores_for(strategy, part, history, candidates, scored)
+        scores[row] = _minmax(part_scores)
+    return [name for name, *_ in answered], candidates, scores
 
 
 @dataclass(frozen=True)
