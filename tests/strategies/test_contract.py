@@ -17,6 +17,7 @@ from django.test import override_settings
 from personalize.dataset import Dataset
 from personalize.strategies import Artifact, CannotRecommend, History, Scored, Strategy
 from personalize.strategies.ease import EASE
+from personalize.strategies.gated import Gated
 from personalize.strategies.hybrid import Blend, Cascade
 from personalize.strategies.item_knn import ItemKNN
 from personalize.strategies.popularity import Popularity, Trending
@@ -77,6 +78,18 @@ class TestBlend(HybridContract):
 class TestBlendOfEveryCorePart(HybridContract):
     strategy_class = Blend
     options = {"strategies": {"ease": 0.5, "item_knn": 0.3, "popular": 0.2}, "candidates": 20}
+
+
+class TestGated(HybridContract):
+    strategy_class = Gated
+    options = {"strategies": {"ease": [0, 0.2, 0.5, 0.7, 0.8], "item_knn": [0, 0.8, 0.5, 0.3, 0.2],
+                              "popular": [1, 0, 0, 0, 0.1]},
+               "content": "item_knn", "new_item_days": 30.0, "candidates": 20}
+
+
+class TestGatedOnePart(HybridContract):
+    strategy_class = Gated
+    options = {"strategies": {"ease": [1, 1, 1]}, "buckets": [2, 5]}
 
 
 class TestCascade(HybridContract):
