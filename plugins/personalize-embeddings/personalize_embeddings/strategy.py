@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: ``recency_half_life``'s default (see :class:`EmbeddingsOptions`).
-DEFAULT_HALF_LIFE = 3.0
+DEFAULT_HALF_LIFE = 1.0
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class EmbeddingsOptions(Options):
             vectors weighted by event weight times a recency factor that halves
             every this many interactions back from the latest
             (:func:`personalize.strategies.recency.recency_factors`; ``None``:
-            every interaction counts alike). The default, 3, was chosen on
+            every interaction counts alike). The default, 1, was chosen on
             measurements (docs/benchmarks.md, "Content profiles").
         recency_half_life_days: the same per day back from the history's latest
             timestamp, when the history has timestamps (``None``: no time decay).

@@ -93,8 +93,9 @@ def test_profile_is_the_recency_and_event_weighted_mean(catalog_artifact):
     by_days = Embeddings(recency_half_life=None,
                          recency_half_life_days=1).fold_in(catalog_artifact, stamped)
     np.testing.assert_allclose(by_days, profile, atol=1e-6)
-    # the default halves every 3 interactions
-    default = Embeddings().fold_in(catalog_artifact, history)
+    # the default halves every interaction; a half-life of 3 gives factors 2 ** (-age / 3)
+    np.testing.assert_allclose(Embeddings().fold_in(catalog_artifact, history), profile)
+    default = Embeddings(recency_half_life=3).fold_in(catalog_artifact, history)
     factors = 2.0 ** (-np.array([2.0, 1.0, 0.0]) / 3.0) * np.array([2.0, 1.0, 4.0])
     expected = factors @ vectors[[index["meter"], index["beaker"], index["flask"]]]
     np.testing.assert_allclose(default, expected / np.linalg.norm(expected), atol=1e-6)
