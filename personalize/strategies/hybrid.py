@@ -343,7 +343,7 @@ def normalised_part_scores(
         return [name for name, *_ in answered], np.asarray([]), np.zeros((len(answered), 0))
     ids = _as_arrays(listed)[0] if listed else np.asarray(list(extra))
     if extra and listed:
-        ids = np.concatenate([ids, np.asarray(list(extra), dtype=ids.dtype)])
+        ids = np.concatenate([ids, np.asarray(list(extra))])  # promoted: no id is cut short
     candidates = np.unique(ids)
     scores = np.zeros((len(answered), len(candidates)))
     for row, (_, strategy, part, scored, full) in enumerate(answered):

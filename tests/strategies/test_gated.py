@@ -139,3 +139,16 @@ def test_an_unknown_part_is_reported_by_the_check():
 
     with strategies(bad=("personalize.strategies.gated.Gated", {"strategies": {"zz": [1] * 5}})):
         assert "personalize.E021" in [m.id for m in check_strategies()]
+
+
+def test_explain_of_string_ids_longer_than_the_candidates():
+    from personalize.strategies.hybrid import normalised_part_scores
+
+    gated = Gated(strategies={"a": [1] * 5})
+    artifact = fitted(gated)
+    answered, candidates, scores = normalised_part_scores(
+        artifact, STRANGER, ["a"], 2, extra=["a-much-longer-id"]
+    )
+    assert answered == ["a"]
+    assert "a-much-longer-id" in candidates.tolist()
+    assert scores.shape == (1, len(candidates))
