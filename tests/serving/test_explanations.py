@@ -13,6 +13,7 @@ from personalize.serving.loader import ActiveModel
 from personalize.serving.service import Recommendation, recommend, similar_items
 from personalize.strategies import History, Strategy
 from personalize.strategies.ease import EASE
+from personalize.strategies.gated import Gated
 from personalize.strategies.hybrid import Blend
 from personalize.strategies.item_knn import ItemKNN
 from personalize.strategies.popularity import Popularity, Trending
@@ -115,13 +116,16 @@ def trained(catalog_items):
     return fit
 
 
-@pytest.mark.parametrize("name", ["item_knn", "ease", "blend"])
+@pytest.mark.parametrize("name", ["item_knn", "ease", "blend", "gated"])
 def test_collaborative_strategies_name_the_purchase(
     catalog_items, active_models, consenting_subject, trained, name
 ):
     c = catalog_items
     strategy = {"item_knn": ItemKNN(neighbours=5, shrinkage=0.0), "ease": EASE(),
-                "blend": Blend(strategies={"ease": 0.5, "item_knn": 0.5})}[name]
+                "blend": Blend(strategies={"ease": 0.5, "item_knn": 0.5}),
+                "gated": Gated(strategies={"ease": [0, 0.2, 0.5, 0.5, 0.8],
+                                           "item_knn": [0, 0.8, 0.5, 0.5, 0.2],
+                                           "popular": [1, 0, 0, 0, 0]})}[name]
     active_models[name] = trained(name, strategy)
     Placement.objects.create(name="home", strategy=name)
     did(consenting_subject, c["b1"], "view")
