@@ -217,6 +217,27 @@ def parse_exclude(exclude: Iterable[Any] | None) -> list[Any]:
     return list(exclude) if exclude is not None else []
 
 
+def similar_in_table(artifact: Artifact, table: str, item_id: Any, k: int,
+                     exclude: Iterable[Any], model: str) -> Scored:
+    """The ``k`` best items of ``item_id``'s row of the sparse item x item ``table``.
+
+    The item itself and ``exclude`` are left out. ``model`` names the model in
+    the error for an unknown item.
+    """
+    columns, _ = positions(artifact, [item_id])
+    if columns.size == 0:
+        raise CannotRecommend(f"Item {item_id!r} is not in the {model} model.")
+    rows = artifact.get_csr(table)
+    row = int(columns[0])
+    start, end = rows.indptr[row], rows.indptr[row + 1]
+    scores = np.full(len(artifact["item_ids"]), -np.inf)
+    scores[rows.indices[start:end]] = rows.data[start:end]
+    scores[row] = -np.inf
+    excluded, _ = positions(artifact, parse_exclude(exclude))
+    scores[excluded] = -np.inf
+    return ranked(artifact, scores, k) if k > 0 else []
+
+
 class VectorStrategy(Strategy):
     """A strategy that scores every item of its artifact at once.
 

@@ -40,9 +40,8 @@ from personalize.strategies.common import (
     explain_inputs,
     history_matrix,
     history_vector,
-    parse_exclude,
     positions,
-    ranked,
+    similar_in_table,
 )
 from personalize.strategies.history import History
 from personalize.strategies.recency import check_half_lives, with_recency
@@ -218,18 +217,7 @@ class ItemKNN(VectorStrategy):
     ) -> Scored:
         """The ``k`` nearest neighbours of ``item_id``."""
         self.check_artifact(artifact)
-        columns, _ = positions(artifact, [item_id])
-        if columns.size == 0:
-            raise CannotRecommend(f"Item {item_id!r} is not in the item kNN model.")
-        neighbours = artifact.get_csr("neighbours")
-        row = int(columns[0])
-        start, end = neighbours.indptr[row], neighbours.indptr[row + 1]
-        scores = np.full(len(artifact["item_ids"]), -np.inf)
-        scores[neighbours.indices[start:end]] = neighbours.data[start:end]
-        scores[row] = -np.inf
-        excluded, _ = positions(artifact, parse_exclude(exclude))
-        scores[excluded] = -np.inf
-        return ranked(artifact, scores, k) if k > 0 else []
+        return similar_in_table(artifact, "neighbours", item_id, k, exclude, "item kNN")
 
     def explain(self, artifact: Artifact, history: History, item_id: Any) -> Any:
         """The history item contributing most to ``item_id``'s score, or ``None``."""

@@ -52,9 +52,8 @@ from personalize.strategies.common import (
     HistoryRows,
     VectorStrategy,
     history_matrix,
-    parse_exclude,
     positions,
-    ranked,
+    similar_in_table,
 )
 from personalize.strategies.history import History
 from personalize.strategies.recency import check_half_lives, with_recency
@@ -240,18 +239,7 @@ class Transitions(VectorStrategy):
     ) -> Scored:
         """The items that most often came right after (or before) ``item_id``."""
         self.check_artifact(artifact)
-        columns, _ = positions(artifact, [item_id])
-        if columns.size == 0:
-            raise CannotRecommend(f"Item {item_id!r} is not in the transitions model.")
-        table = artifact.get_csr("transitions")
-        row = int(columns[0])
-        start, end = table.indptr[row], table.indptr[row + 1]
-        scores = np.full(len(artifact["item_ids"]), -np.inf)
-        scores[table.indices[start:end]] = table.data[start:end]
-        scores[row] = -np.inf
-        excluded, _ = positions(artifact, parse_exclude(exclude))
-        scores[excluded] = -np.inf
-        return ranked(artifact, scores, k) if k > 0 else []
+        return similar_in_table(artifact, "transitions", item_id, k, exclude, "transitions")
 
     def explain(self, artifact: Artifact, history: History, item_id: Any) -> Any:
         """The recent history item that contributes most to ``item_id``'s score."""
