@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from django.db.models import Count, Q
 
+from personalize.experiments.bandit import thompson_weights
 from personalize.models import AllocationSnapshot, Experiment, SubjectOutcome, Variant
 
 
@@ -35,8 +36,6 @@ def arm_counts(experiment: Experiment,
 
 def update_allocation(experiment: Experiment) -> AllocationSnapshot | None:
     """Store the bandit's new weights; ``None`` when there is nothing new to store."""
-    from personalize.experiments.bandit import thompson_weights
-
     variants = list(experiment.variants.order_by("id"))
     if not variants:
         return None

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -19,11 +17,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def bandit(monkeypatch):
-    """A stand-in for personalize.experiments.bandit that records its calls.
-
-    The real module is written in parallel with this package; these tests pin
-    the call this package makes (the signature agreed in the design).
-    """
+    """A stand-in for ``thompson_weights`` that records the call the rollup makes."""
     calls = []
 
     def thompson_weights(successes, trials, floor, rng=None, draws=20000):
@@ -32,9 +26,7 @@ def bandit(monkeypatch):
         total = sum(s + 1 for s in successes)
         return [(s + 1) / total for s in successes]
 
-    module = types.ModuleType("personalize.experiments.bandit")
-    module.thompson_weights = thompson_weights
-    monkeypatch.setitem(sys.modules, "personalize.experiments.bandit", module)
+    monkeypatch.setattr("personalize.outcomes.allocation.thompson_weights", thompson_weights)
     return calls
 
 
